@@ -1,0 +1,512 @@
+"""Validation of one symbol's bars: every check reports where, what, and how to fix it.
+
+Checks run on the raw user table after column mapping. Structural checks (columns, timestamps)
+come first; value checks (NaN, prices, OHLC order) next; time-series checks (order, duplicates,
+frequency, gaps, jumps, stale prices) only when the timestamps and closes are sound, so one
+broken column does not drown the report in follow-on noise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from multiagent.data.errors import DataProblem, row_span
+from multiagent.data.schema import FIELDS, PRICE_FIELDS, ROW, TIMESTAMP
+
+_OFFSET = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$"
+_HAS_OFFSET = re.compile(_OFFSET.replace("(Z|", "(?:Z|"))
+_TIME_WITH_OFFSET = re.compile(_OFFSET)
+
+
+class ValidationOptions(BaseModel):
+    """Thresholds and opt-in auto-fixes of market-data validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_gap: timedelta | None = Field(
+        default=None,
+        description="Largest allowed time between bars; None = 10 days for bars up to a day, "
+        "10 bars for longer bars.",
+    )
+    max_abs_log_return: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="Largest |log(close_t / close_t-1)|; 1.0 flags moves beyond +172% / -63% "
+        "(unadjusted splits, bad ticks). None disables.",
+    )
+    max_stale_bars: int | None = Field(
+        default=20,
+        ge=1,
+        description="Longest run of bars with an unchanged close (stale feed). None disables.",
+    )
+    allow_irregular: bool = Field(
+        default=False, description="Accept bars spaced closer than the file's usual bar size."
+    )
+    sort: bool = Field(default=False, description="Auto-fix: sort rows by timestamp, reported.")
+    drop_duplicates: bool = Field(
+        default=False, description="Auto-fix: keep the last row of duplicated timestamps, reported."
+    )
+    timestamp_format: str | None = Field(
+        default=None, description="strftime format of the timestamp column when not ISO 8601."
+    )
+
+    @field_validator("max_gap", mode="before")
+    @classmethod
+    def _parse_gap(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return pd.Timedelta(value).to_pytimedelta()
+            except ValueError:
+                raise ValueError(f"not a duration: {value!r} (examples: '10D', '4h', '30min')")
+        return value
+
+    def gap_limit(self, bar: pd.Timedelta) -> pd.Timedelta:
+        if self.max_gap is not None:
+            return pd.Timedelta(self.max_gap)
+        return max(pd.Timedelta(days=10), 10 * bar) if bar > pd.Timedelta(days=1) else pd.Timedelta(
+            days=10
+        )
+
+
+@dataclass
+class SymbolBars:
+    """One symbol's validated bars as numpy arrays (sorted, unique timestamps)."""
+
+    symbol: str
+    file: str
+    timestamps: np.ndarray
+    """datetime64[ns]; UTC wall time when the source was time-zone aware."""
+    fields: dict[str, np.ndarray]
+    """Canonical field -> float64 values; only the fields the source has."""
+    timezone: str | None
+    bar: pd.Timedelta | None
+    fixes: list[str] = field(default_factory=list)
+
+
+def show_time(value: object) -> str:
+    """A timestamp as people write it: the date alone for midnight bars."""
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
+
+
+def _rows(frame: pd.DataFrame, mask: np.ndarray) -> tuple[int, int] | None:
+    positions = frame[ROW].to_numpy()[mask]
+    return row_span(positions) if len(positions) else None
+
+
+def _first_time(times: pd.Series, mask: np.ndarray) -> str | None:
+    hits = times[mask]
+    return show_time(hits.iloc[0]) if len(hits) else None
+
+
+def parse_timestamps(
+    raw: pd.Series, *, file: str, symbol: str | None, fmt: str | None
+) -> tuple[pd.Series | None, str | None, list[DataProblem]]:
+    """Parse a timestamp column; aware values become UTC. Returns (times, timezone, problems)."""
+    where = {"file": file, "symbol": symbol, "column": TIMESTAMP}
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        tz = str(raw.dtype.tz)
+        return raw.dt.tz_convert("UTC").dt.tz_localize(None), tz, []
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        return pd.to_datetime(raw).astype("datetime64[ns]"), None, []
+    if pd.api.types.is_numeric_dtype(raw.dtype) and fmt is None:
+        return (
+            None,
+            None,
+            [
+                DataProblem(
+                    "bad_timestamp",
+                    "timestamps are numbers, not dates",
+                    "write ISO 8601 dates (2020-01-31 or 2020-01-31T14:00:00Z) or pass "
+                    "timestamp_format",
+                    **where,
+                )
+            ],
+        )
+    text = raw.astype("string").str.strip()
+    aware = text.str.contains(_HAS_OFFSET, na=False).to_numpy()
+    if aware.any() and not aware.all():
+        naive = ~aware
+        return (
+            None,
+            None,
+            [
+                DataProblem(
+                    "mixed_timezones",
+                    f"{int(naive.sum())} timestamps have no UTC offset while "
+                    f"{int(aware.sum())} have one",
+                    "write every timestamp with the same time zone (prefer UTC, suffix Z)",
+                    rows=row_span(np.flatnonzero(naive)),
+                    timestamp=str(text[naive].iloc[0]),
+                    **where,
+                )
+            ],
+        )
+    tz: str | None = None
+    if aware.any():
+        offsets = text.str.extract(_TIME_WITH_OFFSET, expand=False).str.replace(
+            r"^Z$", "+00:00", regex=True
+        )
+        distinct = sorted(offsets.dropna().unique())
+        # A local zone with daylight saving shows two offsets; more means mixed zones.
+        if len(distinct) > 2:
+            return (
+                None,
+                None,
+                [
+                    DataProblem(
+                        "mixed_timezones",
+                        f"timestamps carry {len(distinct)} UTC offsets ({', '.join(distinct[:4])})",
+                        "convert all timestamps to one time zone",
+                        **where,
+                    )
+                ],
+            )
+        tz = "UTC" if distinct == ["+00:00"] else "/".join(distinct)
+    try:
+        if fmt is not None:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=tz is not None)
+        else:
+            try:
+                parsed = pd.to_datetime(text, format="ISO8601", errors="raise", utc=tz is not None)
+            except (ValueError, TypeError):
+                parsed = pd.to_datetime(text, errors="coerce", utc=tz is not None)
+    except (ValueError, TypeError) as exc:
+        return None, None, [DataProblem("bad_timestamp", str(exc), "check the format", **where)]
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        return (
+            None,
+            None,
+            [
+                DataProblem(
+                    "bad_timestamp",
+                    f"{int(bad.sum())} timestamps cannot be parsed "
+                    f"(first: {text[bad].iloc[0]!r})",
+                    "fix them or pass timestamp_format (e.g. '%d.%m.%Y %H:%M')",
+                    rows=row_span(np.flatnonzero(bad)),
+                    **where,
+                )
+            ],
+        )
+    if tz is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]"), tz, []
+
+
+def _check_values(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -> list[DataProblem]:
+    problems: list[DataProblem] = []
+    where = {"file": file, "symbol": symbol}
+    for name in FIELDS:
+        if name not in frame.columns:
+            continue
+        raw = frame[name]
+        values = pd.to_numeric(raw, errors="coerce")
+        not_numeric = (values.isna() & raw.notna()).to_numpy()
+        if not_numeric.any():
+            problems.append(
+                DataProblem(
+                    "not_numeric",
+                    f"{int(not_numeric.sum())} values are not numbers "
+                    f"(first: {raw[not_numeric].iloc[0]!r})",
+                    "write plain numbers",
+                    column=name,
+                    rows=_rows(frame, not_numeric),
+                    timestamp=_first_time(times, not_numeric),
+                    **where,
+                )
+            )
+        array = values.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(array) & ~not_numeric
+        if missing.any():
+            problems.append(
+                DataProblem(
+                    "nan",
+                    f"{int(missing.sum())} NaN values",
+                    "drop or fill them",
+                    column=name,
+                    rows=_rows(frame, missing),
+                    timestamp=_first_time(times, missing),
+                    **where,
+                )
+            )
+        infinite = np.isinf(array)
+        if infinite.any():
+            problems.append(
+                DataProblem(
+                    "inf",
+                    f"{int(infinite.sum())} infinite values",
+                    "replace them with real values",
+                    column=name,
+                    rows=_rows(frame, infinite),
+                    timestamp=_first_time(times, infinite),
+                    **where,
+                )
+            )
+        finite = np.isfinite(array)
+        if name in PRICE_FIELDS:
+            bad = finite & (array <= 0)
+            what, fix = "zero or negative prices", "prices must be > 0; remove or correct the rows"
+        else:
+            bad = finite & (array < 0)
+            what, fix = f"negative {name}", f"{name} must be >= 0"
+        if bad.any():
+            problems.append(
+                DataProblem(
+                    "nonpositive_price" if name in PRICE_FIELDS else f"negative_{name}",
+                    f"{int(bad.sum())} {what} (first: {array[bad][0]:g})",
+                    fix,
+                    column=name,
+                    rows=_rows(frame, bad),
+                    timestamp=_first_time(times, bad),
+                    **where,
+                )
+            )
+        frame[name] = array
+    problems.extend(_check_ohlc(frame, times, file, symbol))
+    return problems
+
+
+def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -> list[DataProblem]:
+    if not {"high", "low"} <= set(frame.columns):
+        return []
+    where = {"file": file, "symbol": symbol}
+    high = frame["high"].to_numpy(dtype=float)
+    low = frame["low"].to_numpy(dtype=float)
+    tolerance = 1e-9 * np.abs(high)
+    problems: list[DataProblem] = []
+    inverted = high < low - tolerance
+    if inverted.any():
+        problems.append(
+            DataProblem(
+                "high_below_low",
+                f"{int(inverted.sum())} bars have high < low",
+                "swap or correct high and low",
+                column="high",
+                rows=_rows(frame, inverted),
+                timestamp=_first_time(times, inverted),
+                **where,
+            )
+        )
+    for name in ("open", "close"):
+        if name not in frame.columns:
+            continue
+        price = frame[name].to_numpy(dtype=float)
+        outside = ((price > high + tolerance) | (price < low - tolerance)) & ~inverted
+        if outside.any():
+            problems.append(
+                DataProblem(
+                    f"{name}_outside_range",
+                    f"{int(outside.sum())} bars have {name} outside [low, high]",
+                    f"correct {name}, high or low (is one of them unadjusted?)",
+                    column=name,
+                    rows=_rows(frame, outside),
+                    timestamp=_first_time(times, outside),
+                    **where,
+                )
+            )
+    return problems
+
+
+def infer_bar(timestamps: np.ndarray) -> pd.Timedelta | None:
+    """The bar size: the most common spacing between consecutive timestamps."""
+    if len(timestamps) < 2:
+        return None
+    steps = np.diff(timestamps.astype("datetime64[ns]").astype(np.int64))
+    steps = steps[steps > 0]
+    if not len(steps):
+        return None
+    values, counts = np.unique(steps, return_counts=True)
+    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+
+
+def _check_order(
+    frame: pd.DataFrame, times: pd.Series, options: ValidationOptions, file: str, symbol: str
+) -> tuple[pd.DataFrame, pd.Series, list[DataProblem], list[str]]:
+    where = {"file": file, "symbol": symbol, "column": TIMESTAMP}
+    problems: list[DataProblem] = []
+    fixes: list[str] = []
+    values = times.to_numpy()
+    backwards = np.flatnonzero(np.diff(values) < np.timedelta64(0, "ns")) + 1
+    if len(backwards):
+        if options.sort:
+            order = np.argsort(values, kind="stable")
+            frame, times = frame.iloc[order], times.iloc[order]
+            fixes.append(f"{file} [{symbol}]: sorted {len(backwards)} out-of-order rows")
+        else:
+            problems.append(
+                DataProblem(
+                    "unsorted",
+                    f"timestamps go backwards {len(backwards)} times "
+                    f"(first: {show_time(values[backwards[0] - 1])} then {show_time(values[backwards[0]])})",
+                    "sort the file by timestamp, or load with sort=True (--sort)",
+                    rows=row_span(frame[ROW].to_numpy()[backwards]),
+                    **where,
+                )
+            )
+            return frame, times, problems, fixes
+    duplicated = times.duplicated(keep="last").to_numpy()
+    if duplicated.any():
+        if options.drop_duplicates:
+            keep = ~duplicated
+            frame, times = frame[keep], times[keep]
+            fixes.append(
+                f"{file} [{symbol}]: dropped {int(duplicated.sum())} rows with duplicated "
+                "timestamps (kept the last of each)"
+            )
+        else:
+            problems.append(
+                DataProblem(
+                    "duplicate_timestamps",
+                    f"{int(duplicated.sum())} duplicated timestamps "
+                    f"(first: {show_time(times[duplicated].iloc[0])})",
+                    "remove them, or load with drop_duplicates=True (--drop-duplicates) "
+                    "to keep the last row of each",
+                    rows=_rows(frame, duplicated),
+                    **where,
+                )
+            )
+    return frame, times, problems, fixes
+
+
+def _check_spacing(
+    frame: pd.DataFrame, times: np.ndarray, bar: pd.Timedelta, options: ValidationOptions,
+    file: str, symbol: str,
+) -> list[DataProblem]:
+    where = {"file": file, "symbol": symbol, "column": TIMESTAMP}
+    problems: list[DataProblem] = []
+    steps = np.diff(times)
+    rows = frame[ROW].to_numpy()
+    if not options.allow_irregular:
+        short = np.flatnonzero(steps < bar.to_timedelta64()) + 1
+        if len(short):
+            problems.append(
+                DataProblem(
+                    "mixed_frequency",
+                    f"the usual bar is {bar} but {len(short)} bars are closer "
+                    f"(first: {pd.Timedelta(steps[short[0] - 1])} before {show_time(times[short[0]])})",
+                    "resample to one bar size, or pass allow_irregular=True",
+                    rows=row_span(rows[short]),
+                    **where,
+                )
+            )
+    limit = options.gap_limit(bar)
+    gaps = np.flatnonzero(steps > limit.to_timedelta64()) + 1
+    if len(gaps):
+        widest = int(np.argmax(steps[gaps - 1]))
+        problems.append(
+            DataProblem(
+                "gap",
+                f"{len(gaps)} gaps longer than {limit} (widest: "
+                f"{pd.Timedelta(steps[gaps[widest] - 1])} ending {show_time(times[gaps[widest]])})",
+                "fill the missing bars, split the file, or raise max_gap (--max-gap)",
+                rows=row_span(rows[gaps]),
+                timestamp=show_time(times[gaps[0]]),
+                **where,
+            )
+        )
+    return problems
+
+
+def _check_close_path(
+    frame: pd.DataFrame, times: np.ndarray, options: ValidationOptions, file: str, symbol: str
+) -> list[DataProblem]:
+    where = {"file": file, "symbol": symbol, "column": "close"}
+    close = frame["close"].to_numpy(dtype=float)
+    rows = frame[ROW].to_numpy()
+    problems: list[DataProblem] = []
+    if options.max_abs_log_return is not None and len(close) > 1:
+        jumps = np.abs(np.diff(np.log(close)))
+        hits = np.flatnonzero(jumps > options.max_abs_log_return) + 1
+        if len(hits):
+            first = hits[0]
+            problems.append(
+                DataProblem(
+                    "jump",
+                    f"{len(hits)} bar-to-bar moves beyond x{math.exp(options.max_abs_log_return):.2f} "
+                    f"(first: {close[first - 1]:g} -> {close[first]:g})",
+                    "check for an unadjusted split or a bad tick; adjust the prices, or raise "
+                    "max_abs_log_return (--max-jump) if the move is real",
+                    rows=row_span(rows[hits]),
+                    timestamp=show_time(times[first]),
+                    **where,
+                )
+            )
+    if options.max_stale_bars is not None and len(close) > options.max_stale_bars:
+        same = np.concatenate([[False], close[1:] == close[:-1]])
+        # Length of the run of unchanged closes ending at each bar.
+        run_id = np.cumsum(~same)
+        run_length = np.bincount(run_id)[run_id]
+        stale = run_length > options.max_stale_bars
+        if stale.any():
+            problems.append(
+                DataProblem(
+                    "stale",
+                    f"close is unchanged for {int(run_length.max())} bars in a row "
+                    f"(limit {options.max_stale_bars})",
+                    "check the feed for stale prices, trim the period, or raise max_stale_bars",
+                    rows=_rows(frame, stale),
+                    timestamp=show_time(times[stale][0]),
+                    **where,
+                )
+            )
+    return problems
+
+
+def validate_bars(
+    frame: pd.DataFrame, *, file: str, symbol: str, options: ValidationOptions
+) -> tuple[SymbolBars | None, list[DataProblem]]:
+    """Validate one symbol's canonical table; return its bars, or None with the problems."""
+    where = {"file": file, "symbol": symbol}
+    missing = [name for name in (TIMESTAMP, "close") if name not in frame.columns]
+    if missing:
+        found = ", ".join(f"`{c}`" for c in frame.columns if c != ROW)
+        return None, [
+            DataProblem(
+                "missing_column",
+                f"missing column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(f'`{m}`' for m in missing)} (found {found})",
+                "name the columns timestamp/date and close (open, high, low, volume optional)",
+                column=missing[0],
+                **where,
+            )
+        ]
+    times, tz, problems = parse_timestamps(
+        frame[TIMESTAMP].reset_index(drop=True), file=file, symbol=symbol, fmt=options.timestamp_format
+    )
+    frame = frame.reset_index(drop=True).copy()
+    if times is None:
+        return None, problems
+    present = [name for name in FIELDS if name in frame.columns]
+    problems.extend(_check_values(frame, times, file, symbol))
+    if problems:
+        return None, problems
+    frame, times, order_problems, fixes = _check_order(frame, times, options, file, symbol)
+    if order_problems:
+        return None, order_problems
+    values = times.to_numpy().astype("datetime64[ns]")
+    bar = infer_bar(values)
+    if bar is not None:
+        problems.extend(_check_spacing(frame, values, bar, options, file, symbol))
+    problems.extend(_check_close_path(frame, values, options, file, symbol))
+    if problems:
+        return None, problems
+    return (
+        SymbolBars(
+            symbol=symbol,
+            file=file,
+            timestamps=values,
+            fields={name: frame[name].to_numpy(dtype=np.float64) for name in present},
+            timezone=tz,
+            bar=bar,
+            fixes=fixes,
+        ),
+        [],
+    )
