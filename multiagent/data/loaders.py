@@ -93,7 +93,9 @@ def _detect_layout(frame: pd.DataFrame) -> Layout:
     columns = set(frame.columns)
     if SYMBOL in columns:
         return "long"
-    if "close" in columns:
+    # Any OHLCV-named column means bars of one symbol (a missing close is then reported);
+    # a wide file has only a timestamp and symbol-named price columns.
+    if columns & set(FIELDS):
         return "per_symbol"
     return "wide"
 

@@ -282,7 +282,10 @@ def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -
     low = frame["low"].to_numpy(dtype=float)
     tolerance = 1e-9 * np.abs(high)
     problems: list[DataProblem] = []
-    inverted = high < low - tolerance
+    # Only rows whose prices are all real and positive: bad values are reported once, above.
+    prices = np.column_stack([frame[f].to_numpy(dtype=float) for f in PRICE_FIELDS if f in frame])
+    sound = np.isfinite(prices).all(axis=1) & (prices > 0).all(axis=1)
+    inverted = sound & (high < low - tolerance)
     if inverted.any():
         problems.append(
             DataProblem(
@@ -299,7 +302,7 @@ def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -
         if name not in frame.columns:
             continue
         price = frame[name].to_numpy(dtype=float)
-        outside = ((price > high + tolerance) | (price < low - tolerance)) & ~inverted
+        outside = sound & ~inverted & ((price > high + tolerance) | (price < low - tolerance))
         if outside.any():
             problems.append(
                 DataProblem(

@@ -1,0 +1,128 @@
+"""Typed, validated configuration; YAML files are data for these models.
+
+`load_config` rejects unknown keys and wrong types with one message per problem naming the file,
+the dotted key and what was expected. The same `RunConfig` drives the CLI, Python callers and
+job entrypoints.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from multiagent.data.featurize import FeaturePipelineConfig
+from multiagent.data.loaders import Layout
+from multiagent.data.splits import SplitConfig
+from multiagent.data.validation import ValidationOptions
+from multiagent.errors import ConfigError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class DataConfig(BaseModel):
+    """Where the market data comes from: a bundled dataset or the user's files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    bundled: str | None = Field("sp500", description="Bundled dataset name; null to use paths.")
+    paths: tuple[str, ...] = Field((), description="Files or folders (relative to the config).")
+    layout: Layout = Field("auto", description="auto, per_symbol, long or wide.")
+    symbols: tuple[str, ...] | None = Field(None, description="Subset of symbols; null = all.")
+    start: str | None = Field(None, description="First timestamp kept (inclusive).")
+    end: str | None = Field(None, description="Last timestamp kept (inclusive).")
+    frequency: str | None = Field(None, description="Sub-folder of SYMBOL/FREQ/data.* layouts.")
+    validation: ValidationOptions = Field(default_factory=ValidationOptions)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.bundled is None) == (not self.paths):
+            raise ValueError("set exactly one of `bundled` and `paths`")
+        return self
+
+
+class EpisodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    length: int | None = Field(250, ge=2, description="Bars per view; null = whole span.")
+    stride: int | None = Field(None, ge=1, description="Bars between views; default = length.")
+    min_length: int = Field(50, ge=1, description="Views with fewer observed bars are dropped.")
+
+
+class RunConfig(BaseModel):
+    """The main job's configuration (grows with the training issues)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = Field(0, description="Seed of every random draw of the run.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturePipelineConfig = Field(default_factory=FeaturePipelineConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    episodes: EpisodeConfig = Field(default_factory=EpisodeConfig)
+    cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"`{key}`: unknown key"
+    if kind == "missing":
+        return f"`{key}`: required key is missing"
+    value = error.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    return f"`{key}`: {error['msg']} (got {shown})"
+
+
+def validate_mapping(model: type[Model], data: object, *, file: str) -> Model:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of keys at the top level", file=file)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  - {_describe(dict(e))}" for e in exc.errors()]
+        allowed = ", ".join(model.model_fields)
+        raise ConfigError(
+            f"{file}: invalid {model.__name__} ({len(lines)} problem"
+            f"{'s' if len(lines) > 1 else ''}; top-level keys: {allowed})\n" + "\n".join(lines),
+            file=file,
+        ) from None
+
+
+def load_yaml(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: not valid YAML ({problem})", file=str(path)) from None
+
+
+def load_config(path: str | Path, model: type[Model] = RunConfig) -> Model:  # type: ignore[assignment]
+    """Load a YAML config; relative data paths are resolved against the file's folder."""
+    path = Path(path)
+    data = load_yaml(path)
+    config = validate_mapping(model, data, file=str(path))
+    if isinstance(config, RunConfig) and config.data.paths:
+        resolved = tuple(str((path.parent / p).resolve()) for p in config.data.paths)
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"paths": resolved})}
+        )
+    return config
+
+
+PRESETS = ("default", "quick")
+
+
+def load_preset(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"no preset {name!r}; choose one of {', '.join(PRESETS)}")
+    resource = resources.files("multiagent") / "presets" / f"{name}.yaml"
+    return validate_mapping(RunConfig, yaml.safe_load(resource.read_text()), file=f"preset:{name}")

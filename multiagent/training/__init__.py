@@ -1,0 +1,1 @@
+"""Pipeline phases: prepare data -> (later) pretrain -> symbols -> master -> joint."""

@@ -1,0 +1,71 @@
+"""Phase 0 of every run: load and validate the data, build features, split, cut episode views."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from multiagent.config import DataConfig, RunConfig
+from multiagent.data.bundled import load_bundled
+from multiagent.data.episodes import EpisodeView, make_views
+from multiagent.data.featurize import FeatureSet, build_features
+from multiagent.data.loaders import load_panel
+from multiagent.data.panel import MarketPanel
+from multiagent.data.splits import ChronologicalSplit, chronological_split
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedData:
+    panel: MarketPanel
+    features: FeatureSet
+    split: ChronologicalSplit
+    train_views: list[EpisodeView]
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per step (load, features)."""
+
+
+def load_data(config: DataConfig) -> MarketPanel:
+    symbols = list(config.symbols) if config.symbols is not None else None
+    if config.bundled is not None:
+        return load_bundled(
+            config.bundled,
+            symbols=symbols,
+            start=config.start,
+            end=config.end,
+            options=config.validation,
+        )
+    return load_panel(
+        list(config.paths),
+        layout=config.layout,
+        symbols=symbols,
+        start=config.start,
+        end=config.end,
+        frequency=config.frequency,
+        options=config.validation,
+    )
+
+
+def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+    panel = load_data(config.data)
+    timings["load"] = time.perf_counter() - began
+    split = chronological_split(panel.n_bars, config.split)
+    began = time.perf_counter()
+    features = build_features(
+        panel,
+        config.features,
+        fit_end=split.train.stop - 1 if config.features.normalization.method == "train" else None,
+        cache_dir=Path(config.cache_dir) if config.cache_dir else None,
+        use_cache=use_cache,
+    )
+    timings["features"] = time.perf_counter() - began
+    views = make_views(
+        panel,
+        length=config.episodes.length,
+        stride=config.episodes.stride,
+        window=split.train,
+        min_length=config.episodes.min_length,
+    )
+    return PreparedData(panel, features, split, views, timings)
