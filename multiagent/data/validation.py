@@ -388,7 +388,9 @@ def _check_spacing(
     steps = np.diff(times)
     rows = frame[ROW].to_numpy()
     if not options.allow_irregular:
-        short = np.flatnonzero(steps < bar.to_timedelta64()) + 1
+        # Daily bars stamped in a local zone are 23 h or 25 h apart in UTC across DST changes.
+        slack = pd.Timedelta("1h") if bar >= pd.Timedelta("1D") else pd.Timedelta(0)
+        short = np.flatnonzero(steps < (bar - slack).to_timedelta64()) + 1
         if len(short):
             problems.append(
                 DataProblem(
