@@ -32,8 +32,8 @@ from multiagent.errors import MultiagentError
 app = typer.Typer(help="Hierarchical multi-agent RL trading on Ray.", no_args_is_help=True)
 data_app = typer.Typer(help="Load, validate, inspect and synthesize market data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(error: Exception) -> None:

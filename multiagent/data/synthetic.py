@@ -21,7 +21,7 @@ t and filled at the open of t+1 earns exactly r[t+1]: the oracle position is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from multiagent.data.panel import MarketPanel
 
 REGIMES = ("calm", "volatile", "crash")
+R2 = Annotated[float, Field(ge=0, lt=1)]
 
 
 class RegimeSpec(BaseModel):
@@ -59,10 +60,8 @@ class SyntheticMarketConfig(BaseModel):
     correlation: float = Field(0.3, ge=0, lt=1, description="Pairwise correlation of returns.")
     regimes: dict[str, RegimeSpec] = Field(default_factory=_default_regimes)
     signal: Literal["ar1", "momentum", "none"] = Field("ar1", description="Planted signal kind.")
-    signal_r2: float | tuple[float, ...] = Field(
+    signal_r2: R2 | tuple[R2, ...] = Field(
         0.02,
-        ge=0,
-        lt=1,
         description="Next-bar return variance explained by the signal; one value or per symbol.",
     )
     signal_persistence: float = Field(0.9, ge=0, lt=1, description="AR(1) coefficient of x.")
