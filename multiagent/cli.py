@@ -30,7 +30,9 @@ from multiagent.data.validation import ValidationOptions
 from multiagent.errors import MultiagentError
 
 app = typer.Typer(help="Hierarchical multi-agent RL trading on Ray.", no_args_is_help=True)
-data_app = typer.Typer(help="Load, validate, inspect and synthesize market data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Load, validate, inspect and synthesize market data.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -94,7 +96,10 @@ FormatOpt = Annotated[str | None, typer.Option(help="strftime format of non-ISO 
 
 
 def _load(
-    paths: list[str], layout: str, symbols: str | None, frequency: str | None,
+    paths: list[str],
+    layout: str,
+    symbols: str | None,
+    frequency: str | None,
     options: ValidationOptions,
 ) -> MarketPanel:
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
@@ -103,9 +108,7 @@ def _load(
     if layout not in ("auto", "per_symbol", "long", "wide"):
         raise MultiagentError(f"--layout must be auto, per_symbol, long or wide, not {layout!r}")
     chosen: Layout = layout  # type: ignore[assignment]
-    return load_panel(
-        paths, layout=chosen, symbols=wanted, frequency=frequency, options=options
-    )
+    return load_panel(paths, layout=chosen, symbols=wanted, frequency=frequency, options=options)
 
 
 def _panel_table(panel: MarketPanel) -> Table:
@@ -122,8 +125,16 @@ def _panel_table(panel: MarketPanel) -> Table:
         span = seen[-1] - seen[0] + 1
         table.add_row(
             symbol,
-            str(times[seen[0]].date() if panel.bar and panel.bar >= pd.Timedelta("1D") else times[seen[0]]),
-            str(times[seen[-1]].date() if panel.bar and panel.bar >= pd.Timedelta("1D") else times[seen[-1]]),
+            str(
+                times[seen[0]].date()
+                if panel.bar and panel.bar >= pd.Timedelta("1D")
+                else times[seen[0]]
+            ),
+            str(
+                times[seen[-1]].date()
+                if panel.bar and panel.bar >= pd.Timedelta("1D")
+                else times[seen[-1]]
+            ),
             str(len(seen)),
             f"{len(seen) / span:.1%}",
             f"{close[-1]:.4g}",
@@ -220,7 +231,9 @@ def synth(
     n_bars: Annotated[int, typer.Option(help="Bars per symbol (market).")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     signal: Annotated[str, typer.Option(help="ar1, momentum or none (market).")] = "ar1",
-    signal_r2: Annotated[float, typer.Option(help="Return variance explained by the signal.")] = 0.02,
+    signal_r2: Annotated[
+        float, typer.Option(help="Return variance explained by the signal.")
+    ] = 0.02,
     frequency: Annotated[str, typer.Option(help="Bar size, e.g. 1D, 1h, 5min.")] = "1D",
     file_format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     overwrite: Annotated[bool, typer.Option(help="Replace files already in OUT.")] = False,
@@ -232,8 +245,14 @@ def synth(
         if kind == "market":
             market = generate_market(
                 SyntheticMarketConfig.model_validate(
-                    {"n_symbols": n_symbols, "n_bars": n_bars, "seed": seed, "signal": signal,
-                     "signal_r2": signal_r2, "frequency": frequency}
+                    {
+                        "n_symbols": n_symbols,
+                        "n_bars": n_bars,
+                        "seed": seed,
+                        "signal": signal,
+                        "signal_r2": signal_r2,
+                        "frequency": frequency,
+                    }
                 )
             )
             frame = market.to_frame()
@@ -243,8 +262,10 @@ def synth(
                 SessionConfig.model_validate({"n_sessions": n_symbols, "seed": seed})
             )
             frame = panel.to_frame()
-            summary = f"{panel.n_symbols} sessions of {panel.observed.sum(axis=1).min()}-" \
-                      f"{panel.observed.sum(axis=1).max()} quoted bars"
+            summary = (
+                f"{panel.n_symbols} sessions of {panel.observed.sum(axis=1).min()}-"
+                f"{panel.observed.sum(axis=1).max()} quoted bars"
+            )
         else:
             raise MultiagentError(f"--kind must be market or sessions, not {kind!r}")
         out.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,16 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     monkeypatch.setenv("MULTIAGENT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     yield
 
 
-def ohlcv_frame(n: int = 60, seed: int = 0, start: str = "2021-01-04", freq: str = "B") -> pd.DataFrame:
+def ohlcv_frame(
+    n: int = 60, seed: int = 0, start: str = "2021-01-04", freq: str = "B"
+) -> pd.DataFrame:
     """A clean daily OHLCV table that passes validation."""
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))

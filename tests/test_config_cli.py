@@ -104,7 +104,18 @@ def test_cli_synth_writes_valid_data_and_refuses_to_overwrite(tmp_path: Path) ->
 def test_cli_synth_sessions_parquet(tmp_path: Path) -> None:
     out = tmp_path / "sessions"
     result = runner.invoke(
-        app, ["data", "synth", str(out), "--kind", "sessions", "--n-symbols", "5", "--format", "parquet"]
+        app,
+        [
+            "data",
+            "synth",
+            str(out),
+            "--kind",
+            "sessions",
+            "--n-symbols",
+            "5",
+            "--format",
+            "parquet",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("*.parquet"))) == 5

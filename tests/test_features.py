@@ -72,7 +72,9 @@ def test_ohlcv_data_uses_high_low() -> None:
     features = compute_features(panel, RAW)
     assert not features.degraded and not features.skipped
     parkinson = np.sqrt(np.log(1.01 / 0.99) ** 2 / (4 * np.log(2)))
-    assert features.values[0, 50, features.index("range_vol_14")] == pytest.approx(parkinson, rel=1e-5)
+    assert features.values[0, 50, features.index("range_vol_14")] == pytest.approx(
+        parkinson, rel=1e-5
+    )
 
 
 def test_cross_sectional_rank_is_scaled_and_ignores_missing_symbols() -> None:
@@ -92,7 +94,9 @@ def test_duplicate_windows_are_rejected() -> None:
 def test_expanding_normalization_is_a_zscore_of_the_past() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(3, 2, (1, 100, 1))
-    out, valid, _ = normalize(x, np.ones_like(x, dtype=bool), (True,), NormalizationConfig(clip=None))
+    out, valid, _ = normalize(
+        x, np.ones_like(x, dtype=bool), (True,), NormalizationConfig(clip=None)
+    )
     t = 60
     expected = (x[0, t, 0] - x[0, : t + 1, 0].mean()) / x[0, : t + 1, 0].std(ddof=1)
     assert out[0, t, 0] == pytest.approx(expected, rel=1e-9)
@@ -105,7 +109,9 @@ def test_rolling_normalization_uses_only_the_window() -> None:
     config = NormalizationConfig(method="rolling", window=10, min_periods=5, clip=None)
     out, _, _ = normalize(x, np.ones_like(x, dtype=bool), (True,), config)
     window = x[0, 41:51, 0]
-    assert out[0, 50, 0] == pytest.approx((x[0, 50, 0] - window.mean()) / window.std(ddof=1), rel=1e-7)
+    assert out[0, 50, 0] == pytest.approx(
+        (x[0, 50, 0] - window.mean()) / window.std(ddof=1), rel=1e-7
+    )
 
 
 def test_cache_hit_miss_and_invalidation(tmp_path: Path) -> None:

@@ -17,7 +17,12 @@ from multiagent.data.features import FAMILIES, FeatureConfig, compute_raw_featur
 from multiagent.data.featurize import FeaturePipelineConfig, compute_features
 from multiagent.data.normalization import NormalizationConfig
 from multiagent.data.panel import MarketPanel
-from multiagent.data.splits import SplitConfig, WalkForwardConfig, chronological_split, walk_forward_folds
+from multiagent.data.splits import (
+    SplitConfig,
+    WalkForwardConfig,
+    chronological_split,
+    walk_forward_folds,
+)
 from multiagent.data.synthetic import SyntheticMarketConfig, generate_market
 
 SMALL = FeatureConfig(

@@ -51,7 +51,9 @@ def test_interior_blank_in_wide_file_is_a_problem(tmp_path: Path) -> None:
     close = a["close"].copy()
     close[20] = np.nan
     with pytest.raises(DataValidationError) as caught:
-        load_panel(write(pd.DataFrame({"timestamp": a["timestamp"], "A": close}), tmp_path / "w.csv"))
+        load_panel(
+            write(pd.DataFrame({"timestamp": a["timestamp"], "A": close}), tmp_path / "w.csv")
+        )
     assert caught.value.problems[0].check == "nan"
     assert caught.value.problems[0].rows == (21, 21)
 

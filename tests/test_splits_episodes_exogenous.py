@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,14 @@ def test_walk_forward_folds_never_overlap_purge_or_future(scheme: str) -> None:
         assert fold.train.stop + 10 == fold.test.start
         assert len(fold.test) == 50
         assert len(fold.train) == (200 if scheme == "rolling" else fold.train.stop)
-    assert all(b.test.start - a.test.start == 50 for a, b in zip(folds, folds[1:], strict=False))
+    assert all(b.test.start - a.test.start == 50 for a, b in itertools.pairwise(folds))
     assert folds[-1].test.stop <= 1000
 
 
 def test_rolling_embargo_trims_train_windows() -> None:
     config = WalkForwardConfig(scheme="rolling", train_bars=100, test_bars=50, step=20, embargo=70)
     folds = walk_forward_folds(400, config)
-    for previous, fold in zip(folds, folds[1:], strict=False):
+    for previous, fold in itertools.pairwise(folds):
         assert fold.train.start >= min(previous.test.start + 70, fold.train.stop)
 
 
@@ -67,7 +68,9 @@ def test_held_out_names_are_disjoint_seeded_and_order_free() -> None:
 def test_episode_views_respect_window_length_and_min_length() -> None:
     panel = generate_sessions(SessionConfig(n_sessions=40, seed=0))
     views = make_views(panel, length=None, min_length=50)
-    assert views and all(int(panel.observed[panel.symbol_index(v.symbols[0])].sum()) >= 50 for v in views)
+    assert views and all(
+        int(panel.observed[panel.symbol_index(v.symbols[0])].sum()) >= 50 for v in views
+    )
     assert all(0 < v.coverage <= 1 and v.spread > 0 for v in views)
     scores = [difficulty(v, views) for v in views]
     assert 0 <= min(scores) < max(scores) <= 1

@@ -34,7 +34,11 @@ def test_bars_are_consistent() -> None:
 def test_planted_signal_explains_the_configured_variance(kind: str) -> None:
     market = generate_market(
         SyntheticMarketConfig(
-            n_symbols=4, n_bars=20_000, signal=kind, signal_r2=0.05, regimes={"calm": {"vol": 0.01, "drift": 0.0, "mean_duration": 10}}
+            n_symbols=4,
+            n_bars=20_000,
+            signal=kind,
+            signal_r2=0.05,
+            regimes={"calm": {"vol": 0.01, "drift": 0.0, "mean_duration": 10}},
         )
     )
     returns = market.log_returns[:, 2:]

@@ -77,7 +77,9 @@ def _gap(i: int) -> Mutator:
 def _intraday_rows(i: int) -> Mutator:
     def mutate(frame: pd.DataFrame) -> pd.DataFrame:
         frame["timestamp"] = frame["timestamp"].astype(object)
-        frame.loc[i, "timestamp"] = str(pd.Timestamp(frame.loc[i - 1, "timestamp"]) + pd.Timedelta("1h"))
+        frame.loc[i, "timestamp"] = str(
+            pd.Timestamp(frame.loc[i - 1, "timestamp"]) + pd.Timedelta("1h")
+        )
         return frame
 
     return mutate
@@ -92,9 +94,7 @@ def _mixed_tz(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _many_offsets(frame: pd.DataFrame) -> pd.DataFrame:
     offsets = ["+00:00", "+09:00", "-05:00"]
-    frame["timestamp"] = [
-        f"{t}T16:00:00{offsets[i % 3]}" for i, t in enumerate(frame["timestamp"])
-    ]
+    frame["timestamp"] = [f"{t}T16:00:00{offsets[i % 3]}" for i, t in enumerate(frame["timestamp"])]
     return frame
 
 

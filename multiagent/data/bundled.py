@@ -11,7 +11,7 @@
 
 `sp500` starts in 1993 because the raw file's RRC prices are stale for up to 68 sessions in
 1990-1992 and jump by exactly x3 on 1990-04-10; `sp500_raw` keeps them, and validation rejects
-it (which is the point of validation). License texts: ``bundled/LICENSES.md``.
+it (which is the point of validation). License texts: ``bundled_data/LICENSES.md``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ EXOGENOUS = {"vix": "vix.csv.gz"}
 
 
 def bundled_path(file: str) -> Path:
-    return Path(str(resources.files("multiagent.data") / "bundled" / file))
+    return Path(str(resources.files("multiagent.data") / "bundled_data" / file))
 
 
 def license_text() -> str:

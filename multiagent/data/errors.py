@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from multiagent.errors import MultiagentError
 
 
@@ -67,6 +69,6 @@ class DataFixWarning(UserWarning):
     """An automatic fix (sorting, dropping duplicates) was applied because the caller asked."""
 
 
-def row_span(positions: Sequence[int]) -> tuple[int, int]:
+def row_span(positions: Sequence[int] | np.ndarray) -> tuple[int, int]:
     """Convert 0-based positions to the 1-based (first, last) data-row span of a problem."""
     return int(positions[0]) + 1, int(positions[-1]) + 1

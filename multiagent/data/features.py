@@ -150,7 +150,7 @@ def _zscore(w: int) -> FeatureDef:
 
 def _volume(w: int) -> FeatureDef:
     def compute(x: Inputs) -> pd.Series:
-        volume = np.log1p(x["volume"])
+        volume = pd.Series(np.log1p(x["volume"].to_numpy()), index=x["volume"].index)
         return volume - volume.rolling(w, min_periods=w).mean()
 
     return FeatureDef(f"volume_{w}", w - 1, compute, requires=("volume",))
@@ -164,9 +164,7 @@ def _range_volatility(w: int) -> FeatureDef:
     def close_only(x: Inputs) -> pd.Series:
         return np.sqrt((_one_bar_returns(x) ** 2).rolling(w, min_periods=w).mean())
 
-    return FeatureDef(
-        f"range_vol_{w}", w, parkinson, requires=("high", "low"), fallback=close_only
-    )
+    return FeatureDef(f"range_vol_{w}", w, parkinson, requires=("high", "low"), fallback=close_only)
 
 
 def _regime(cfg: RegimeConfig) -> list[FeatureDef]:
@@ -181,7 +179,7 @@ def _regime(cfg: RegimeConfig) -> list[FeatureDef]:
     def trend(x: Inputs) -> pd.Series:
         close = x["close"]
         mean = close.rolling(cfg.long, min_periods=cfg.long).mean()
-        return np.sign(close - mean)
+        return pd.Series(np.sign((close - mean).to_numpy()), index=close.index)
 
     return [
         FeatureDef("regime_high_vol", cfg.long, high_vol, normalize=False),

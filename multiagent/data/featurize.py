@@ -111,7 +111,11 @@ def compute_features(
 
 def default_cache_dir() -> Path:
     root = os.environ.get("MULTIAGENT_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    return Path(root) / "multiagent" / "features" if root else Path.home() / ".cache" / "multiagent" / "features"
+    return (
+        Path(root) / "multiagent" / "features"
+        if root
+        else Path.home() / ".cache" / "multiagent" / "features"
+    )
 
 
 def build_features(
@@ -164,7 +168,7 @@ def save_feature_set(features: FeatureSet, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
+            np.savez(stream, **arrays)  # type: ignore[arg-type]
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -137,25 +137,33 @@ def _split_wide(
 ) -> tuple[list[tuple[str, pd.DataFrame]], list[DataProblem], list[str]]:
     if TIMESTAMP not in frame.columns:
         found = ", ".join(f"`{c}`" for c in frame.columns if c != ROW)
-        return [], [
-            DataProblem(
-                "missing_column",
-                f"missing column `timestamp` (found {found})",
-                "a wide file needs a timestamp/date column and one close-price column per symbol",
-                file=file,
-                column=TIMESTAMP,
-            )
-        ], []
+        return (
+            [],
+            [
+                DataProblem(
+                    "missing_column",
+                    f"missing column `timestamp` (found {found})",
+                    "a wide file needs a timestamp/date column and a close-price column per symbol",
+                    file=file,
+                    column=TIMESTAMP,
+                )
+            ],
+            [],
+        )
     symbols = [c for c in frame.columns if c not in (TIMESTAMP, ROW)]
     if not symbols:
-        return [], [
-            DataProblem(
-                "missing_column",
-                "no price columns besides the timestamp",
-                "add one close-price column per symbol",
-                file=file,
-            )
-        ], []
+        return (
+            [],
+            [
+                DataProblem(
+                    "missing_column",
+                    "no price columns besides the timestamp",
+                    "add one close-price column per symbol",
+                    file=file,
+                )
+            ],
+            [],
+        )
     groups: list[tuple[str, pd.DataFrame]] = []
     notes: list[str] = []
     for symbol in symbols:

@@ -79,7 +79,9 @@ class MarketPanel:
         if symbols is not None:
             unknown = [s for s in symbols if s not in self.symbols]
             if unknown:
-                raise DataValidationError([unknown_symbols_problem(unknown, self.symbols, self.source)])
+                raise DataValidationError(
+                    [unknown_symbols_problem(unknown, self.symbols, self.source)]
+                )
             rows = np.array([self.symbols.index(s) for s in symbols], dtype=int)
         keep = np.ones(self.n_bars, dtype=bool)
         if start is not None:
@@ -119,12 +121,12 @@ class MarketPanel:
         return digest.hexdigest()
 
 
-def unknown_symbols_problem(unknown: Sequence[str], known: Sequence[str], source: str) -> DataProblem:
+def unknown_symbols_problem(
+    unknown: Sequence[str], known: Sequence[str], source: str
+) -> DataProblem:
     import difflib
 
-    suggestions = {
-        s: difflib.get_close_matches(s, known, n=1) for s in unknown
-    }
+    suggestions = {s: difflib.get_close_matches(s, known, n=1) for s in unknown}
     hints = [f"{s} -> {m[0]}?" for s, m in suggestions.items() if m]
     return DataProblem(
         "unknown_symbol",
@@ -135,7 +137,9 @@ def unknown_symbols_problem(unknown: Sequence[str], known: Sequence[str], source
     )
 
 
-def assemble_panel(bars: Sequence[SymbolBars], *, source: str, notes: Sequence[str] = ()) -> MarketPanel:
+def assemble_panel(
+    bars: Sequence[SymbolBars], *, source: str, notes: Sequence[str] = ()
+) -> MarketPanel:
     """Align validated symbols on the union of their timestamps; cross-symbol checks happen here."""
     problems: list[DataProblem] = []
     seen: dict[str, str] = {}
@@ -144,7 +148,7 @@ def assemble_panel(bars: Sequence[SymbolBars], *, source: str, notes: Sequence[s
             problems.append(
                 DataProblem(
                     "duplicate_symbol",
-                    f"symbol {item.symbol} appears in two sources ({seen[item.symbol]} and {item.file})",
+                    f"symbol {item.symbol} appears twice ({seen[item.symbol]} and {item.file})",
                     "keep one file per symbol",
                     file=item.file,
                     symbol=item.symbol,

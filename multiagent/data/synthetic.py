@@ -74,7 +74,9 @@ class SyntheticMarketConfig(BaseModel):
     def _check(self) -> SyntheticMarketConfig:
         unknown = set(self.regimes) - set(REGIMES)
         if unknown or not self.regimes:
-            raise ValueError(f"regimes must be a non-empty subset of {REGIMES}, got {sorted(self.regimes)}")
+            raise ValueError(
+                f"regimes must be a non-empty subset of {REGIMES}, got {sorted(self.regimes)}"
+            )
         if isinstance(self.signal_r2, tuple) and len(self.signal_r2) != self.n_symbols:
             raise ValueError(
                 f"signal_r2 lists {len(self.signal_r2)} values for {self.n_symbols} symbols"
@@ -175,15 +177,25 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
     high = np.maximum(open_, close) * np.exp(excursion[0])
     low = np.minimum(open_, close) * np.exp(-excursion[1])
     stress = vol / config.regimes[names[0]].vol
-    spread = close * config.spread_bps * 1e-4 * stress * np.exp(0.2 * rng.standard_normal((n_sym, n_bar)))
+    spread = (
+        close
+        * config.spread_bps
+        * 1e-4
+        * stress
+        * np.exp(0.2 * rng.standard_normal((n_sym, n_bar)))
+    )
     volume = config.volume * stress * np.exp(0.5 * rng.standard_normal((n_sym, n_bar)))
     timestamps = pd.date_range(config.start, periods=n_bar, freq=config.frequency).to_numpy()
     panel = MarketPanel(
         symbols=tuple(f"SYN{i:03d}" for i in range(n_sym)),
         timestamps=timestamps.astype("datetime64[ns]"),
         fields={
-            "open": open_, "high": high, "low": low, "close": close,
-            "volume": volume, "spread": spread,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "spread": spread,
         },
         bar=pd.Timedelta(config.frequency),
         source=f"synthetic:seed={config.seed}",
@@ -222,9 +234,11 @@ def generate_sessions(config: SessionConfig | None = None) -> MarketPanel:
     """
     config = config or SessionConfig()
     rng = np.random.default_rng(config.seed)
-    lengths = np.exp(
-        rng.uniform(np.log(config.min_bars), np.log(config.max_bars + 1), config.n_sessions)
-    ).astype(int).clip(config.min_bars, config.max_bars)
+    lengths = (
+        np.exp(rng.uniform(np.log(config.min_bars), np.log(config.max_bars + 1), config.n_sessions))
+        .astype(int)
+        .clip(config.min_bars, config.max_bars)
+    )
     horizon = int(lengths.max() * 2)
     starts = rng.integers(0, horizon - lengths + 1)
     shape = (config.n_sessions, horizon)

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,14 +65,18 @@ class ValidationOptions(BaseModel):
             try:
                 return pd.Timedelta(value).to_pytimedelta()
             except ValueError:
-                raise ValueError(f"not a duration: {value!r} (examples: '10D', '4h', '30min')")
+                raise ValueError(
+                    f"not a duration: {value!r} (examples: '10D', '4h', '30min')"
+                ) from None
         return value
 
     def gap_limit(self, bar: pd.Timedelta) -> pd.Timedelta:
         if self.max_gap is not None:
             return pd.Timedelta(self.max_gap)
-        return max(pd.Timedelta(days=10), 10 * bar) if bar > pd.Timedelta(days=1) else pd.Timedelta(
-            days=10
+        return (
+            max(pd.Timedelta(days=10), 10 * bar)
+            if bar > pd.Timedelta(days=1)
+            else pd.Timedelta(days=10)
         )
 
 
@@ -110,10 +115,10 @@ def parse_timestamps(
     raw: pd.Series, *, file: str, symbol: str | None, fmt: str | None
 ) -> tuple[pd.Series | None, str | None, list[DataProblem]]:
     """Parse a timestamp column; aware values become UTC. Returns (times, timezone, problems)."""
-    where = {"file": file, "symbol": symbol, "column": TIMESTAMP}
+    where: dict[str, Any] = {"file": file, "symbol": symbol, "column": TIMESTAMP}
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        tz = str(raw.dtype.tz)
-        return raw.dt.tz_convert("UTC").dt.tz_localize(None), tz, []
+        zone = str(raw.dtype.tz)
+        return raw.dt.tz_convert("UTC").dt.tz_localize(None), zone, []
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         return pd.to_datetime(raw).astype("datetime64[ns]"), None, []
     if pd.api.types.is_numeric_dtype(raw.dtype) and fmt is None:
@@ -188,8 +193,7 @@ def parse_timestamps(
             [
                 DataProblem(
                     "bad_timestamp",
-                    f"{int(bad.sum())} timestamps cannot be parsed "
-                    f"(first: {text[bad].iloc[0]!r})",
+                    f"{int(bad.sum())} timestamps cannot be parsed (first: {text[bad].iloc[0]!r})",
                     "fix them or pass timestamp_format (e.g. '%d.%m.%Y %H:%M')",
                     rows=row_span(np.flatnonzero(bad)),
                     **where,
@@ -201,9 +205,11 @@ def parse_timestamps(
     return parsed.astype("datetime64[ns]"), tz, []
 
 
-def _check_values(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -> list[DataProblem]:
+def _check_values(
+    frame: pd.DataFrame, times: pd.Series, file: str, symbol: str
+) -> list[DataProblem]:
     problems: list[DataProblem] = []
-    where = {"file": file, "symbol": symbol}
+    where: dict[str, Any] = {"file": file, "symbol": symbol}
     for name in FIELDS:
         if name not in frame.columns:
             continue
@@ -277,7 +283,7 @@ def _check_values(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str)
 def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -> list[DataProblem]:
     if not {"high", "low"} <= set(frame.columns):
         return []
-    where = {"file": file, "symbol": symbol}
+    where: dict[str, Any] = {"file": file, "symbol": symbol}
     high = frame["high"].to_numpy(dtype=float)
     low = frame["low"].to_numpy(dtype=float)
     tolerance = 1e-9 * np.abs(high)
@@ -333,7 +339,7 @@ def infer_bar(timestamps: np.ndarray) -> pd.Timedelta | None:
 def _check_order(
     frame: pd.DataFrame, times: pd.Series, options: ValidationOptions, file: str, symbol: str
 ) -> tuple[pd.DataFrame, pd.Series, list[DataProblem], list[str]]:
-    where = {"file": file, "symbol": symbol, "column": TIMESTAMP}
+    where: dict[str, Any] = {"file": file, "symbol": symbol, "column": TIMESTAMP}
     problems: list[DataProblem] = []
     fixes: list[str] = []
     values = times.to_numpy()
@@ -348,7 +354,8 @@ def _check_order(
                 DataProblem(
                     "unsorted",
                     f"timestamps go backwards {len(backwards)} times "
-                    f"(first: {show_time(values[backwards[0] - 1])} then {show_time(values[backwards[0]])})",
+                    f"(first: {show_time(values[backwards[0] - 1])} "
+                    f"then {show_time(values[backwards[0]])})",
                     "sort the file by timestamp, or load with sort=True (--sort)",
                     rows=row_span(frame[ROW].to_numpy()[backwards]),
                     **where,
@@ -380,10 +387,14 @@ def _check_order(
 
 
 def _check_spacing(
-    frame: pd.DataFrame, times: np.ndarray, bar: pd.Timedelta, options: ValidationOptions,
-    file: str, symbol: str,
+    frame: pd.DataFrame,
+    times: np.ndarray,
+    bar: pd.Timedelta,
+    options: ValidationOptions,
+    file: str,
+    symbol: str,
 ) -> list[DataProblem]:
-    where = {"file": file, "symbol": symbol, "column": TIMESTAMP}
+    where: dict[str, Any] = {"file": file, "symbol": symbol, "column": TIMESTAMP}
     problems: list[DataProblem] = []
     steps = np.diff(times)
     rows = frame[ROW].to_numpy()
@@ -396,7 +407,8 @@ def _check_spacing(
                 DataProblem(
                     "mixed_frequency",
                     f"the usual bar is {bar} but {len(short)} bars are closer "
-                    f"(first: {pd.Timedelta(steps[short[0] - 1])} before {show_time(times[short[0]])})",
+                    f"(first: {pd.Timedelta(steps[short[0] - 1])} "
+                    f"before {show_time(times[short[0]])})",
                     "resample to one bar size, or pass allow_irregular=True",
                     rows=row_span(rows[short]),
                     **where,
@@ -423,7 +435,7 @@ def _check_spacing(
 def _check_close_path(
     frame: pd.DataFrame, times: np.ndarray, options: ValidationOptions, file: str, symbol: str
 ) -> list[DataProblem]:
-    where = {"file": file, "symbol": symbol, "column": "close"}
+    where: dict[str, Any] = {"file": file, "symbol": symbol, "column": "close"}
     close = frame["close"].to_numpy(dtype=float)
     rows = frame[ROW].to_numpy()
     problems: list[DataProblem] = []
@@ -435,7 +447,8 @@ def _check_close_path(
             problems.append(
                 DataProblem(
                     "jump",
-                    f"{len(hits)} bar-to-bar moves beyond x{math.exp(options.max_abs_log_return):.2f} "
+                    f"{len(hits)} bar-to-bar moves beyond "
+                    f"x{math.exp(options.max_abs_log_return):.2f} "
                     f"(first: {close[first - 1]:g} -> {close[first]:g})",
                     "check for an unadjusted split or a bad tick; adjust the prices, or raise "
                     "max_abs_log_return (--max-jump) if the move is real",
@@ -469,7 +482,7 @@ def validate_bars(
     frame: pd.DataFrame, *, file: str, symbol: str, options: ValidationOptions
 ) -> tuple[SymbolBars | None, list[DataProblem]]:
     """Validate one symbol's canonical table; return its bars, or None with the problems."""
-    where = {"file": file, "symbol": symbol}
+    where: dict[str, Any] = {"file": file, "symbol": symbol}
     missing = [name for name in (TIMESTAMP, "close") if name not in frame.columns]
     if missing:
         found = ", ".join(f"`{c}`" for c in frame.columns if c != ROW)
@@ -484,7 +497,10 @@ def validate_bars(
             )
         ]
     times, tz, problems = parse_timestamps(
-        frame[TIMESTAMP].reset_index(drop=True), file=file, symbol=symbol, fmt=options.timestamp_format
+        frame[TIMESTAMP].reset_index(drop=True),
+        file=file,
+        symbol=symbol,
+        fmt=options.timestamp_format,
     )
     frame = frame.reset_index(drop=True).copy()
     if times is None:
