@@ -1,0 +1,58 @@
+"""Market data: load, validate, synthesize, featurize, split, join exogenous series, episode views.
+
+Imports nothing else of multiagent but `multiagent.errors`; every other package reads data
+through this one.
+"""
+
+from multiagent.data.bundled import BUNDLED, load_bundled
+from multiagent.data.episodes import EpisodeView, make_views
+from multiagent.data.errors import DataFixWarning, DataProblem, DataValidationError
+from multiagent.data.exogenous import asof_join, load_exogenous
+from multiagent.data.features import FeatureConfig
+from multiagent.data.featurize import FeaturePipelineConfig, FeatureSet, build_features
+from multiagent.data.loaders import load_panel
+from multiagent.data.normalization import NormalizationConfig
+from multiagent.data.panel import MarketPanel
+from multiagent.data.splits import (
+    SplitConfig,
+    WalkForwardConfig,
+    chronological_split,
+    held_out,
+    walk_forward_folds,
+)
+from multiagent.data.synthetic import (
+    SessionConfig,
+    SyntheticMarketConfig,
+    generate_market,
+    generate_sessions,
+)
+from multiagent.data.validation import ValidationOptions
+
+__all__ = [
+    "BUNDLED",
+    "DataFixWarning",
+    "DataProblem",
+    "DataValidationError",
+    "EpisodeView",
+    "FeatureConfig",
+    "FeaturePipelineConfig",
+    "FeatureSet",
+    "MarketPanel",
+    "NormalizationConfig",
+    "SessionConfig",
+    "SplitConfig",
+    "SyntheticMarketConfig",
+    "ValidationOptions",
+    "WalkForwardConfig",
+    "asof_join",
+    "build_features",
+    "chronological_split",
+    "generate_market",
+    "generate_sessions",
+    "held_out",
+    "load_bundled",
+    "load_exogenous",
+    "load_panel",
+    "make_views",
+    "walk_forward_folds",
+]
