@@ -11,6 +11,7 @@ import pytest
 from multiagent.data.bundled import BUNDLED, license_text, load_bundled
 from multiagent.data.errors import DataValidationError
 from multiagent.data.loaders import load_panel
+from multiagent.data.validation import ValidationOptions
 from tests.conftest import ohlcv_frame, write
 
 
@@ -128,3 +129,24 @@ def test_fingerprint_is_stable_and_sensitive(tmp_path: Path) -> None:
     frame.loc[30, "close"] *= 1.0000001
     frame.loc[30, "high"] = max(frame.loc[30, "high"], frame.loc[30, "close"])
     assert load_panel(write(frame, tmp_path / "B" / "A.csv")).fingerprint() != first
+
+
+def test_non_iso_dates_are_read_with_a_reported_guess(tmp_path: Path) -> None:
+    frame = ohlcv_frame()
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).dt.strftime("%m/%d/%Y")
+    panel = load_panel(write(frame, tmp_path / "A.csv"))
+    assert any("'%m/%d/%Y' guessed" in note for note in panel.notes)
+    day_first = ohlcv_frame()
+    day_first["timestamp"] = pd.to_datetime(day_first["timestamp"]).dt.strftime("%d.%m.%Y")
+    with pytest.raises(DataValidationError, match="format guessed from row 1"):
+        load_panel(write(day_first, tmp_path / "B.csv"))
+    explicit = load_panel(
+        tmp_path / "B.csv", options=ValidationOptions(timestamp_format="%d.%m.%Y")
+    )
+    assert explicit.n_bars == 60
+
+
+def test_semicolon_csv_is_sniffed(tmp_path: Path) -> None:
+    path = tmp_path / "A.csv"
+    ohlcv_frame().to_csv(path, index=False, sep=";")
+    assert load_panel(path).n_bars == 60

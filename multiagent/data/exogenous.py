@@ -50,7 +50,9 @@ def load_exogenous(path: str | Path, columns: list[str] | None = None) -> Exogen
         problems.append(
             DataProblem("missing_column", f"no column(s) {', '.join(missing)}", "", file=file)
         )
-    times, _, time_problems = parse_timestamps(frame[TIMESTAMP], file=file, symbol=None, fmt=None)
+    times, _, time_problems, _ = parse_timestamps(
+        frame[TIMESTAMP], file=file, symbol=None, fmt=None
+    )
     problems.extend(time_problems)
     values: dict[str, np.ndarray] = {}
     for column in value_columns:

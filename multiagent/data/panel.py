@@ -200,6 +200,7 @@ def assemble_panel(
             f"fields {', '.join(dropped)} are missing for some symbols and were dropped for all"
         )
     for item in bars:
+        all_notes.extend(item.notes)
         all_notes.extend(item.fixes)
     return MarketPanel(
         symbols=tuple(item.symbol for item in bars),

@@ -47,6 +47,9 @@ def read_table(path: Path) -> pd.DataFrame:
                 frame = frame.reset_index()
         elif name.endswith(CSV_SUFFIXES):
             frame = pd.read_csv(path, skipinitialspace=True)
+            if frame.shape[1] == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|"):
+                # One column whose name holds a separator: not comma-delimited; sniff it.
+                frame = pd.read_csv(path, sep=None, engine="python", skipinitialspace=True)
         else:
             raise DataValidationError(
                 [

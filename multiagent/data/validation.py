@@ -12,10 +12,11 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from multiagent.data.errors import DataProblem, row_span
@@ -93,6 +94,7 @@ class SymbolBars:
     timezone: str | None
     bar: pd.Timedelta | None
     fixes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def show_time(value: object) -> str:
@@ -111,18 +113,27 @@ def _first_time(times: pd.Series, mask: np.ndarray) -> str | None:
     return show_time(hits.iloc[0]) if len(hits) else None
 
 
+class ParsedTimes(NamedTuple):
+    times: pd.Series | None
+    """Parsed datetime64[ns] (UTC wall time when aware), or None when there are problems."""
+    timezone: str | None
+    problems: list[DataProblem]
+    note: str | None = None
+    """Set when the format was guessed, so the guess is reported, never silent."""
+
+
 def parse_timestamps(
     raw: pd.Series, *, file: str, symbol: str | None, fmt: str | None
-) -> tuple[pd.Series | None, str | None, list[DataProblem]]:
+) -> ParsedTimes:
     """Parse a timestamp column; aware values become UTC. Returns (times, timezone, problems)."""
     where: dict[str, Any] = {"file": file, "symbol": symbol, "column": TIMESTAMP}
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         zone = str(raw.dtype.tz)
-        return raw.dt.tz_convert("UTC").dt.tz_localize(None), zone, []
+        return ParsedTimes(raw.dt.tz_convert("UTC").dt.tz_localize(None), zone, [])
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return pd.to_datetime(raw).astype("datetime64[ns]"), None, []
+        return ParsedTimes(pd.to_datetime(raw).astype("datetime64[ns]"), None, [])
     if pd.api.types.is_numeric_dtype(raw.dtype) and fmt is None:
-        return (
+        return ParsedTimes(
             None,
             None,
             [
@@ -139,7 +150,7 @@ def parse_timestamps(
     aware = text.str.contains(_HAS_OFFSET, na=False).to_numpy()
     if aware.any() and not aware.all():
         naive = ~aware
-        return (
+        return ParsedTimes(
             None,
             None,
             [
@@ -162,7 +173,7 @@ def parse_timestamps(
         distinct = sorted(offsets.dropna().unique())
         # A local zone with daylight saving shows two offsets; more means mixed zones.
         if len(distinct) > 2:
-            return (
+            return ParsedTimes(
                 None,
                 None,
                 [
@@ -175,6 +186,7 @@ def parse_timestamps(
                 ],
             )
         tz = "UTC" if distinct == ["+00:00"] else "/".join(distinct)
+    guessed = ""
     try:
         if fmt is not None:
             parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=tz is not None)
@@ -182,18 +194,27 @@ def parse_timestamps(
             try:
                 parsed = pd.to_datetime(text, format="ISO8601", errors="raise", utc=tz is not None)
             except (ValueError, TypeError):
-                parsed = pd.to_datetime(text, errors="coerce", utc=tz is not None)
+                # Not ISO: guess one format from the first value and hold every row to it, so a
+                # day-first file can never be read month-first row by row without a trace.
+                first = str(text.dropna().iloc[0]) if text.notna().any() else ""
+                guessed = guess_datetime_format(first) or ""
+                parsed = pd.to_datetime(
+                    text, format=guessed or None, errors="coerce", utc=tz is not None
+                )
     except (ValueError, TypeError) as exc:
-        return None, None, [DataProblem("bad_timestamp", str(exc), "check the format", **where)]
+        return ParsedTimes(
+            None, None, [DataProblem("bad_timestamp", str(exc), "check the format", **where)]
+        )
     bad = parsed.isna().to_numpy()
     if bad.any():
-        return (
+        return ParsedTimes(
             None,
             None,
             [
                 DataProblem(
                     "bad_timestamp",
-                    f"{int(bad.sum())} timestamps cannot be parsed (first: {text[bad].iloc[0]!r})",
+                    f"{int(bad.sum())} timestamps cannot be parsed (first: {text[bad].iloc[0]!r}"
+                    + (f"; format guessed from row 1: {guessed!r})" if guessed else ")"),
                     "fix them or pass timestamp_format (e.g. '%d.%m.%Y %H:%M')",
                     rows=row_span(np.flatnonzero(bad)),
                     **where,
@@ -202,7 +223,13 @@ def parse_timestamps(
         )
     if tz is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]"), tz, []
+    note = (
+        f"{file}: timestamps are not ISO 8601; read with the format {guessed!r} guessed from "
+        "row 1 (pass timestamp_format to be explicit)"
+        if guessed
+        else None
+    )
+    return ParsedTimes(parsed.astype("datetime64[ns]"), tz, [], note)
 
 
 def _check_values(
@@ -496,7 +523,7 @@ def validate_bars(
                 **where,
             )
         ]
-    times, tz, problems = parse_timestamps(
+    times, tz, problems, note = parse_timestamps(
         frame[TIMESTAMP].reset_index(drop=True),
         file=file,
         symbol=symbol,
@@ -528,6 +555,7 @@ def validate_bars(
             timezone=tz,
             bar=bar,
             fixes=fixes,
+            notes=[note] if note else [],
         ),
         [],
     )
