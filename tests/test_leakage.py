@@ -117,8 +117,7 @@ def test_train_fitted_normalizer_ignores_data_after_the_fit_end(seed: int, t: in
 
 
 def test_raw_features_respect_their_declared_lookback() -> None:
-    """Changing bar t - lookback - 1 (outside the window) leaves feature t unchanged for
-    window features; changing bar t changes it. Guards against mis-declared look-backs."""
+    """No feature is marked valid before its declared warm-up (guards the `valid` mask)."""
     panel = _panel(3, holes=False)
     raw = compute_raw_features(panel, SMALL)
     for f, (name, lookback) in enumerate(zip(raw.names, raw.lookbacks, strict=True)):

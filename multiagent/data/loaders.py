@@ -280,4 +280,4 @@ def _restrict(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.Dat
     return frame[keep]
 
 
-__all__ = ["FIELDS", "Layout", "load_panel"]
+__all__ = ["Layout", "load_panel"]

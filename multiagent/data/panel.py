@@ -62,9 +62,6 @@ class MarketPanel:
     def has(self, *names: str) -> bool:
         return all(name in self.fields for name in names)
 
-    def field_or_none(self, name: str) -> np.ndarray | None:
-        return self.fields.get(name)
-
     def symbol_index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
 
