@@ -1,0 +1,308 @@
+"""`HierarchicalTradingEnv` (PettingZoo ParallelEnv): N symbol agents and one master.
+
+Spec, version 1
+---------------
+Agents: ``symbol_0 .. symbol_{N-1}`` (one per slot; an episode fills the slots with N symbols
+that have bars on the drawn window, in random order, so a slot never means a fixed market) and
+``master``. ``possible_agents`` is fixed at construction; all agents live until the episode ends.
+
+Symbol agents act every bar on their own slot:
+
+| | |
+|---|---|
+| observation | ``Dict(observations=Box(D,), action_mask=Box(0, 1, (A,)))``, the layout of `multiagent.envs.observations` (same as `SymbolTradingEnv`), with the slot's budget and the master's risk mode in it |
+| action | ``Discrete(A)`` of the scheme (discrete3, discrete7 or limit5), sized on the slot's risk budget |
+| reward | the weighted terms of `multiagent.envs.rewards` on the slot's capital (budget x equity) |
+
+The master acts every ``communication_interval`` bars (steps 0, k, 2k, ...; its action on other
+steps is ignored: a no-op step, flagged in its observation):
+
+| | |
+|---|---|
+| observation | ``Box(2F + 9 + 2N + 5)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights; ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
+| action | ``MultiDiscrete([L] * N + [3])``: a budget level per slot (``budget_levels``, multiples of the equal share ``max_gross_exposure / N``) and a risk mode (defensive, neutral, aggressive: budgets x ``risk_mode_scales``) |
+| reward | portfolio-level risk-adjusted return (`multiagent.envs.rewards.master_reward`), every step |
+
+Discrete budget levels rather than a continuous simplex: PPO's categorical heads explore them
+reliably, masks and entropy telemetry stay meaningful, and a level of 0 switches a symbol off.
+
+Budgets are hard: an order never takes a slot above its budget; with ``enforce_budget_cuts`` a
+slot left above a newly cut budget is trimmed to it on the next fill (a forced trade). Shared cash
+is enforced across slots by the simulator (buys are scaled to the cash held), and so are the risk
+limits (max weight, gross exposure, open positions, trades per day, drawdown breaker).
+
+``state()``: the global state for a centralized critic: every slot's observation (N x D) followed
+by the master's observation; ``state_space`` is its Box.
+
+Timing: all actions of a step are decided on bar t and fill on bar t+1 (`multiagent.envs.simulator`);
+the master's new budgets apply to the orders of the same step.
+
+Info: per symbol agent ``reward_terms`` (a record of the weighted terms) and ``sanitized``; the
+master gets ``reward_terms``, ``decision``, ``budgets``, ``risk_mode``, ``equity`` and, on the last
+step, ``episode`` (telemetry summary with portfolio volatility, correlation, concentration).
+
+Version history: 1 - first release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from multiagent.data.episodes import EpisodeView
+from multiagent.envs.config import HierarchicalEnvConfig
+from multiagent.envs.core import TradingCore
+from multiagent.envs.market import EnvMarket
+from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
+from multiagent.envs.rewards import MASTER_TERMS, TERM_DTYPE, master_reward
+from multiagent.envs.sampling import EpisodeSampler, whole_market_views
+from multiagent.envs.simulator import Orders
+from multiagent.envs.symbol_env import masked_observation_space
+
+VERSION = 1
+MASTER = "master"
+MASTER_TERM_DTYPE = np.dtype([(name, np.float64) for name in MASTER_TERMS])
+
+
+class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
+    metadata = {"name": "hierarchical_trading_v1", "render_modes": ["ansi"], "version": VERSION}
+
+    def __init__(
+        self,
+        market: EnvMarket,
+        views: Sequence[EpisodeView] | None = None,
+        config: HierarchicalEnvConfig | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = config = config or HierarchicalEnvConfig()
+        self.market = market
+        n = config.n_symbols
+        if n > market.n_symbols:
+            raise ValueError(f"{n} symbol slots but the market has {market.n_symbols} symbols")
+        self.n_slots = n
+        self.core = TradingCore(market, config, 1, n, budget=config.limits.max_gross_exposure / n)
+        self.core.track_risk = True
+        self.sampler = EpisodeSampler(
+            market,
+            views if views is not None else whole_market_views(market),
+            n,
+            max_bars=config.max_episode_bars,
+        )
+        self.symbol_agents = [f"symbol_{i}" for i in range(n)]
+        self.possible_agents = [*self.symbol_agents, MASTER]
+        self.agents: list[str] = []
+        self.render_mode = render_mode
+        scheme = self.core.scheme
+        self._symbol_obs_space = masked_observation_space(
+            self.core.observations.dim, scheme.n_actions
+        )
+        self._symbol_action_space = gym.spaces.Discrete(scheme.n_actions)
+        f = market.n_features
+        self.master_dim = 2 * f + len(PORTFOLIO_FIELDS) + 2 * n + 5
+        self._master_obs_space = gym.spaces.Box(-np.inf, np.inf, (self.master_dim,), np.float32)
+        self._levels = np.asarray(config.budget_levels, dtype=float)
+        self._master_action_space = gym.spaces.MultiDiscrete([len(self._levels)] * n + [3])
+        self.state_space = gym.spaces.Box(
+            -np.inf, np.inf, (n * self.core.observations.dim + self.master_dim,), np.float32
+        )
+        self._base_budget = config.limits.max_gross_exposure / n
+        self._mode_scales = np.asarray(config.risk_mode_scales, dtype=float)
+        self._rng = np.random.default_rng()
+        self._step = 0
+        self._obs: np.ndarray = np.zeros((1, n, self.core.observations.dim), np.float32)
+        self._masks: np.ndarray = np.ones((1, n, scheme.n_actions), bool)
+        self._master_obs = np.zeros(self.master_dim, np.float32)
+
+    # PettingZoo API -------------------------------------------------------------------
+    def observation_space(self, agent: str) -> gym.spaces.Space[Any]:
+        return self._master_obs_space if agent == MASTER else self._symbol_obs_space
+
+    def action_space(self, agent: str) -> gym.spaces.Space[Any]:
+        return self._master_action_space if agent == MASTER else self._symbol_action_space
+
+    def set_task(
+        self, views: Sequence[EpisodeView], weights: Sequence[float] | None = None
+    ) -> None:
+        self.sampler.set_task(views, weights)
+
+    def set_sampling_weights(self, weights: Sequence[float]) -> None:
+        self.sampler.set_weights(weights)
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        options = options or {}
+        if "view" in options:
+            episode = self.sampler.episode(int(options["view"]), self._rng)
+        else:
+            episode = self.sampler.sample(self._rng)
+        self._rng.shuffle(episode.symbols)
+        self.core.reset([episode])
+        self._step = 0
+        self.agents = list(self.possible_agents)
+        observations = self._observe()
+        infos: dict[str, dict[str, Any]] = {agent: {} for agent in self.agents}
+        infos[MASTER] = {"start": episode.start, "stop": episode.stop}
+        return observations, infos
+
+    def step(
+        self, actions: dict[str, Any]
+    ) -> tuple[
+        dict[str, Any],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset()")
+        missing = [agent for agent in self.agents if agent not in actions]
+        if missing:
+            raise ValueError(f"step() needs an action for every live agent; missing {missing}")
+        core = self.core
+        decision = self._step % self.config.communication_interval == 0
+        imposed, imposed_mask = None, None
+        if decision:
+            self._apply_master(actions[MASTER])
+            imposed, imposed_mask = self._budget_trims()
+        symbol_actions = np.fromiter(
+            (actions[agent] for agent in self.symbol_agents), np.int64, self.n_slots
+        ).reshape(1, -1)
+        result = core.step(symbol_actions, self._masks, imposed, imposed_mask)
+        fills = result.fills
+        master, master_terms = master_reward(fills, self.config.master_reward)
+        self._step += 1
+        done = bool(fills.done[0])
+        observations = self._observe()
+        rewards = dict(zip(self.symbol_agents, result.reward[0].tolist(), strict=True))
+        rewards[MASTER] = float(master[0])
+        terms = np.ascontiguousarray(result.terms[0]).view(TERM_DTYPE)[:, 0]
+        sanitized = result.sanitized[0].tolist()
+        infos: dict[str, dict[str, Any]] = {
+            agent: {"reward_terms": terms[i], "sanitized": sanitized[i]}
+            for i, agent in enumerate(self.symbol_agents)
+        }
+        infos[MASTER] = {
+            "reward_terms": np.ascontiguousarray(master_terms[0]).view(MASTER_TERM_DTYPE)[0],
+            "decision": decision,
+            "budgets": core.budget[0].copy(),
+            "risk_mode": int(core.risk_mode[0]),
+            "equity": float(fills.equity[0]),
+        }
+        bankrupt = bool(fills.bankrupt[0])
+        terminations = dict.fromkeys(self.agents, bankrupt)
+        truncations = dict.fromkeys(self.agents, done and not bankrupt)
+        if done:
+            infos[MASTER]["episode"] = self.episode_summary()
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def state(self) -> np.ndarray:
+        return np.concatenate([self._obs.reshape(-1), self._master_obs])
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        sim = self.core.sim
+        weights = " ".join(f"{w:+.2f}" for w in sim.weights()[0])
+        return f"bar {int(sim.t[0])} equity {sim.equity[0]:,.2f} weights [{weights}]"
+
+    def close(self) -> None:
+        pass
+
+    # internals ------------------------------------------------------------------------
+    def episode_summary(self) -> dict[str, Any]:
+        core = self.core
+        summary = core.telemetry.summary(0)
+        summary.update(
+            {
+                "final_equity": float(core.sim.equity[0]),
+                "return": float(core.sim.equity[0] / self.config.execution.initial_cash - 1.0),
+                "max_drawdown": float(1.0 - core.sim.equity[0] / core.sim.peak[0]),
+                "portfolio_volatility": float(core.risk.volatility()[0]),
+                "mean_correlation": float(core.risk.mean_correlation()[0]),
+                "herfindahl": float(core.risk.herfindahl(core.sim.weights())[0]),
+            }
+        )
+        return summary
+
+    def _apply_master(self, action: Any) -> None:
+        action = np.asarray(action)
+        if action.shape != (self.n_slots + 1,) or not self._master_action_space.contains(
+            action.astype(np.int64)
+        ):
+            raise ValueError(f"master action {action!r} is outside {self._master_action_space}")
+        levels = self._levels[action[:-1].astype(np.int64)]
+        mode = int(action[-1])
+        budget = np.minimum(
+            levels * self._base_budget * self._mode_scales[mode], self.config.limits.max_weight
+        )
+        self.core.budget[0] = budget
+        self.core.risk_mode[0] = mode
+
+    def _budget_trims(self) -> tuple[Orders | None, np.ndarray | None]:
+        if not self.config.enforce_budget_cuts:
+            return None, None
+        sim = self.core.sim
+        weight = np.abs(sim.weights())
+        over = weight > self.core.budget * 1.001 + 1e-9
+        if not over.any():
+            return None, None
+        shape = over.shape
+        orders = Orders(
+            active=np.ones(shape, bool),
+            keep=np.zeros(shape),
+            weight=self.core.budget * np.sign(sim.qty),
+            voluntary=np.zeros(shape, bool),
+        )
+        return orders, over
+
+    def _observe(self) -> dict[str, Any]:
+        core = self.core
+        self._masks = core.masks()
+        self._obs = core.observe()
+        self._master_obs = self._master_observation()
+        obs, masks = self._obs[0], self._masks[0].astype(np.int8)
+        observations: dict[str, Any] = {
+            agent: {"observations": obs[i], "action_mask": masks[i]}
+            for i, agent in enumerate(self.symbol_agents)
+        }
+        observations[MASTER] = self._master_obs
+        return observations
+
+    def _master_observation(self) -> np.ndarray:
+        core, sim = self.core, self.core.sim
+        obs = self._obs[0]
+        f_dim = self.market.n_features
+        current = obs[:, core.observations.feature_dim - f_dim : core.observations.feature_dim]
+        n = self.n_slots
+        out = np.empty(self.master_dim, np.float32)
+        out[:f_dim] = current.mean(axis=0)
+        out[f_dim : 2 * f_dim] = current.max(axis=0)
+        k = 2 * f_dim
+        p = len(PORTFOLIO_FIELDS)
+        out[k : k + p] = obs[0, -p:]
+        k += p
+        out[k : k + n] = sim.weights()[0]
+        out[k + n : k + 2 * n] = core.budget[0]
+        k += 2 * n
+        interval = self.config.communication_interval
+        to_decision = (-self._step) % interval
+        out[k] = core.risk.volatility()[0] * 100.0
+        out[k + 1] = core.risk.mean_correlation()[0]
+        out[k + 2] = core.risk.herfindahl(sim.weights())[0]
+        out[k + 3] = to_decision == 0
+        out[k + 4] = to_decision / interval
+        return out
+
+
+def default_neutral_action(n_slots: int, levels: Sequence[float]) -> np.ndarray:
+    """The master action keeping equal budgets (level 1.0 if listed) and the neutral mode."""
+    level = list(levels).index(1.0) if 1.0 in levels else len(levels) - 1
+    return np.array([level] * n_slots + [NEUTRAL], dtype=np.int64)

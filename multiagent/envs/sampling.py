@@ -1,0 +1,123 @@
+"""Episode sampling from episode views: the hook curricula turn.
+
+`EpisodeSampler` holds a pool of views and a sampling weight per view. A curriculum changes the
+pool or the weights between episodes (`set_task`); every draw goes through the env's own seeded
+generator, so a seed fixes the sequence of episodes.
+
+Multi-symbol episodes take the time window of a drawn view and fill the remaining slots with other
+symbols that have a bar on at least ``min_coverage`` of that window's bars, drawn without
+replacement; a window without enough such symbols is never drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from multiagent.data.episodes import EpisodeView
+from multiagent.envs.market import EnvMarket
+from multiagent.errors import ConfigError
+
+
+class Episode(NamedTuple):
+    symbols: np.ndarray
+    """(N,) panel rows, one per slot."""
+    start: int
+    stop: int
+
+
+class EpisodeSampler:
+    def __init__(
+        self,
+        market: EnvMarket,
+        views: Sequence[EpisodeView],
+        n_slots: int = 1,
+        *,
+        max_bars: int | None = None,
+        min_coverage: float = 0.9,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        self.market = market
+        self.n_slots = n_slots
+        self.max_bars = max_bars
+        self.min_coverage = min_coverage
+        self._rows = {name: i for i, name in enumerate(market.symbols)}
+        self.set_task(views, weights)
+
+    def set_task(
+        self, views: Sequence[EpisodeView], weights: Sequence[float] | None = None
+    ) -> None:
+        """Replace the view pool (and its sampling weights; default uniform)."""
+        if not views:
+            raise ConfigError("no episode views to sample from (is the training window empty?)")
+        unknown = {s for v in views for s in v.symbols if s not in self._rows}
+        if unknown:
+            raise ConfigError(f"episode views name symbols not in the market: {sorted(unknown)}")
+        candidates: list[np.ndarray] = []
+        for view in views:
+            window = slice(view.window.start, view.window.stop)
+            seen = np.isfinite(self.market.close[:, window]).mean(axis=1)
+            own = [self._rows[s] for s in view.symbols]
+            others = np.flatnonzero(seen >= self.min_coverage)
+            candidates.append(np.setdiff1d(others, own))
+        usable = np.array(
+            [
+                len(v.symbols) + len(c) >= self.n_slots
+                for v, c in zip(views, candidates, strict=True)
+            ]
+        )
+        usable &= np.array([len(v.window) >= 2 for v in views])
+        if not usable.any():
+            raise ConfigError(
+                f"no episode view has {self.n_slots} symbols with bars on "
+                f"{self.min_coverage:.0%} of its window; use fewer symbol slots or more data"
+            )
+        probs = np.ones(len(views)) if weights is None else np.asarray(weights, dtype=float)
+        if probs.shape != (len(views),) or np.any(probs < 0) or not np.isfinite(probs).all():
+            raise ConfigError(f"need {len(views)} finite non-negative sampling weights")
+        probs = probs * usable
+        if probs.sum() <= 0:
+            raise ConfigError("every usable episode view has sampling weight 0")
+        self.views = list(views)
+        self.weights = probs / probs.sum()
+        self._candidates = candidates
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        self.set_task(self.views, weights)
+
+    def sample(self, rng: np.random.Generator) -> Episode:
+        index = int(rng.choice(len(self.views), p=self.weights))
+        return self.episode(index, rng)
+
+    def episode(self, index: int, rng: np.random.Generator | None = None) -> Episode:
+        """The episode of view ``index``; extra slots and the sub-window need ``rng``."""
+        view = self.views[index]
+        own = [self._rows[s] for s in view.symbols][: self.n_slots]
+        need = self.n_slots - len(own)
+        rows = np.asarray(own, np.int64)
+        if need > 0:
+            if rng is None:
+                raise ValueError("filling extra symbol slots needs a random generator")
+            extra = rng.choice(self._candidates[index], size=need, replace=False)
+            rows = np.concatenate([rows, extra])
+        start, stop = view.window.start, view.window.stop
+        if self.max_bars is not None and stop - start > self.max_bars:
+            offset = 0 if rng is None else int(rng.integers(0, stop - start - self.max_bars + 1))
+            start += offset
+            stop = start + self.max_bars
+        return Episode(rows, start, stop)
+
+
+def whole_market_views(
+    market: EnvMarket, start: int = 0, stop: int | None = None
+) -> list[EpisodeView]:
+    """One view per symbol over ``[start, stop)``: handy for tests and backtests."""
+    from multiagent.data.splits import Window
+
+    stop = market.n_bars if stop is None else stop
+    return [
+        EpisodeView((name,), Window(start, stop), float("nan"), float("nan"), 1.0)
+        for name in market.symbols
+    ]

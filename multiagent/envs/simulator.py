@@ -1,0 +1,442 @@
+"""The batched market simulator: B independent portfolios x N symbol slots, pure numpy.
+
+Every env in this package (B = 1) and the evaluation backtester (B large) step through this one
+class, so training and backtests share one set of fill, cost and limit rules.
+
+Timing (the one rule that matters for honesty)
+----------------------------------------------
+An order passed to `step()` was decided on bar ``t`` (the agent has seen bar t's close). It fills
+on bar ``t + 1`` at ``execution.fill_price``: the next open by default, the next close for
+close-only data. The portfolio is then marked at bar t+1's close and ``t`` becomes ``t + 1``.
+``current_close`` (fill at a price the agent has seen) exists only to measure how much such a
+look-ahead flatters a backtest. A symbol with no bar at t+1 is not traded (the order lapses) and
+is marked at its last close. State changes only in `reset()` and `step()`.
+
+Orders
+------
+A market order asks for ``target = keep * qty + weight * equity / price``: ``keep`` is the fraction
+of the current position kept, ``weight`` the value added as a fraction of equity, both resolved at
+the fill price with equity marked at that price. Every action scheme is a choice of (keep, weight):
+SELL_ALL is (0, 0), a target weight w is (0, w), "buy a quarter of the unused budget b" is
+(0.75, 0.25 b). A limit order also carries a limit price (see `fill_limit_orders`).
+
+Limits, applied in this order (a changed order is *clipped*; a refused one keeps its position)
+--------------------------------------------------------------------------------------------
+1. circuit breaker: the bar after drawdown reaches ``drawdown_breaker`` every position is cut by
+   ``breaker_derisk`` (a forced trade); for ``breaker_cooldown`` bars no position may grow;
+2. no short positions unless ``allow_short``;
+3. ``|value| <= max_weight * equity`` per symbol (and ``<= cap``, a slot's risk budget);
+4. ``max_open_positions``: new positions beyond the room left are refused, in slot order;
+5. ``max_trades_per_day`` per symbol (UTC calendar day of the fill bar);
+6. ``sum |value| <= max_gross_exposure * equity``: the growing part of every position is scaled;
+7. cash: without ``margin`` the buys are scaled so that cash after costs stays >= 0.
+Trades smaller than ``min_trade_fraction`` of equity are skipped.
+
+P&L accounting: average entry price; ``realized`` is booked on the closed part of a position at
+``fill - entry``; ``unrealized = qty * (mark - entry)``; costs are booked separately, so
+``equity change = sum(realized + unrealized change) - costs`` exactly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from multiagent.envs.config import CostConfig, ExecutionConfig, RiskLimits
+from multiagent.envs.costs import CostModel, CostParts
+from multiagent.envs.market import EnvMarket
+
+
+class Orders(NamedTuple):
+    """Orders decided on bar t, (B, N) each."""
+
+    active: np.ndarray
+    """bool: the slot sends an order."""
+    keep: np.ndarray
+    """Fraction of the current position kept."""
+    weight: np.ndarray
+    """Position value added, as a fraction of equity at the fill price."""
+    limit: np.ndarray | None = None
+    """Limit price, NaN for a market order; None = all market orders."""
+    voluntary: np.ndarray | None = None
+    """bool: False where the env, not the agent, imposed the order; None = all voluntary."""
+    cap: np.ndarray | None = None
+    """Per-slot max |value| / equity (a risk budget), on top of ``max_weight``; None = none."""
+
+    @staticmethod
+    def none(n_envs: int, n_slots: int) -> Orders:
+        shape = (n_envs, n_slots)
+        return Orders(np.zeros(shape, bool), np.ones(shape), np.zeros(shape))
+
+
+class Fills(NamedTuple):
+    """What one step did, (B, N) per slot or (B,) per portfolio; currency unless stated."""
+
+    price: np.ndarray
+    """Fill price of each slot (NaN where it could not trade)."""
+    traded: np.ndarray
+    """Shares bought (+) or sold (-)."""
+    filled: np.ndarray
+    """bool: a trade happened."""
+    clipped: np.ndarray
+    """bool: an order was changed or refused by a limit or by cash."""
+    forced: np.ndarray
+    """bool: a trade the agent did not ask for (breaker de-risking, budget trims)."""
+    costs: CostParts
+    realized: np.ndarray
+    """P&L booked on the closed part of positions this step (before costs)."""
+    unrealized_change: np.ndarray
+    pnl: np.ndarray
+    """Gross P&L of each slot this step: realized + unrealized change."""
+    asset_return: np.ndarray
+    """Close-to-close simple return of each slot's symbol this step (0 without a bar)."""
+    equity_before: np.ndarray
+    equity: np.ndarray
+    gross_exposure: np.ndarray
+    """sum |position value| / equity after the step."""
+    drawdown: np.ndarray
+    """Fraction below peak equity after the step."""
+    drawdown_increase: np.ndarray
+    breaker_tripped: np.ndarray
+    done: np.ndarray
+    """bool (B,): no next bar left, or equity exhausted."""
+    bankrupt: np.ndarray
+
+
+class Simulator:
+    """State of B portfolios; arrays are public for interpreters but only mutated here."""
+
+    def __init__(
+        self,
+        market: EnvMarket,
+        n_envs: int,
+        n_slots: int,
+        *,
+        costs: CostConfig | None = None,
+        execution: ExecutionConfig | None = None,
+        limits: RiskLimits | None = None,
+    ) -> None:
+        self.market = market
+        self.execution = execution or ExecutionConfig()
+        market.check_execution(self.execution)
+        self.limits = limits or RiskLimits()
+        self.cost_model = CostModel(costs or CostConfig())
+        self.n_envs, self.n_slots = n_envs, n_slots
+        self._n_bars = market.n_bars
+        self._flat = {
+            name: getattr(market, name).reshape(-1)
+            for name in ("open", "high", "low", "close", "half_spread", "adv", "volatility")
+        }
+        shape = (n_envs, n_slots)
+        self.symbol = np.zeros(shape, np.int64)
+        self.t = np.zeros(n_envs, np.int64)
+        self.start = np.zeros(n_envs, np.int64)
+        self.stop = np.zeros(n_envs, np.int64)
+        self.cash = np.zeros(n_envs)
+        self.qty = np.zeros(shape)
+        self.entry = np.zeros(shape)
+        self.hold = np.zeros(shape, np.int64)
+        self.mark = np.zeros(shape)
+        self.realized = np.zeros(shape)
+        self.cost_paid = np.zeros(shape)
+        self.equity = np.zeros(n_envs)
+        self.peak = np.zeros(n_envs)
+        self.day = np.zeros(n_envs, np.int64)
+        self.trades_today = np.zeros(shape, np.int64)
+        self.cooldown = np.zeros(n_envs, np.int64)
+        self.derisk_next = np.zeros(n_envs, bool)
+        self._no_trip = np.zeros(n_envs, bool)
+        zeros = np.zeros(shape)
+        self._no_costs = CostParts(zeros, zeros, zeros, zeros)
+
+    # ----------------------------------------------------------------------------- reset
+    def reset(
+        self,
+        symbols: np.ndarray,
+        start: np.ndarray,
+        stop: np.ndarray,
+        envs: np.ndarray | None = None,
+    ) -> None:
+        """Start episodes: env b trades rows ``symbols[b]`` from bar ``start[b]`` to ``stop[b]``.
+
+        ``envs`` restarts only those portfolios (the batched core's auto-reset); the agent first
+        observes bar ``start`` and the last fill happens on bar ``stop - 1``.
+        """
+        index = np.arange(self.n_envs) if envs is None else np.asarray(envs)
+        start = np.asarray(start, np.int64)
+        stop = np.asarray(stop, np.int64)
+        if np.any(stop - start < 2) or np.any(start < 0) or np.any(stop > self._n_bars):
+            raise ValueError("episodes need 2 <= stop - start bars inside the market")
+        self.symbol[index] = symbols
+        self.t[index] = start
+        self.start[index] = start
+        self.stop[index] = stop
+        cash = self.execution.initial_cash
+        self.cash[index] = cash
+        self.qty[index] = 0.0
+        self.entry[index] = 0.0
+        self.hold[index] = 0
+        self.realized[index] = 0.0
+        self.cost_paid[index] = 0.0
+        self.equity[index] = cash
+        self.peak[index] = cash
+        self.trades_today[index] = 0
+        self.cooldown[index] = 0
+        self.derisk_next[index] = False
+        self.day[index] = self.market.day[start]
+        flat = self.symbol[index] * self._n_bars + start[..., None]
+        # The last close at or before the start marks positions (none yet, but it anchors returns).
+        self.mark[index] = self._last_close(flat)
+
+    def _last_close(self, flat: np.ndarray) -> np.ndarray:
+        close = self._flat["close"]
+        mark = close[flat]
+        missing = ~np.isfinite(mark)
+        back = flat.copy()
+        while missing.any():  # only at a reset onto a missing bar: walk back to the last close
+            rows_start = (back // self._n_bars) * self._n_bars
+            can = missing & (back > rows_start)
+            if not can.any():
+                break
+            back = np.where(can, back - 1, back)
+            mark = np.where(can, close[back], mark)
+            missing = ~np.isfinite(mark) & can
+        return np.where(np.isfinite(mark), mark, 0.0)
+
+    # ----------------------------------------------------------------------------- views
+    def values(self) -> np.ndarray:
+        """(B, N) marked position values."""
+        return self.qty * self.mark
+
+    def weights(self) -> np.ndarray:
+        """(B, N) position value / equity."""
+        return self.qty * self.mark / self.equity[:, None]
+
+    def unrealized(self) -> np.ndarray:
+        return self.qty * (self.mark - self.entry)
+
+    def drawdown(self) -> np.ndarray:
+        return 1.0 - self.equity / self.peak
+
+    # ----------------------------------------------------------------------------- step
+    def step(self, orders: Orders) -> Fills:
+        limits, execution = self.limits, self.execution
+        qty, mark, entry = self.qty, self.mark, self.entry
+        nxt = self.t + 1
+        flat_next = self.symbol * self._n_bars + nxt[:, None]
+        close_next = self._flat["close"].take(flat_next)
+        has_bar = close_next == close_next  # not NaN
+        if execution.fill_price == "next_open":
+            reference = np.where(has_bar, self._flat["open"].take(flat_next), np.nan)
+        elif execution.fill_price == "next_close":
+            reference = close_next
+        else:
+            reference = np.where(has_bar, mark, np.nan)
+        tradable = reference == reference
+        price = np.where(tradable, reference, mark)
+        equity_fill = self.cash + np.add.reduce(qty * price, axis=1)
+        active = orders.active & tradable
+
+        passive = None
+        if orders.limit is not None:
+            limit_mask = active & (orders.limit == orders.limit)
+            if limit_mask.any():
+                buy = (orders.keep - 1.0) * qty * orders.limit + orders.weight * equity_fill[
+                    :, None
+                ] > 0
+                limit_fill = self.fill_limit_orders(orders.limit, buy, flat_next, limit_mask)
+                passive = limit_fill == limit_fill
+                active = active & (passive | ~limit_mask)
+                price = np.where(passive, limit_fill, price)
+        equity_ratio = equity_fill[:, None] / np.where(price > 0, price, 1.0)
+        requested = np.where(active, orders.keep * qty + orders.weight * equity_ratio, qty)
+        target = requested
+        forced = (
+            active & ~orders.voluntary if orders.voluntary is not None else np.zeros_like(active)
+        )
+
+        # 1. circuit breaker
+        if limits.drawdown_breaker is not None:
+            derisk = self.derisk_next[:, None] & tradable & (qty != 0)
+            if derisk.any():
+                target = np.where(derisk, qty * (1.0 - limits.breaker_derisk), target)
+                forced = forced | derisk
+            frozen = (self.cooldown > 0)[:, None] & (np.abs(target) > np.abs(qty))
+            target = np.where(frozen, qty, target)
+        # 2. shorts
+        if not execution.allow_short:
+            target = np.maximum(target, 0.0)
+        # 3. per-symbol weight (a limit blocks growth; it never forces a sale after a drift)
+        weight_cap = limits.max_weight
+        if orders.cap is not None:
+            weight_cap = np.minimum(orders.cap, weight_cap)
+        cap = weight_cap * np.maximum(equity_ratio, 0.0)
+        if execution.allow_short:
+            bound = np.maximum(cap, np.where(qty * target > 0, np.abs(qty), 0.0))
+            target = np.clip(target, -bound, bound)
+        else:
+            target = np.minimum(target, np.maximum(cap, qty))
+        # 4. open positions
+        if limits.max_open_positions is not None:
+            target = self._limit_open_positions(qty, target, limits.max_open_positions)
+        # 5. trades per day
+        if limits.max_trades_per_day is not None:
+            day_next = self.market.day[nxt]
+            today = np.where((day_next != self.day)[:, None], 0, self.trades_today)
+            target = np.where(today >= limits.max_trades_per_day, qty, target)
+        # 6. gross exposure
+        target = self._limit_gross(qty, target, price, equity_fill, limits.max_gross_exposure)
+        traded = target - qty
+        # skip dust (and every slot without a bar, whose target is its position already)
+        dust = np.abs(traded) * price <= execution.min_trade_fraction * np.abs(equity_fill)[:, None]
+        traded[dust] = 0.0
+        filled = ~dust
+
+        if filled.any():
+            half_spread = self._flat["half_spread"].take(flat_next)
+            adv = self._flat["adv"].take(flat_next - 1)
+            vol = self._flat["volatility"].take(flat_next - 1)
+            costs = self.cost_model.parts(traded, price, half_spread, adv, vol, passive)
+            cost = costs.total
+            # 7. cash
+            if not execution.margin:
+                spend = np.add.reduce(traded * price + cost, axis=1)
+                short = self.cash - spend < 0
+                if short.any():
+                    buys = traded > 0
+                    buy_spend = np.add.reduce(np.where(buys, traded * price + cost, 0.0), axis=1)
+                    room = np.maximum(self.cash - (spend - buy_spend), 0.0)
+                    scale = np.where(
+                        short, room / np.where(buy_spend > 0, buy_spend, 1.0) * (1 - 1e-12), 1.0
+                    )
+                    traded = np.where(buys, traded * np.clip(scale, 0.0, 1.0)[:, None], traded)
+                    costs = self.cost_model.parts(traded, price, half_spread, adv, vol, passive)
+                    cost = costs.total
+                    filled = traded != 0
+        else:
+            costs = self._no_costs
+            cost = costs.commission
+        new_qty = qty + traded
+        clipped = active & ~forced & (np.abs(new_qty - requested) > 1e-9 * np.abs(requested))
+
+        # accounting (average entry price)
+        same_side = qty * traded
+        closed = np.where(same_side < 0, np.minimum(np.abs(traded), np.abs(qty)), 0.0)
+        realized = closed * (price - entry) * np.sign(qty)
+        opened = filled & (qty * new_qty <= 0) & (new_qty != 0)
+        grown = (same_side > 0) & ~opened
+        if grown.any():
+            averaged = (qty * entry + traded * price) / np.where(new_qty != 0, new_qty, 1.0)
+            entry = np.where(grown, averaged, entry)
+        entry = np.where(opened, price, np.where(new_qty == 0, 0.0, entry))
+        new_mark = np.where(has_bar, close_next, mark)
+        unrealized_change = new_qty * (new_mark - entry) - qty * (mark - self.entry)
+        self.cash = self.cash - np.add.reduce(traded * price + cost, axis=1)
+        asset_return = new_mark / np.where(mark > 0, mark, new_mark) - 1.0
+        equity_before = self.equity
+        values = new_qty * new_mark
+        equity = self.cash + np.add.reduce(values, axis=1)
+        drawdown_before = 1.0 - equity_before / self.peak
+        peak = np.maximum(self.peak, equity)
+        drawdown = 1.0 - equity / peak
+
+        self.hold = np.where(new_qty == 0, 0, np.where(opened, 1, self.hold + 1))
+        self.qty, self.entry, self.mark = new_qty, entry, new_mark
+        self.realized = self.realized + realized
+        self.cost_paid = self.cost_paid + cost
+        self.equity, self.peak = equity, peak
+        if limits.max_trades_per_day is not None:
+            day_next = self.market.day[nxt]
+            today = np.where((day_next != self.day)[:, None], 0, self.trades_today)
+            self.trades_today = today + filled
+            self.day = day_next
+        tripped = self._no_trip
+        if limits.drawdown_breaker is not None:
+            tripped = (drawdown >= limits.drawdown_breaker) & (self.cooldown == 0)
+            self.cooldown = np.where(
+                tripped, limits.breaker_cooldown, np.maximum(self.cooldown - 1, 0)
+            )
+            self.derisk_next = tripped
+        self.t = nxt
+        bankrupt = equity <= 0
+        return Fills(
+            price=reference if passive is None else np.where(tradable, price, np.nan),
+            traded=traded,
+            filled=filled,
+            clipped=clipped,
+            forced=forced & filled,
+            costs=costs,
+            realized=realized,
+            unrealized_change=unrealized_change,
+            pnl=realized + unrealized_change,
+            asset_return=asset_return,
+            equity_before=equity_before,
+            equity=equity,
+            gross_exposure=np.add.reduce(np.abs(values), axis=1) / equity,
+            drawdown=drawdown,
+            drawdown_increase=np.maximum(drawdown - drawdown_before, 0.0),
+            breaker_tripped=tripped,
+            done=(nxt >= self.stop - 1) | bankrupt,
+            bankrupt=bankrupt,
+        )
+
+    # ----------------------------------------------------------------------------- rules
+    def fill_limit_orders(
+        self, limit: np.ndarray, buy: np.ndarray, flat_next: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        """Fill price of each limit order on the next bar, NaN where it does not fill.
+
+        A buy at L fills when the next bar's lowest ask (low + half spread; its close + half
+        spread for close-only data) reaches L; a sell when the highest bid (high - half spread)
+        reaches L. The fill is at L, or at the open's ask/bid when the bar opens through L (a gap
+        fills at the better open). Orders live one bar: unfilled ones lapse.
+        """
+        flat = self._flat
+        half = flat["half_spread"][flat_next]
+        close = flat["close"][flat_next]
+        half = np.where(
+            np.isfinite(half), half, close * self.cost_model.config.half_spread_bps * 1e-4
+        )
+        low = flat["low"][flat_next]
+        high = flat["high"][flat_next]
+        low = np.where(np.isfinite(low), low, close)
+        high = np.where(np.isfinite(high), high, close)
+        open_ = flat["open"][flat_next]
+        best_ask = low + half
+        best_bid = high - half
+        reaches = np.where(buy, best_ask <= limit, best_bid >= limit)
+        open_ask, open_bid = open_ + half, open_ - half
+        gap = np.isfinite(open_) & np.where(buy, open_ask <= limit, open_bid >= limit)
+        price = np.where(gap, np.where(buy, open_ask, open_bid), limit)
+        return np.where(mask & reaches & np.isfinite(close), price, np.nan)
+
+    @staticmethod
+    def _limit_open_positions(qty: np.ndarray, target: np.ndarray, max_open: int) -> np.ndarray:
+        opening = (target != 0) & (qty == 0)
+        if not opening.any():
+            return target
+        staying = ((target != 0) & (qty != 0)).sum(axis=1)
+        rank = np.cumsum(opening, axis=1)
+        refused = opening & (rank > (max_open - staying)[:, None])
+        return np.where(refused, 0.0, target)
+
+    @staticmethod
+    def _limit_gross(
+        qty: np.ndarray, target: np.ndarray, price: np.ndarray, equity: np.ndarray, cap: float
+    ) -> np.ndarray:
+        size = np.abs(target)
+        same_side = qty * target > 0
+        kept = np.where(same_side, np.minimum(size, np.abs(qty)), 0.0)
+        gross = (size * price).sum(axis=1)
+        limit = cap * np.maximum(equity, 0.0)
+        over = gross > limit * (1 + 1e-12)
+        if not over.any():
+            return target
+        grown = size - kept
+        base = (kept * price).sum(axis=1)
+        extra = (grown * price).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.clip((limit - base) / extra, 0.0, 1.0)
+        scale = np.where(over, np.nan_to_num(scale), 1.0)[:, None]
+        return np.sign(target) * (kept + scale * grown)

@@ -1,0 +1,139 @@
+"""Telemetry: what agents did in an episode, and the portfolio's risk picture.
+
+`EpisodeTelemetry` counts per portfolio: trades, voluntary vs forced trades (breaker de-risking,
+budget trims), sanitized actions (masked actions sent anyway, executed as HOLD), clipped orders
+(changed by a limit or by cash), the executed-action histogram, mean gross exposure, turnover
+(traded notional / equity, summed) and costs. Envs put `summary()` in the final step's info.
+
+`PortfolioRisk` keeps exponentially weighted statistics with O(1) work per bar whatever the
+history length: portfolio volatility (per bar), the mean pairwise correlation of the slots'
+returns, and the Herfindahl concentration of the position weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from multiagent.envs.simulator import Fills
+
+
+class EpisodeTelemetry:
+    def __init__(self, n_envs: int, n_slots: int, action_names: tuple[str, ...]) -> None:
+        self.action_names = action_names
+        shape = (n_envs, n_slots)
+        self.trades = np.zeros(shape, np.int64)
+        self.forced = np.zeros(shape, np.int64)
+        self.sanitized = np.zeros(shape, np.int64)
+        self.clipped = np.zeros(shape, np.int64)
+        self.actions = np.zeros((n_envs, len(action_names)), np.int64)
+        self.exposure = np.zeros(n_envs)
+        self.turnover = np.zeros(n_envs)
+        self.costs = np.zeros(n_envs)
+        self.steps = np.zeros(n_envs, np.int64)
+
+    def reset(self, envs: np.ndarray | None = None) -> None:
+        index = slice(None) if envs is None else envs
+        for array in (
+            self.trades,
+            self.forced,
+            self.sanitized,
+            self.clipped,
+            self.actions,
+            self.exposure,
+            self.turnover,
+            self.costs,
+            self.steps,
+        ):
+            array[index] = 0
+
+    def record(
+        self,
+        fills: Fills,
+        executed: np.ndarray | None = None,
+        sanitized: np.ndarray | None = None,
+    ) -> None:
+        self.trades += fills.filled
+        self.forced += fills.forced
+        self.clipped += fills.clipped
+        if sanitized is not None:
+            self.sanitized += sanitized
+        if executed is not None:
+            n_envs, n_actions = self.actions.shape
+            if n_envs == 1:
+                self.actions[0] += np.bincount(executed.reshape(-1), minlength=n_actions)
+            else:
+                offsets = np.arange(n_envs)[:, None] * n_actions
+                counts = np.bincount((executed + offsets).reshape(-1), minlength=n_envs * n_actions)
+                self.actions += counts.reshape(n_envs, n_actions)
+        traded = np.abs(fills.traded)
+        self.turnover += np.add.reduce(traded * np.where(traded > 0, fills.price, 0.0), axis=1) / (
+            fills.equity_before
+        )
+        self.costs += np.add.reduce(fills.costs.commission + fills.costs.spread, axis=1)
+        self.costs += np.add.reduce(fills.costs.slippage + fills.costs.impact, axis=1)
+        self.exposure += fills.gross_exposure
+        self.steps += 1
+
+    def summary(self, env: int = 0) -> dict[str, Any]:
+        steps = max(int(self.steps[env]), 1)
+        trades = int(self.trades[env].sum())
+        forced = int(self.forced[env].sum())
+        return {
+            "steps": int(self.steps[env]),
+            "trades": trades,
+            "voluntary_trades": trades - forced,
+            "forced_trades": forced,
+            "sanitized_actions": int(self.sanitized[env].sum()),
+            "clipped_orders": int(self.clipped[env].sum()),
+            "action_histogram": dict(
+                zip(self.action_names, self.actions[env].tolist(), strict=True)
+            ),
+            "mean_exposure": float(self.exposure[env] / steps),
+            "turnover": float(self.turnover[env]),
+            "costs": float(self.costs[env]),
+        }
+
+
+class PortfolioRisk:
+    def __init__(self, n_envs: int, n_slots: int, halflife: float) -> None:
+        self.alpha = 1.0 - 0.5 ** (1.0 / halflife)
+        self.n_slots = n_slots
+        self.portfolio_var = np.zeros(n_envs)
+        self.cov = np.zeros((n_envs, n_slots, n_slots))
+        self.seen = np.zeros(n_envs, np.int64)
+
+    def reset(self, envs: np.ndarray | None = None) -> None:
+        index = slice(None) if envs is None else envs
+        self.portfolio_var[index] = 0.0
+        self.cov[index] = 0.0
+        self.seen[index] = 0
+
+    def update(self, portfolio_return: np.ndarray, asset_returns: np.ndarray) -> None:
+        a = self.alpha
+        self.portfolio_var = (1 - a) * self.portfolio_var + a * portfolio_return**2
+        outer = asset_returns[:, :, None] * asset_returns[:, None, :]
+        self.cov = (1 - a) * self.cov + a * outer
+        self.seen += 1
+
+    def volatility(self) -> np.ndarray:
+        return np.sqrt(self.portfolio_var)
+
+    def mean_correlation(self) -> np.ndarray:
+        """Mean off-diagonal correlation of slot returns (0 with fewer than 2 slots)."""
+        if self.n_slots < 2:
+            return np.zeros(len(self.cov))
+        std = np.sqrt(np.einsum("bii->bi", self.cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = self.cov / (std[:, :, None] * std[:, None, :])
+        corr = np.nan_to_num(corr)
+        n = self.n_slots
+        return (corr.sum(axis=(1, 2)) - np.einsum("bii->b", corr)) / (n * (n - 1))
+
+    @staticmethod
+    def herfindahl(weights: np.ndarray) -> np.ndarray:
+        """sum w_i^2 / (sum |w_i|)^2: 1/N when spread evenly, 1 when all in one (0 when flat)."""
+        gross = np.abs(weights).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num((weights**2).sum(axis=1) / gross**2)
