@@ -12,6 +12,7 @@ from typing import Any
 from multiagent.data.episodes import EpisodeView
 from multiagent.envs.config import (
     CommonEnvConfig,
+    ExecutionConfig,
     HierarchicalEnvConfig,
     PortfolioEnvConfig,
     RiskLimits,
@@ -26,7 +27,10 @@ from multiagent.envs.symbol_env import SymbolTradingEnv
 PRESETS: dict[str, CommonEnvConfig] = {
     "symbol_3": SymbolEnvConfig(scheme=SchemeConfig(kind="discrete3")),
     "symbol_7": SymbolEnvConfig(scheme=SchemeConfig(kind="discrete7")),
-    "symbol_limit": SymbolEnvConfig(scheme=SchemeConfig(kind="limit5")),
+    # Session / prediction-market data is close-only: limit orders fill against the next bar.
+    "symbol_limit": SymbolEnvConfig(
+        scheme=SchemeConfig(kind="limit5"), execution=ExecutionConfig(fill_price="next_close")
+    ),
     "portfolio_7": PortfolioEnvConfig(scheme=SchemeConfig(kind="discrete7"), max_open_positions=3),
     "portfolio_regimes": PortfolioEnvConfig(
         scheme=SchemeConfig(kind="regimes", regime_step=1 / 3), pool_size=3

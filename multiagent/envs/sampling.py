@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from multiagent.data.episodes import EpisodeView
+from multiagent.data.splits import Window
 from multiagent.envs.market import EnvMarket
 from multiagent.errors import ConfigError
 
@@ -113,11 +114,12 @@ class EpisodeSampler:
 def whole_market_views(
     market: EnvMarket, start: int = 0, stop: int | None = None
 ) -> list[EpisodeView]:
-    """One view per symbol over ``[start, stop)``: handy for tests and backtests."""
-    from multiagent.data.splits import Window
-
+    """One view per symbol over its bars inside ``[start, stop)`` (first to last real bar)."""
     stop = market.n_bars if stop is None else stop
-    return [
-        EpisodeView((name,), Window(start, stop), float("nan"), float("nan"), 1.0)
-        for name in market.symbols
-    ]
+    views = []
+    for row, name in enumerate(market.symbols):
+        seen = np.flatnonzero(np.isfinite(market.close[row, start:stop])) + start
+        if len(seen) >= 2:
+            window = Window(int(seen[0]), int(seen[-1]) + 1)
+            views.append(EpisodeView((name,), window, float("nan"), float("nan"), 1.0))
+    return views

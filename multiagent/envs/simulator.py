@@ -333,7 +333,8 @@ class Simulator:
         new_mark = np.where(has_bar, close_next, mark)
         unrealized_change = new_qty * (new_mark - entry) - qty * (mark - self.entry)
         self.cash = self.cash - np.add.reduce(traded * price + cost, axis=1)
-        asset_return = new_mark / np.where(mark > 0, mark, new_mark) - 1.0
+        known = mark > 0  # 0 = no close yet (a slot whose symbol starts later)
+        asset_return = np.where(known, new_mark / np.where(known, mark, 1.0) - 1.0, 0.0)
         equity_before = self.equity
         values = new_qty * new_mark
         equity = self.cash + np.add.reduce(values, axis=1)
