@@ -36,7 +36,7 @@ class CostParts(NamedTuple):
 
 
 class CostModel:
-    """Vectorized costs for fills of any shape."""
+    """Vectorized costs; `bind` precomputes per-(symbol, bar) arrays so a step costs a few ops."""
 
     def __init__(self, config: CostConfig) -> None:
         self.config = config
@@ -46,35 +46,41 @@ class CostModel:
         self._spread_mult = config.spread_multiplier * m
         self._default_half_spread = config.half_spread_bps * 1e-4
         self._impact = config.impact_coef * m
-        self._fallback_adv = config.fallback_adv
-        self._fallback_vol = config.fallback_volatility
+
+    def bind(self, half_spread: np.ndarray, adv: np.ndarray, volatility: np.ndarray) -> None:
+        """Precompute from a market's (S, T) arrays (NaN = no data; see `parts`)."""
+        known = np.isfinite(half_spread)
+        self.half_spread = (np.where(known, half_spread, 0.0) * self._spread_mult).reshape(-1)
+        self.half_spread_rate = (
+            np.where(known, 0.0, self._default_half_spread) * self._spread_mult
+        ).reshape(-1)
+        fallback_adv = self.config.fallback_adv or np.inf
+        liquidity = np.where(np.isfinite(adv) & (adv > 0), adv, fallback_adv)
+        vol = np.where(np.isfinite(volatility), volatility, self.config.fallback_volatility)
+        self.impact_factor = (self._impact * vol / np.sqrt(liquidity)).reshape(-1)
 
     def parts(
         self,
-        traded: np.ndarray,
+        size: np.ndarray,
         price: np.ndarray,
-        half_spread: np.ndarray,
-        adv: np.ndarray,
-        volatility: np.ndarray,
+        fill_index: np.ndarray,
+        decision_index: np.ndarray,
         passive: np.ndarray | None = None,
     ) -> CostParts:
-        """Costs of trading ``|traded|`` shares at ``price``; ``passive`` fills pay commission only.
+        """Costs of trading ``size`` shares (>= 0) at ``price``.
 
-        NaN in ``half_spread``, ``adv`` or ``volatility`` means no data: the configured half spread,
-        ``fallback_adv`` (no impact when unset) and ``fallback_volatility`` are used there.
+        ``fill_index`` / ``decision_index`` are flat (symbol, bar) indices of the fill bar (its
+        quoted spread) and of the decision bar (ADV and volatility known then). Where the data has
+        no spread the configured ``half_spread_bps`` of the price is used; without volume the
+        ``fallback_adv`` (no impact when unset); without enough past returns the
+        ``fallback_volatility``. ``passive`` (limit) fills pay commission only.
         """
-        size = np.abs(traded)
         notional = size * price
         commission = notional * self._commission
-        half = np.where(half_spread == half_spread, half_spread, price * self._default_half_spread)
-        spread = size * half * self._spread_mult
+        half = self.half_spread.take(fill_index) + price * self.half_spread_rate.take(fill_index)
+        spread = size * half
         slippage = notional * self._slippage
-        if self._impact > 0:
-            liquidity = np.where(adv > 0, adv, self._fallback_adv or np.inf)
-            vol = np.where(volatility == volatility, volatility, self._fallback_vol)
-            impact = self._impact * vol * notional * np.sqrt(notional / liquidity)
-        else:
-            impact = np.zeros_like(notional)
+        impact = self.impact_factor.take(decision_index) * notional * np.sqrt(notional)
         if passive is not None:
             spread = np.where(passive, 0.0, spread)
             slippage = np.where(passive, 0.0, slippage)

@@ -47,7 +47,7 @@ Version history: 1 - first release.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -69,7 +69,11 @@ MASTER_TERM_DTYPE = np.dtype([(name, np.float64) for name in MASTER_TERMS])
 
 
 class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
-    metadata = {"name": "hierarchical_trading_v1", "render_modes": ["ansi"], "version": VERSION}
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "hierarchical_trading_v1",
+        "render_modes": ["ansi"],
+        "version": VERSION,
+    }
 
     def __init__(
         self,
@@ -100,7 +104,7 @@ class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
         self._symbol_obs_space = masked_observation_space(
             self.core.observations.dim, scheme.n_actions
         )
-        self._symbol_action_space = gym.spaces.Discrete(scheme.n_actions)
+        self._symbol_action_space: gym.spaces.Space[Any] = gym.spaces.Discrete(scheme.n_actions)
         f = market.n_features
         self.master_dim = 2 * f + len(PORTFOLIO_FIELDS) + 2 * n + 5
         self._master_obs_space = gym.spaces.Box(-np.inf, np.inf, (self.master_dim,), np.float32)
@@ -277,26 +281,28 @@ class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
         return observations
 
     def _master_observation(self) -> np.ndarray:
-        core, sim = self.core, self.core.sim
+        core = self.core
         obs = self._obs[0]
         f_dim = self.market.n_features
-        current = obs[:, core.observations.feature_dim - f_dim : core.observations.feature_dim]
+        end = core.observations.feature_dim
+        current = obs[:, end - f_dim : end]
         n = self.n_slots
         out = np.empty(self.master_dim, np.float32)
-        out[:f_dim] = current.mean(axis=0)
-        out[f_dim : 2 * f_dim] = current.max(axis=0)
+        out[:f_dim] = np.add.reduce(current, axis=0) / n
+        out[f_dim : 2 * f_dim] = np.maximum.reduce(current, axis=0)
         k = 2 * f_dim
         p = len(PORTFOLIO_FIELDS)
         out[k : k + p] = obs[0, -p:]
         k += p
-        out[k : k + n] = sim.weights()[0]
+        weights = obs[:, end]  # the slot block starts with the weight
+        out[k : k + n] = weights
         out[k + n : k + 2 * n] = core.budget[0]
         k += 2 * n
         interval = self.config.communication_interval
         to_decision = (-self._step) % interval
-        out[k] = core.risk.volatility()[0] * 100.0
+        out[k] = np.sqrt(core.risk.portfolio_var[0]) * 100.0
         out[k + 1] = core.risk.mean_correlation()[0]
-        out[k + 2] = core.risk.herfindahl(sim.weights())[0]
+        out[k + 2] = core.risk.herfindahl(weights[None, :])[0]
         out[k + 3] = to_decision == 0
         out[k + 4] = to_decision / interval
         return out

@@ -102,10 +102,15 @@ def build_market(
     has_open = panel.has("open")
     has_range = panel.has("high", "low")
     nan = np.full_like(close, np.nan)
-    open_ = panel.fields["open"] if has_open else nan
-    high = panel.fields["high"] if has_range else nan
-    low = panel.fields["low"] if has_range else nan
-    half_spread = panel.fields["spread"] / 2 if panel.has("spread") else nan
+    no_bar = np.isnan(close)  # every field is NaN where there is no bar, so no check per step
+
+    def field(name: str, present: bool) -> np.ndarray:
+        return np.where(no_bar, np.nan, panel.fields[name]) if present else nan
+
+    open_ = field("open", has_open)
+    high = field("high", has_range)
+    low = field("low", has_range)
+    half_spread = field("spread", panel.has("spread")) / 2
     adv = (
         _causal_mean(panel.fields["volume"] * close, costs.adv_window)
         if panel.has("volume")

@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 from multiagent.data.episodes import EpisodeView
-from multiagent.envs.config import PortfolioEnvConfig
+from multiagent.envs.config import PortfolioEnvConfig, SchemeConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.observations import ObservationBuilder
@@ -52,7 +52,9 @@ REGIME_TERM_DTYPE = np.dtype([(name, np.float64) for name in REGIME_TERMS])
 
 
 class _PoolEnv(gym.Env[Any, np.int64]):
-    metadata = {"render_modes": ["ansi"], "version": VERSION}
+    sampler: EpisodeSampler
+    # gymnasium declares metadata as an instance attribute, hence no ClassVar
+    metadata = {"render_modes": ["ansi"], "version": VERSION}  # noqa: RUF012
 
     def _make_sampler(
         self, market: EnvMarket, views: Sequence[EpisodeView] | None, config: PortfolioEnvConfig
@@ -187,7 +189,7 @@ class PortfolioEnv(_PoolEnv):
             info["episode"] = self.core.telemetry.summary(0)
         return self._observation(), reward, terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
             return None
         sim = self.core.sim
@@ -202,7 +204,7 @@ class RegimePortfolioEnv(_PoolEnv):
         config: PortfolioEnvConfig | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.config = config = config or PortfolioEnvConfig(scheme={"kind": "regimes"})  # type: ignore[arg-type]
+        self.config = config = config or PortfolioEnvConfig(scheme=SchemeConfig(kind="regimes"))
         if config.scheme.kind != "regimes":
             raise ValueError("RegimePortfolioEnv needs scheme.kind: regimes")
         self.sampler = self._make_sampler(market, views, config)
@@ -258,7 +260,7 @@ class RegimePortfolioEnv(_PoolEnv):
             info["episode"] = self.telemetry.summary(0)
         return self._observation(), float(reward[0]), terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
             return None
         weights = " ".join(f"{w:.2f}" for w in self.sim.weights()[0])

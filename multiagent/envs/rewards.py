@@ -56,6 +56,7 @@ class SymbolRewards:
         self.weights = np.array([getattr(w, name) for name in SYMBOL_TERMS])
         self.n_actions = n_actions
         self._decay = 0.5 ** (1.0 / config.diversity_halflife)
+        # The idle counter and action history only advance when their term is weighted.
         self.previous = np.zeros((n_envs, n_slots), np.int64)
         self.flat_bars = np.zeros((n_envs, n_slots), np.int64)
         self.histogram = np.zeros((n_envs, n_slots, n_actions))
@@ -69,39 +70,43 @@ class SymbolRewards:
     def step(
         self, fills: Fills, sim: Simulator, budget: np.ndarray, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(reward (B, N), weighted terms (B, N, K)) of the step just taken by ``sim``."""
-        c = self.config
-        capital = fills.equity_before[:, None] * np.maximum(budget, 0.01)
-        cost = fills.costs.total
-        terms = np.empty((*budget.shape, len(SYMBOL_TERMS)))
-        terms[..., 0] = fills.realized / capital * c.scale
-        terms[..., 1] = fills.unrealized_change / capital * c.scale
-        terms[..., 2] = ((fills.pnl - cost) / capital - fills.asset_return) * c.scale
-        terms[..., 3] = -cost / capital * c.scale
-        terms[..., 4] = -fills.drawdown_increase[:, None] * c.scale
-        is_open = sim.qty != 0
-        losing = (sim.qty * (sim.mark - sim.entry)) < 0
-        terms[..., 5] = np.where(losing & (sim.hold > c.losing_grace), -1.0, 0.0)
-        self.flat_bars = np.where(is_open, 0, self.flat_bars + 1)
-        terms[..., 6] = np.where(self.flat_bars > c.idle_grace, -1.0, 0.0)
-        if self.weights[7]:
+        """(reward (B, N), weighted terms (B, N, K)) of the step just taken by ``sim``.
+
+        Terms of weight 0 are reported as 0 and not computed.
+        """
+        c, w = self.config, self.weights
+        scale = c.scale / (fills.equity_before[:, None] * np.maximum(budget, 0.01))
+        terms = np.zeros((*budget.shape, len(SYMBOL_TERMS)))
+        if w[0]:
+            terms[..., 0] = fills.realized * (scale * w[0])
+        if w[1]:
+            terms[..., 1] = fills.unrealized_change * (scale * w[1])
+        if w[2] or w[3]:
+            cost = fills.costs.total
+            if w[2]:
+                terms[..., 2] = ((fills.pnl - cost) * scale - fills.asset_return * c.scale) * w[2]
+            if w[3]:
+                terms[..., 3] = cost * (scale * -w[3])
+        if w[4]:
+            terms[..., 4] = fills.drawdown_increase[:, None] * (-c.scale * w[4])
+        if w[5]:
+            losing = (sim.qty * (sim.mark - sim.entry)) < 0
+            terms[..., 5] = np.where(losing & (sim.hold > c.losing_grace), -w[5], 0.0)
+        if w[6]:
+            self.flat_bars = np.where(sim.qty != 0, 0, self.flat_bars + 1)
+            terms[..., 6] = np.where(self.flat_bars > c.idle_grace, -w[6], 0.0)
+        if w[7]:
             self.histogram *= self._decay
-            np.put_along_axis(
-                self.histogram,
-                actions[..., None],
-                np.take_along_axis(self.histogram, actions[..., None], axis=-1) + 1.0,
-                axis=-1,
-            )
+            flat = self.histogram.reshape(-1, self.n_actions)
+            flat[np.arange(len(flat)), actions.reshape(-1)] += 1.0
             p = self.histogram / self.histogram.sum(axis=-1, keepdims=True)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
-            terms[..., 7] = entropy / np.log(self.n_actions)
-        else:
-            terms[..., 7] = 0.0
-        terms[..., 8] = np.where((actions == self.previous) & (actions != 0), -1.0, 0.0)
-        self.previous = actions
-        terms *= self.weights
-        return terms.sum(axis=-1), terms
+            logs = np.log(np.where(p > 0, p, 1.0))
+            terms[..., 7] = -(p * logs).sum(axis=-1) / np.log(self.n_actions) * w[7]
+        if w[8]:
+            repeated = (actions == self.previous) & (actions != 0)
+            terms[..., 8] = np.where(repeated, -w[8], 0.0)
+            self.previous = actions
+        return np.add.reduce(terms, axis=-1), terms
 
 
 def master_reward(fills: Fills, config: MasterRewardConfig) -> tuple[np.ndarray, np.ndarray]:

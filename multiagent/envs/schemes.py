@@ -60,7 +60,7 @@ def slot_state(sim: Simulator, budget: np.ndarray, can_open: np.ndarray | None =
     )
 
 
-def _stack(columns: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+def _stack(columns: list[np.ndarray | np.bool_], shape: tuple[int, ...]) -> np.ndarray:
     out = np.empty((*shape, len(columns)), bool)
     for i, column in enumerate(columns):
         out[..., i] = column

@@ -126,8 +126,9 @@ class Simulator:
         self._n_bars = market.n_bars
         self._flat = {
             name: getattr(market, name).reshape(-1)
-            for name in ("open", "high", "low", "close", "half_spread", "adv", "volatility")
+            for name in ("open", "high", "low", "close", "half_spread")
         }
+        self.cost_model.bind(market.half_spread, market.adv, market.volatility)
         shape = (n_envs, n_slots)
         self.symbol = np.zeros(shape, np.int64)
         self.t = np.zeros(n_envs, np.int64)
@@ -147,6 +148,7 @@ class Simulator:
         self.cooldown = np.zeros(n_envs, np.int64)
         self.derisk_next = np.zeros(n_envs, bool)
         self._no_trip = np.zeros(n_envs, bool)
+        self._no_trade = np.zeros(shape, bool)
         zeros = np.zeros(shape)
         self._no_costs = CostParts(zeros, zeros, zeros, zeros)
 
@@ -228,7 +230,7 @@ class Simulator:
         close_next = self._flat["close"].take(flat_next)
         has_bar = close_next == close_next  # not NaN
         if execution.fill_price == "next_open":
-            reference = np.where(has_bar, self._flat["open"].take(flat_next), np.nan)
+            reference = self._flat["open"].take(flat_next)  # NaN without a bar (see EnvMarket)
         elif execution.fill_price == "next_close":
             reference = close_next
         else:
@@ -252,9 +254,7 @@ class Simulator:
         equity_ratio = equity_fill[:, None] / np.where(price > 0, price, 1.0)
         requested = np.where(active, orders.keep * qty + orders.weight * equity_ratio, qty)
         target = requested
-        forced = (
-            active & ~orders.voluntary if orders.voluntary is not None else np.zeros_like(active)
-        )
+        forced = active & ~orders.voluntary if orders.voluntary is not None else self._no_trade
 
         # 1. circuit breaker
         if limits.drawdown_breaker is not None:
@@ -287,17 +287,18 @@ class Simulator:
             target = np.where(today >= limits.max_trades_per_day, qty, target)
         # 6. gross exposure
         target = self._limit_gross(qty, target, price, equity_fill, limits.max_gross_exposure)
+        clipped = active & (target != requested)
         traded = target - qty
+        size = np.abs(traded)
         # skip dust (and every slot without a bar, whose target is its position already)
-        dust = np.abs(traded) * price <= execution.min_trade_fraction * np.abs(equity_fill)[:, None]
+        dust = size * price <= execution.min_trade_fraction * np.abs(equity_fill)[:, None]
         traded[dust] = 0.0
+        size[dust] = 0.0
         filled = ~dust
 
         if filled.any():
-            half_spread = self._flat["half_spread"].take(flat_next)
-            adv = self._flat["adv"].take(flat_next - 1)
-            vol = self._flat["volatility"].take(flat_next - 1)
-            costs = self.cost_model.parts(traded, price, half_spread, adv, vol, passive)
+            flat_now = flat_next - 1
+            costs = self.cost_model.parts(size, price, flat_next, flat_now, passive)
             cost = costs.total
             # 7. cash
             if not execution.margin:
@@ -311,20 +312,23 @@ class Simulator:
                         short, room / np.where(buy_spend > 0, buy_spend, 1.0) * (1 - 1e-12), 1.0
                     )
                     traded = np.where(buys, traded * np.clip(scale, 0.0, 1.0)[:, None], traded)
-                    costs = self.cost_model.parts(traded, price, half_spread, adv, vol, passive)
+                    size = np.abs(traded)
+                    costs = self.cost_model.parts(size, price, flat_next, flat_now, passive)
                     cost = costs.total
                     filled = traded != 0
+                    clipped = clipped | (active & buys & short[:, None])
         else:
             costs = self._no_costs
             cost = costs.commission
         new_qty = qty + traded
-        clipped = active & ~forced & (np.abs(new_qty - requested) > 1e-9 * np.abs(requested))
+        clipped = clipped & ~forced
 
         # accounting (average entry price)
         same_side = qty * traded
-        closed = np.where(same_side < 0, np.minimum(np.abs(traded), np.abs(qty)), 0.0)
-        realized = closed * (price - entry) * np.sign(qty)
-        opened = filled & (qty * new_qty <= 0) & (new_qty != 0)
+        realized = np.where(
+            same_side < 0, np.minimum(size, np.abs(qty)) * (price - entry) * np.sign(qty), 0.0
+        )
+        opened = (qty * new_qty <= 0) & (new_qty != 0)
         grown = (same_side > 0) & ~opened
         if grown.any():
             averaged = (qty * entry + traded * price) / np.where(new_qty != 0, new_qty, 1.0)
@@ -427,17 +431,14 @@ class Simulator:
         qty: np.ndarray, target: np.ndarray, price: np.ndarray, equity: np.ndarray, cap: float
     ) -> np.ndarray:
         size = np.abs(target)
-        same_side = qty * target > 0
-        kept = np.where(same_side, np.minimum(size, np.abs(qty)), 0.0)
-        gross = (size * price).sum(axis=1)
         limit = cap * np.maximum(equity, 0.0)
-        over = gross > limit * (1 + 1e-12)
+        over = np.add.reduce(size * price, axis=1) > limit * (1 + 1e-12)
         if not over.any():
             return target
+        kept = np.where(qty * target > 0, np.minimum(size, np.abs(qty)), 0.0)
         grown = size - kept
-        base = (kept * price).sum(axis=1)
-        extra = (grown * price).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.clip((limit - base) / extra, 0.0, 1.0)
-        scale = np.where(over, np.nan_to_num(scale), 1.0)[:, None]
+        base = np.add.reduce(kept * price, axis=1)
+        extra = np.add.reduce(grown * price, axis=1)
+        scale = np.clip((limit - base) / np.where(extra > 0, extra, 1.0), 0.0, 1.0)
+        scale = np.where(over, scale, 1.0)[:, None]
         return np.sign(target) * (kept + scale * grown)

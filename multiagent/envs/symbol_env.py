@@ -54,7 +54,8 @@ def masked_observation_space(dim: int, n_actions: int) -> gym.spaces.Dict:
 
 
 class SymbolTradingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
-    metadata = {"render_modes": ["ansi"], "version": VERSION}
+    # gymnasium declares metadata as an instance attribute, hence no ClassVar
+    metadata = {"render_modes": ["ansi"], "version": VERSION}  # noqa: RUF012
 
     def __init__(
         self,
@@ -136,7 +137,7 @@ class SymbolTradingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._last_info = info
         return self._observation(), float(result.reward[0, 0]), terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
             return None
         sim = self.core.sim

@@ -113,27 +113,30 @@ class PortfolioRisk:
     def update(self, portfolio_return: np.ndarray, asset_returns: np.ndarray) -> None:
         a = self.alpha
         self.portfolio_var = (1 - a) * self.portfolio_var + a * portfolio_return**2
-        outer = asset_returns[:, :, None] * asset_returns[:, None, :]
-        self.cov = (1 - a) * self.cov + a * outer
+        self.cov *= 1 - a
+        self.cov += a * asset_returns[:, :, None] * asset_returns[:, None, :]
         self.seen += 1
 
     def volatility(self) -> np.ndarray:
         return np.sqrt(self.portfolio_var)
 
     def mean_correlation(self) -> np.ndarray:
-        """Mean off-diagonal correlation of slot returns (0 with fewer than 2 slots)."""
-        if self.n_slots < 2:
-            return np.zeros(len(self.cov))
-        std = np.sqrt(np.einsum("bii->bi", self.cov))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = self.cov / (std[:, :, None] * std[:, None, :])
-        corr = np.nan_to_num(corr)
+        """Mean off-diagonal correlation of slot returns (0 with fewer than 2 slots).
+
+        ``(s^-1)' C s^-1 - n`` is the sum of the off-diagonal correlations: one quadratic form.
+        """
         n = self.n_slots
-        return (corr.sum(axis=(1, 2)) - np.einsum("bii->b", corr)) / (n * (n - 1))
+        if n < 2:
+            return np.zeros(len(self.cov))
+        variance = self.cov.reshape(len(self.cov), -1)[:, :: n + 1]
+        known = variance > 0
+        inverse = np.where(known, 1.0 / np.sqrt(np.where(known, variance, 1.0)), 0.0)
+        total = np.einsum("bi,bij,bj->b", inverse, self.cov, inverse)
+        return (total - known.sum(axis=1)) / (n * (n - 1))
 
     @staticmethod
     def herfindahl(weights: np.ndarray) -> np.ndarray:
         """sum w_i^2 / (sum |w_i|)^2: 1/N when spread evenly, 1 when all in one (0 when flat)."""
-        gross = np.abs(weights).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nan_to_num((weights**2).sum(axis=1) / gross**2)
+        gross = np.add.reduce(np.abs(weights), axis=1)
+        squares = np.add.reduce(weights * weights, axis=1)
+        return np.where(gross > 0, squares / np.where(gross > 0, gross * gross, 1.0), 0.0)

@@ -25,9 +25,9 @@ from multiagent.envs import (
 from multiagent.envs.sampling import EpisodeSampler, whole_market_views
 
 
-
 def random_masked_action(rng: np.random.Generator, mask: np.ndarray) -> int:
     return int(rng.choice(np.flatnonzero(mask)))
+
 
 GYM_PRESETS = [name for name, config in PRESETS.items() if name != "hierarchical"]
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from multiagent.data.featurize import compute_features
 from multiagent.data.panel import MarketPanel
 from multiagent.envs import (
     MASTER,
@@ -19,7 +20,6 @@ from multiagent.envs import (
     build_market,
     make_env,
 )
-from multiagent.data.featurize import compute_features
 
 
 def perturbed(panel: MarketPanel, first_bar: int, seed: int) -> MarketPanel:
@@ -58,7 +58,9 @@ def run_single(env: Any, actions: np.ndarray) -> list[tuple[int, Any, float, Any
 
 @pytest.mark.parametrize("name", ["symbol_3", "symbol_7", "symbol_limit", "portfolio_regimes"])
 @pytest.mark.parametrize("first_bar", [60, 150])
-def test_gym_envs_do_not_look_ahead(synthetic_panel: MarketPanel, name: str, first_bar: int) -> None:
+def test_gym_envs_do_not_look_ahead(
+    synthetic_panel: MarketPanel, name: str, first_bar: int
+) -> None:
     actions = np.random.default_rng(first_bar).integers(0, 1000, 250)
     config = PRESETS[name]
     if name == "symbol_limit":
