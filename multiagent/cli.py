@@ -295,13 +295,17 @@ def run(
     preset: Annotated[str, typer.Option(help="Embedded preset when no --config.")] = "default",
     no_cache: Annotated[bool, typer.Option(help="Recompute features, ignore the cache.")] = False,
 ) -> None:
-    """The main job: load + validate data, build features, split, cut episode views."""
+    """The main job: load + validate data, build features, split, cut episode views, then roll
+    a seeded baseline (random symbol agents, neutral master) through the hierarchical env."""
     from multiagent.training.prepare import prepare
+    from multiagent.training.rollout import random_rollout
 
     try:
         run_config: RunConfig = load_config(config) if config else load_preset(preset)
         with console.status("loading data and building features..."):
             prepared = prepare(run_config, use_cache=not no_cache)
+        with console.status("rolling the baseline through the hierarchical env..."):
+            rollout = random_rollout(prepared, run_config)
     except (MultiagentError, ValueError) as error:
         _fail(error)
         return
@@ -335,6 +339,31 @@ def run(
         f"valid feature rows {features.valid.mean():.1%}; data fingerprint "
         f"{panel.fingerprint()[:16]}; feature cache key {features.cache_key[:16]}; "
         f"load {prepared.timings['load']:.2f}s, features {prepared.timings['features']:.2f}s",
+        highlight=False,
+    )
+    env = run_config.env
+    table = Table(
+        title=f"Baseline: {env.n_symbols} random symbol agents + neutral master, train views"
+    )
+    for column in ("ep", "bars", "return", "max DD", "trades", "forced", "turnover", "costs"):
+        table.add_column(column, justify="right")
+    table.add_column("exposure", justify="right")
+    for i, summary in enumerate(rollout.episodes):
+        table.add_row(
+            str(i),
+            str(summary["steps"]),
+            f"{summary['return']:+.1%}",
+            f"{summary['max_drawdown']:.1%}",
+            str(summary["trades"]),
+            str(summary["forced_trades"]),
+            f"{summary['turnover']:.0f}x",
+            f"{summary['costs']:,.0f}",
+            f"{summary['mean_exposure']:.0%}",
+        )
+    console.print(table)
+    console.print(
+        f"env: fills at {env.execution.fill_price}, {rollout.steps} steps in "
+        f"{rollout.seconds:.2f}s ({rollout.steps_per_second:,.0f} env steps/s)",
         highlight=False,
     )
 

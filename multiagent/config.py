@@ -18,6 +18,7 @@ from multiagent.data.featurize import FeaturePipelineConfig
 from multiagent.data.loaders import Layout
 from multiagent.data.splits import SplitConfig
 from multiagent.data.validation import ValidationOptions
+from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.errors import ConfigError
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -59,6 +60,7 @@ class RunConfig(BaseModel):
     features: FeaturePipelineConfig = Field(default_factory=FeaturePipelineConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     episodes: EpisodeConfig = Field(default_factory=EpisodeConfig)
+    env: HierarchicalEnvConfig = Field(default_factory=HierarchicalEnvConfig)
     cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
 
 

@@ -120,6 +120,7 @@ class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
         self._obs: np.ndarray = np.zeros((1, n, self.core.observations.dim), np.float32)
         self._masks: np.ndarray = np.ones((1, n, scheme.n_actions), bool)
         self._master_obs = np.zeros(self.master_dim, np.float32)
+        self._cut = np.zeros(n, bool)
 
     # PettingZoo API -------------------------------------------------------------------
     def observation_space(self, agent: str) -> gym.spaces.Space[Any]:
@@ -247,6 +248,7 @@ class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
         budget = np.minimum(
             levels * self._base_budget * self._mode_scales[mode], self.config.limits.max_weight
         )
+        self._cut = budget < self.core.budget[0] - 1e-12
         self.core.budget[0] = budget
         self.core.risk_mode[0] = mode
 
@@ -255,7 +257,9 @@ class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
             return None, None
         sim = self.core.sim
         weight = np.abs(sim.weights())
-        over = weight > self.core.budget * 1.001 + 1e-9
+        # Only a cut budget forces a trim; a position that grew past its budget by price drift
+        # is left alone (budgets bind orders, not prices).
+        over = self._cut[None, :] & (weight > self.core.budget * 1.001 + 1e-9)
         if not over.any():
             return None, None
         shape = over.shape
