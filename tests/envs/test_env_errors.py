@@ -99,6 +99,6 @@ def test_current_close_is_explicit_and_optimistic(market: EnvMarket) -> None:
     """Filling at a price already seen is allowed only when asked for, and it flatters."""
     config = SymbolEnvConfig(execution=ExecutionConfig(fill_price="current_close"))
     env = SymbolTradingEnv(market, config=config)
-    obs, _ = env.reset(seed=0, options={"view": 0})
+    _obs, _ = env.reset(seed=0, options={"view": 0})
     _, _, _, _, info = env.step(3)
     assert info["fill_price"] == pytest.approx(market.close[0, 0])
