@@ -85,7 +85,9 @@ class TradingCore:
         if can_open is None and self.max_open is not None:
             room = self.max_open - (self.sim.qty != 0).sum(axis=1)
             can_open = (room > 0)[:, None]
-        self._state = slot_state(self.sim, self.budget, can_open)
+        self._state = slot_state(
+            self.sim, self.budget, can_open, need_spread=self.config.scheme.kind == "limit5"
+        )
         return self.scheme.masks(self._state)
 
     def observe(self) -> np.ndarray:

@@ -3,7 +3,7 @@
 | part | formula (per fill) | source |
 |---|---|---|
 | commission | ``notional * commission_bps * 1e-4`` | broker fee |
-| spread | ``|qty| * half_spread`` (data's quoted spread / 2, else ``half_spread_bps`` of price) | crossing the book |
+| spread | ``|qty| * half_spread`` (the fill bar's quoted spread / 2, else ``half_spread_bps`` of price) | crossing the book |
 | slippage | ``notional * slippage_bps * 1e-4`` | adverse move while the order works |
 | impact | ``impact_coef * vol * sqrt(notional / ADV) * notional`` | square-root law (Almgren et al. 2005; Toth et al. 2011) |
 
@@ -36,7 +36,7 @@ class CostParts(NamedTuple):
 
 
 class CostModel:
-    """Vectorized costs; `bind` precomputes per-(symbol, bar) arrays so a step costs a few ops."""
+    """Vectorized costs; `bind` precomputes per-(symbol, bar) arrays so a fill costs a few ops."""
 
     def __init__(self, config: CostConfig) -> None:
         self.config = config
@@ -47,40 +47,42 @@ class CostModel:
         self._default_half_spread = config.half_spread_bps * 1e-4
         self._impact = config.impact_coef * m
 
-    def bind(self, half_spread: np.ndarray, adv: np.ndarray, volatility: np.ndarray) -> None:
-        """Precompute from a market's (S, T) arrays (NaN = no data; see `parts`)."""
+    def bind(
+        self, half_spread: np.ndarray, adv: np.ndarray, volatility: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-(symbol, bar) arrays from a market's (S, T) arrays, NaN meaning no data.
+
+        Returns (half spread in price units, half spread as a fraction of price, impact factor);
+        a fill's half spread is ``fixed + price * rate`` with the *fill* bar's values, its impact
+        ``factor * notional ** 1.5`` with the *decision* bar's factor. Where the data has no
+        spread the configured ``half_spread_bps`` is used; without volume the ``fallback_adv``
+        (no impact when unset); without enough past returns the ``fallback_volatility``.
+        """
         known = np.isfinite(half_spread)
-        self.half_spread = (np.where(known, half_spread, 0.0) * self._spread_mult).reshape(-1)
-        self.half_spread_rate = (
-            np.where(known, 0.0, self._default_half_spread) * self._spread_mult
-        ).reshape(-1)
+        fixed = np.where(known, half_spread, 0.0) * self._spread_mult
+        rate = np.where(known, 0.0, self._default_half_spread) * self._spread_mult
         fallback_adv = self.config.fallback_adv or np.inf
         liquidity = np.where(np.isfinite(adv) & (adv > 0), adv, fallback_adv)
         vol = np.where(np.isfinite(volatility), volatility, self.config.fallback_volatility)
-        self.impact_factor = (self._impact * vol / np.sqrt(liquidity)).reshape(-1)
+        return fixed, rate, self._impact * vol / np.sqrt(liquidity)
 
     def parts(
         self,
         size: np.ndarray,
         price: np.ndarray,
-        fill_index: np.ndarray,
-        decision_index: np.ndarray,
+        half_spread: np.ndarray,
+        impact_factor: np.ndarray,
         passive: np.ndarray | None = None,
     ) -> CostParts:
-        """Costs of trading ``size`` shares (>= 0) at ``price``.
+        """Costs of trading ``size`` shares (>= 0) at ``price`` (see `bind` for the inputs).
 
-        ``fill_index`` / ``decision_index`` are flat (symbol, bar) indices of the fill bar (its
-        quoted spread) and of the decision bar (ADV and volatility known then). Where the data has
-        no spread the configured ``half_spread_bps`` of the price is used; without volume the
-        ``fallback_adv`` (no impact when unset); without enough past returns the
-        ``fallback_volatility``. ``passive`` (limit) fills pay commission only.
+        ``passive`` (limit) fills pay commission only.
         """
         notional = size * price
         commission = notional * self._commission
-        half = self.half_spread.take(fill_index) + price * self.half_spread_rate.take(fill_index)
-        spread = size * half
+        spread = size * half_spread
         slippage = notional * self._slippage
-        impact = self.impact_factor.take(decision_index) * notional * np.sqrt(notional)
+        impact = impact_factor * notional * np.sqrt(notional)
         if passive is not None:
             spread = np.where(passive, 0.0, spread)
             slippage = np.where(passive, 0.0, slippage)

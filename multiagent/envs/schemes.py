@@ -40,22 +40,33 @@ class SlotState(NamedTuple):
     can_open: np.ndarray | np.bool_
     can_grow: np.ndarray
     half_spread: np.ndarray
-    """Half spread at the decision bar, price units."""
+    """Half spread at the decision bar, price units (only when asked for: limit schemes)."""
     mark: np.ndarray
 
 
-def slot_state(sim: Simulator, budget: np.ndarray, can_open: np.ndarray | None = None) -> SlotState:
+def slot_state(
+    sim: Simulator,
+    budget: np.ndarray,
+    can_open: np.ndarray | None = None,
+    *,
+    need_spread: bool = True,
+) -> SlotState:
+    """The slots' state at the decision bar; ``need_spread`` only for quoting limit prices."""
     weight = sim.qty * sim.mark / sim.equity[:, None]
-    flat = sim.symbol * sim.market.n_bars + sim.t[:, None]
-    half = sim.market.half_spread.reshape(-1).take(flat)
-    default = sim.mark * sim.cost_model.config.half_spread_bps * 1e-4
+    if need_spread:
+        flat = sim.symbol * sim.market.n_bars + sim.t[:, None]
+        half = sim.market.half_spread.reshape(-1).take(flat)
+        default = sim.mark * sim.cost_model.config.half_spread_bps * 1e-4
+        half = np.where(half == half, half, default)
+    else:
+        half = sim.mark
     return SlotState(
         weight=weight,
         budget=budget,
         winning=(sim.qty > 0) & (sim.mark > sim.entry),
         can_open=(sim.qty != 0) | can_open if can_open is not None else np.True_,
         can_grow=(sim.cooldown == 0)[:, None],
-        half_spread=np.where(half == half, half, default),
+        half_spread=half,
         mark=sim.mark,
     )
 
@@ -143,9 +154,14 @@ class SevenActions(DiscreteScheme):
 
     def __init__(self, config: SchemeConfig) -> None:
         super().__init__(config)
-        sizes = np.zeros(7)
-        sizes[1:4] = (config.small, config.medium, config.large)
-        self._buy_size = sizes
+        # Per action: fraction of the position kept, budget fraction added, is it a buy.
+        # Buying a fraction s of the unused budget b*E - value: target = (1-s) value + s b E.
+        sizes = np.array([0.0, config.small, config.medium, config.large, 0.0, 0.0, 0.0])
+        self._keep = 1.0 - sizes
+        self._keep[4] = 1.0 - config.partial
+        self._keep[5] = 0.0
+        self._budget_share = sizes
+        self._buys = np.array([False, True, True, True, False, False, True])
 
     def masks(self, state: SlotState) -> np.ndarray:
         unused = state.budget - np.abs(state.weight)
@@ -155,19 +171,14 @@ class SevenActions(DiscreteScheme):
         return _stack([np.True_, buy, buy, buy, held, held, add], state.weight.shape)
 
     def _orders(self, actions: np.ndarray, state: SlotState) -> Orders:
-        c = self.config
-        unused = np.maximum(state.budget - np.abs(state.weight), 0.0)
-        size = self._buy_size[actions]
-        buying = size > 0
-        # Buying a fraction s of the unused budget b*E - value: target = (1-s) value + s b E.
-        keep = np.where(buying, 1.0 - size, 1.0)
-        weight = np.where(buying, size * state.budget, 0.0)
-        keep = np.where(actions == 4, 1.0 - c.partial, keep)
-        keep = np.where(actions == 5, 0.0, keep)
-        weight = np.where(actions == 6, np.minimum(c.add * state.budget, unused), weight)
+        unused = state.budget - np.abs(state.weight)
+        weight = self._budget_share.take(actions) * state.budget
+        adding = actions == 6
+        if adding.any():
+            weight = np.where(adding, np.minimum(self.config.add * state.budget, unused), weight)
         # A buy never sells (the budget may have been cut below the position since the mask).
-        active = (actions != 0) & ~((buying | (actions == 6)) & (unused <= 0))
-        return Orders(active, keep, weight, cap=state.budget)
+        active = (actions != 0) & ~(self._buys.take(actions) & (unused <= 0))
+        return Orders(active, self._keep.take(actions), weight, cap=state.budget)
 
 
 class LimitActions(DiscreteScheme):

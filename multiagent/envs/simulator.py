@@ -16,7 +16,8 @@ Orders
 ------
 A market order asks for ``target = keep * qty + weight * equity / price``: ``keep`` is the fraction
 of the current position kept, ``weight`` the value added as a fraction of equity, both resolved at
-the fill price with equity marked at that price. Every action scheme is a choice of (keep, weight):
+the fill price with equity marked at that price (for a limit order: marked at the market fill
+price, then divided by the limit fill price). Every action scheme is a choice of (keep, weight):
 SELL_ALL is (0, 0), a target weight w is (0, w), "buy a quarter of the unused budget b" is
 (0.75, 0.25 b). A limit order also carries a limit price (see `fill_limit_orders`).
 
@@ -74,7 +75,8 @@ class Fills(NamedTuple):
     """What one step did, (B, N) per slot or (B,) per portfolio; currency unless stated."""
 
     price: np.ndarray
-    """Fill price of each slot (NaN where it could not trade)."""
+    """Price a market order of the slot filled (or would have filled) at; NaN without a bar.
+    A filled limit order shows its limit fill price."""
     traded: np.ndarray
     """Shares bought (+) or sold (-)."""
     filled: np.ndarray
@@ -95,6 +97,8 @@ class Fills(NamedTuple):
     equity: np.ndarray
     gross_exposure: np.ndarray
     """sum |position value| / equity after the step."""
+    traded_notional: np.ndarray
+    """(B,) sum of |shares traded| x fill price."""
     drawdown: np.ndarray
     """Fraction below peak equity after the step."""
     drawdown_increase: np.ndarray
@@ -128,7 +132,16 @@ class Simulator:
             name: getattr(market, name).reshape(-1)
             for name in ("open", "high", "low", "close", "half_spread")
         }
-        self.cost_model.bind(market.half_spread, market.adv, market.volatility)
+        # Everything a fill on bar t+1 reads, in one row per (symbol, bar): one gather per step.
+        fixed, rate, impact = self.cost_model.bind(
+            market.half_spread, market.adv, market.volatility
+        )
+        decided = np.zeros_like(impact)
+        decided[:, 1:] = impact[:, :-1]  # the impact of a fill on t+1 uses bar t's ADV and vol
+        fill_reference = market.open if self.execution.fill_price == "next_open" else market.close
+        self._rows = np.stack(
+            [market.close, fill_reference, fixed, rate, decided], axis=-1
+        ).reshape(-1, 5)
         shape = (n_envs, n_slots)
         self.symbol = np.zeros(shape, np.int64)
         self.t = np.zeros(n_envs, np.int64)
@@ -227,14 +240,13 @@ class Simulator:
         qty, mark, entry = self.qty, self.mark, self.entry
         nxt = self.t + 1
         flat_next = self.symbol * self._n_bars + nxt[:, None]
-        close_next = self._flat["close"].take(flat_next)
+        rows = self._rows.take(flat_next, axis=0)
+        close_next = rows[..., 0]
         has_bar = close_next == close_next  # not NaN
-        if execution.fill_price == "next_open":
-            reference = self._flat["open"].take(flat_next)  # NaN without a bar (see EnvMarket)
-        elif execution.fill_price == "next_close":
-            reference = close_next
-        else:
+        if execution.fill_price == "current_close":
             reference = np.where(has_bar, mark, np.nan)
+        else:  # next open or next close; NaN without a bar (see EnvMarket)
+            reference = rows[..., 1]
         tradable = reference == reference
         price = np.where(tradable, reference, mark)
         equity_fill = self.cash + np.add.reduce(qty * price, axis=1)
@@ -297,8 +309,9 @@ class Simulator:
         filled = ~dust
 
         if filled.any():
-            flat_now = flat_next - 1
-            costs = self.cost_model.parts(size, price, flat_next, flat_now, passive)
+            half_spread = rows[..., 2] + price * rows[..., 3]
+            impact = rows[..., 4]
+            costs = self.cost_model.parts(size, price, half_spread, impact, passive)
             cost = costs.total
             # 7. cash
             if not execution.margin:
@@ -313,7 +326,7 @@ class Simulator:
                     )
                     traded = np.where(buys, traded * np.clip(scale, 0.0, 1.0)[:, None], traded)
                     size = np.abs(traded)
-                    costs = self.cost_model.parts(size, price, flat_next, flat_now, passive)
+                    costs = self.cost_model.parts(size, price, half_spread, impact, passive)
                     cost = costs.total
                     filled = traded != 0
                     clipped = clipped | (active & buys & short[:, None])
@@ -336,7 +349,8 @@ class Simulator:
         entry = np.where(opened, price, np.where(new_qty == 0, 0.0, entry))
         new_mark = np.where(has_bar, close_next, mark)
         unrealized_change = new_qty * (new_mark - entry) - qty * (mark - self.entry)
-        self.cash = self.cash - np.add.reduce(traded * price + cost, axis=1)
+        flows = traded * price
+        self.cash = self.cash - np.add.reduce(flows + cost, axis=1)
         known = mark > 0  # 0 = no close yet (a slot whose symbol starts later)
         asset_return = np.where(known, new_mark / np.where(known, mark, 1.0) - 1.0, 0.0)
         equity_before = self.equity
@@ -379,6 +393,7 @@ class Simulator:
             equity_before=equity_before,
             equity=equity,
             gross_exposure=np.add.reduce(np.abs(values), axis=1) / equity,
+            traded_notional=np.add.reduce(np.abs(flows), axis=1),
             drawdown=drawdown,
             drawdown_increase=np.maximum(drawdown - drawdown_before, 0.0),
             breaker_tripped=tripped,

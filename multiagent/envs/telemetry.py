@@ -67,12 +67,8 @@ class EpisodeTelemetry:
                 offsets = np.arange(n_envs)[:, None] * n_actions
                 counts = np.bincount((executed + offsets).reshape(-1), minlength=n_envs * n_actions)
                 self.actions += counts.reshape(n_envs, n_actions)
-        traded = np.abs(fills.traded)
-        self.turnover += np.add.reduce(traded * np.where(traded > 0, fills.price, 0.0), axis=1) / (
-            fills.equity_before
-        )
-        self.costs += np.add.reduce(fills.costs.commission + fills.costs.spread, axis=1)
-        self.costs += np.add.reduce(fills.costs.slippage + fills.costs.impact, axis=1)
+        self.turnover += fills.traded_notional / fills.equity_before
+        self.costs += np.add.reduce(fills.costs.total, axis=1)
         self.exposure += fills.gross_exposure
         self.steps += 1
 

@@ -31,9 +31,7 @@ class RolloutReport:
         return self.steps / self.seconds if self.seconds > 0 else float("nan")
 
 
-def random_rollout(
-    prepared: PreparedData, config: RunConfig, episodes: int = 3
-) -> RolloutReport:
+def random_rollout(prepared: PreparedData, config: RunConfig, episodes: int = 3) -> RolloutReport:
     market = build_market(prepared.panel, prepared.features, config.env.costs)
     env = HierarchicalTradingEnv(market, prepared.train_views, config.env)
     rng = np.random.default_rng(config.seed)
