@@ -70,7 +70,7 @@ def test_batched_core_resets_finished_portfolios(market: EnvMarket) -> None:
     rng = np.random.default_rng(0)
     for step in range(9):
         core.masks()
-        result, done = core.step_auto(rng.integers(0, 7, (4, 2)))
+        _, done = core.step_auto(rng.integers(0, 7, (4, 2)))
         if step < 8:
             assert not done.any()
     assert done.all()
