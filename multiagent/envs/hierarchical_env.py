@@ -59,7 +59,7 @@ from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
 from multiagent.envs.rewards import MASTER_TERMS, TERM_DTYPE, master_reward
-from multiagent.envs.sampling import EpisodeSampler, whole_market_views
+from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
 from multiagent.envs.simulator import Orders
 from multiagent.envs.symbol_env import masked_observation_space
 
@@ -68,7 +68,7 @@ MASTER = "master"
 MASTER_TERM_DTYPE = np.dtype([(name, np.float64) for name in MASTER_TERMS])
 
 
-class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
+class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
     metadata: ClassVar[dict[str, Any]] = {
         "name": "hierarchical_trading_v1",
         "render_modes": ["ansi"],
@@ -129,25 +129,12 @@ class HierarchicalTradingEnv(ParallelEnv[str, Any, Any]):
     def action_space(self, agent: str) -> gym.spaces.Space[Any]:
         return self._master_action_space if agent == MASTER else self._symbol_action_space
 
-    def set_task(
-        self, views: Sequence[EpisodeView], weights: Sequence[float] | None = None
-    ) -> None:
-        self.sampler.set_task(views, weights)
-
-    def set_sampling_weights(self, weights: Sequence[float]) -> None:
-        self.sampler.set_weights(weights)
-
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        options = options or {}
-        if "view" in options:
-            episode = self.sampler.episode(int(options["view"]), self._rng)
-        else:
-            episode = self.sampler.sample(self._rng)
-        self._rng.shuffle(episode.symbols)
+        episode = self.draw_episode(self._rng, options, shuffle=True)
         self.core.reset([episode])
         self._step = 0
         self.agents = list(self.possible_agents)

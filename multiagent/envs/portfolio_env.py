@@ -41,7 +41,7 @@ from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.observations import ObservationBuilder
 from multiagent.envs.rewards import REGIME_TERMS, TERM_DTYPE, regime_reward
-from multiagent.envs.sampling import EpisodeSampler, whole_market_views
+from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
 from multiagent.envs.schemes import RegimeScheme
 from multiagent.envs.simulator import Simulator
 from multiagent.envs.symbol_env import masked_observation_space
@@ -51,8 +51,7 @@ VERSION = 1
 REGIME_TERM_DTYPE = np.dtype([(name, np.float64) for name in REGIME_TERMS])
 
 
-class _PoolEnv(gym.Env[Any, np.int64]):
-    sampler: EpisodeSampler
+class _PoolEnv(CurriculumHooks, gym.Env[Any, np.int64]):
     # gymnasium declares metadata as an instance attribute, hence no ClassVar
     metadata = {"render_modes": ["ansi"], "version": VERSION}  # noqa: RUF012
 
@@ -68,23 +67,6 @@ class _PoolEnv(gym.Env[Any, np.int64]):
             pool,
             max_bars=config.max_episode_bars,
         )
-
-    def set_task(
-        self, views: Sequence[EpisodeView], weights: Sequence[float] | None = None
-    ) -> None:
-        self.sampler.set_task(views, weights)
-
-    def set_sampling_weights(self, weights: Sequence[float]) -> None:
-        self.sampler.set_weights(weights)
-
-    def _draw(self, options: dict[str, Any] | None) -> Any:
-        options = options or {}
-        if "view" in options:
-            episode = self.sampler.episode(int(options["view"]), self.np_random)
-        else:
-            episode = self.sampler.sample(self.np_random)
-        self.np_random.shuffle(episode.symbols)
-        return episode
 
 
 class PortfolioEnv(_PoolEnv):
@@ -121,7 +103,7 @@ class PortfolioEnv(_PoolEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        episode = self._draw(options)
+        episode = self.draw_episode(self.np_random, options, shuffle=True)
         self.core.reset([episode])
         self._focus = 0
         self._pending[:] = 0
@@ -234,7 +216,7 @@ class RegimePortfolioEnv(_PoolEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        episode = self._draw(options)
+        episode = self.draw_episode(self.np_random, options, shuffle=True)
         self.sim.reset(
             episode.symbols[None, :], np.array([episode.start]), np.array([episode.stop])
         )

@@ -12,7 +12,7 @@ replacement; a window without enough such symbols is never drawn.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -109,6 +109,34 @@ class EpisodeSampler:
             start += offset
             stop = start + self.max_bars
         return Episode(rows, start, stop)
+
+
+class CurriculumHooks:
+    """`set_task` / `set_sampling_weights` for any env holding an `EpisodeSampler`."""
+
+    sampler: EpisodeSampler
+
+    def set_task(
+        self, views: Sequence[EpisodeView], weights: Sequence[float] | None = None
+    ) -> None:
+        """Replace the pool of episode views (and their sampling weights) for next episodes."""
+        self.sampler.set_task(views, weights)
+
+    def set_sampling_weights(self, weights: Sequence[float]) -> None:
+        self.sampler.set_weights(weights)
+
+    def draw_episode(
+        self, rng: np.random.Generator, options: dict[str, Any] | None, *, shuffle: bool = False
+    ) -> Episode:
+        """The next episode: ``options["view"]`` pins a view; ``shuffle`` randomizes slot order."""
+        options = options or {}
+        if "view" in options:
+            episode = self.sampler.episode(int(options["view"]), rng)
+        else:
+            episode = self.sampler.sample(rng)
+        if shuffle:
+            rng.shuffle(episode.symbols)
+        return episode
 
 
 def whole_market_views(

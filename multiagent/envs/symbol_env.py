@@ -39,7 +39,7 @@ from multiagent.envs.config import SymbolEnvConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.rewards import TERM_DTYPE
-from multiagent.envs.sampling import EpisodeSampler, whole_market_views
+from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
 
 VERSION = 1
 
@@ -53,7 +53,7 @@ def masked_observation_space(dim: int, n_actions: int) -> gym.spaces.Dict:
     )
 
 
-class SymbolTradingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+class SymbolTradingEnv(CurriculumHooks, gym.Env[dict[str, np.ndarray], np.int64]):
     # gymnasium declares metadata as an instance attribute, hence no ClassVar
     metadata = {"render_modes": ["ansi"], "version": VERSION}  # noqa: RUF012
 
@@ -83,14 +83,6 @@ class SymbolTradingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._last_info: dict[str, Any] = {}
 
     # curriculum hooks
-    def set_task(
-        self, views: Sequence[EpisodeView], weights: Sequence[float] | None = None
-    ) -> None:
-        self.sampler.set_task(views, weights)
-
-    def set_sampling_weights(self, weights: Sequence[float]) -> None:
-        self.sampler.set_weights(weights)
-
     def _observation(self) -> dict[str, np.ndarray]:
         self._masks = self.core.masks()
         return {
@@ -103,10 +95,7 @@ class SymbolTradingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
-        if "view" in options:
-            episode = self.sampler.episode(int(options["view"]), self.np_random)
-        else:
-            episode = self.sampler.sample(self.np_random)
+        episode = self.draw_episode(self.np_random, options)
         self.core.reset([episode])
         info = {"symbol_row": int(episode.symbols[0]), "start": episode.start, "stop": episode.stop}
         return self._observation(), info
