@@ -57,12 +57,12 @@ class EnvMarket:
     def n_features(self) -> int:
         return self.features.shape[2]
 
-    def check_execution(self, execution: ExecutionConfig, *, source: str = "market") -> None:
+    def check_execution(self, execution: ExecutionConfig) -> None:
         if execution.fill_price == "next_open" and not self.has_open:
             raise ConfigError(
-                f"{source}: execution.fill_price is next_open but the data has no open prices; "
-                "set execution.fill_price: next_close (fill at the next bar's close) for "
-                "close-only data"
+                "the market data has no open prices, so orders cannot fill at the next open "
+                "(execution.fill_price: next_open); set `execution.fill_price: next_close` to "
+                "fill at the next bar's close (in a run config: `env.execution.fill_price`)"
             )
 
 
