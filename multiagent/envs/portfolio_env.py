@@ -96,6 +96,8 @@ class PortfolioEnv(_PoolEnv):
         self._focus = 0
         self._pending = np.zeros((1, self.pool), np.int64)
         self._sanitized = np.zeros(self.pool, bool)
+        buys = {"discrete3": (1,), "discrete7": (1, 2, 3, 6), "limit5": (1, 2)}[config.scheme.kind]
+        self._buy_actions = np.isin(np.arange(self.scheme.n_actions), buys)
         self._masks = np.ones((1, self.pool, self.scheme.n_actions), bool)
         self._obs = np.zeros((1, self.pool, self.core.observations.dim), np.float32)
 
@@ -120,9 +122,7 @@ class PortfolioEnv(_PoolEnv):
         return int((self._is_buy(pending) & (self.core.sim.qty[0] == 0)).sum())
 
     def _is_buy(self, actions: np.ndarray) -> np.ndarray:
-        kind = self.config.scheme.kind
-        buy_actions = {"discrete3": (1,), "discrete7": (1, 2, 3, 6), "limit5": (1, 2)}[kind]
-        return np.isin(actions, buy_actions)
+        return self._buy_actions.take(actions)
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs = self._obs[0, self._focus].copy()

@@ -220,19 +220,12 @@ class Simulator:
         return np.where(np.isfinite(mark), mark, 0.0)
 
     # ----------------------------------------------------------------------------- views
-    def values(self) -> np.ndarray:
-        """(B, N) marked position values."""
-        return self.qty * self.mark
-
     def weights(self) -> np.ndarray:
         """(B, N) position value / equity."""
         return self.qty * self.mark / self.equity[:, None]
 
     def unrealized(self) -> np.ndarray:
         return self.qty * (self.mark - self.entry)
-
-    def drawdown(self) -> np.ndarray:
-        return 1.0 - self.equity / self.peak
 
     # ----------------------------------------------------------------------------- step
     def step(self, orders: Orders) -> Fills:

@@ -162,3 +162,11 @@ def test_market_identity_is_not_observed(market: EnvMarket) -> None:
     a, _ = env.reset(seed=3)
     b, _ = twin.reset(seed=3)
     np.testing.assert_array_equal(a["observations"], b["observations"])
+
+
+def test_observation_layout_is_named(market: EnvMarket) -> None:
+    env = make_env("symbol_7", market)
+    names = env.core.observations.feature_names()
+    assert len(names) == env.observation_space["observations"].shape[0]
+    assert names[-1] == "open_positions"
+    assert len(set(names)) == len(names)
