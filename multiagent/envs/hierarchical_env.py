@@ -303,3 +303,21 @@ def default_neutral_action(n_slots: int, levels: Sequence[float]) -> np.ndarray:
     """The master action keeping equal budgets (level 1.0 if listed) and the neutral mode."""
     level = list(levels).index(1.0) if 1.0 in levels else len(levels) - 1
     return np.array([level] * n_slots + [NEUTRAL], dtype=np.int64)
+
+
+def random_joint_action(
+    env: HierarchicalTradingEnv,
+    observations: dict[str, Any],
+    rng: np.random.Generator,
+    master_action: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """A seeded random policy: each symbol agent picks uniformly among its allowed actions; the
+    master draws uniformly unless ``master_action`` is given (the baseline of every rollout)."""
+    actions: dict[str, Any] = {
+        agent: int(rng.choice(np.flatnonzero(observations[agent]["action_mask"])))
+        for agent in env.symbol_agents
+    }
+    actions[MASTER] = (
+        master_action if master_action is not None else rng.integers(env.action_space(MASTER).nvec)  # type: ignore[attr-defined]
+    )
+    return actions

@@ -15,7 +15,7 @@ import numpy as np
 
 from multiagent.config import RunConfig
 from multiagent.envs import MASTER, HierarchicalTradingEnv, build_market
-from multiagent.envs.hierarchical_env import default_neutral_action
+from multiagent.envs.hierarchical_env import default_neutral_action, random_joint_action
 from multiagent.training.prepare import PreparedData
 
 
@@ -42,11 +42,7 @@ def random_rollout(prepared: PreparedData, config: RunConfig, episodes: int = 3)
     for episode in range(episodes):
         observations, _ = env.reset(seed=config.seed + episode)
         while env.agents:
-            actions: dict[str, Any] = {
-                agent: int(rng.choice(np.flatnonzero(observations[agent]["action_mask"])))
-                for agent in env.symbol_agents
-            }
-            actions[MASTER] = master
+            actions = random_joint_action(env, observations, rng, master)
             observations, _, _, _, infos = env.step(actions)
             steps += 1
         summaries.append(infos[MASTER]["episode"])

@@ -12,7 +12,6 @@ from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 from multiagent.envs import (
-    MASTER,
     PRESETS,
     EnvMarket,
     HierarchicalEnvConfig,
@@ -22,6 +21,7 @@ from multiagent.envs import (
     TradingCore,
     make_env,
 )
+from multiagent.envs.hierarchical_env import random_joint_action
 from multiagent.envs.sampling import EpisodeSampler, whole_market_views
 
 
@@ -107,13 +107,7 @@ def test_hierarchical_rollouts_are_deterministic(market: EnvMarket) -> None:
         obs, _ = env.reset(seed=seed)
         out = []
         while env.agents:
-            actions: dict[str, Any] = {}
-            for agent in env.agents:
-                if agent == MASTER:
-                    actions[agent] = rng.integers(env.action_space(MASTER).nvec)
-                else:
-                    actions[agent] = random_masked_action(rng, obs[agent]["action_mask"])
-            obs, rewards, _, _, _ = env.step(actions)
+            obs, rewards, _, _, _ = env.step(random_joint_action(env, obs, rng))
             out.append((env.state().copy(), tuple(rewards.values())))
         return out
 

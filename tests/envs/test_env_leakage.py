@@ -13,13 +13,13 @@ import pytest
 from multiagent.data.featurize import compute_features
 from multiagent.data.panel import MarketPanel
 from multiagent.envs import (
-    MASTER,
     PRESETS,
     EnvMarket,
     HierarchicalTradingEnv,
     build_market,
     make_env,
 )
+from multiagent.envs.hierarchical_env import random_joint_action
 
 
 def perturbed(panel: MarketPanel, first_bar: int, seed: int) -> MarketPanel:
@@ -96,13 +96,7 @@ def test_hierarchical_env_does_not_look_ahead(synthetic_panel: MarketPanel) -> N
         obs, _ = env.reset(seed=4, options={"view": 0})
         out = []
         while env.agents:
-            actions: dict[str, Any] = {}
-            for agent in env.agents:
-                if agent == MASTER:
-                    actions[agent] = rng.integers(env.action_space(MASTER).nvec)
-                else:
-                    actions[agent] = int(rng.choice(np.flatnonzero(obs[agent]["action_mask"])))
-            obs, rewards, _, _, _ = env.step(actions)
+            obs, rewards, _, _, _ = env.step(random_joint_action(env, obs, rng))
             out.append((int(env.core.sim.t[0]), env.state().copy(), rewards))
         return out
 
