@@ -28,6 +28,7 @@ from multiagent.data.synthetic import (
 )
 from multiagent.data.validation import ValidationOptions
 from multiagent.errors import MultiagentError
+from multiagent.evaluation.metrics import periods_per_year
 
 app = typer.Typer(help="Hierarchical multi-agent RL trading on Ray.", no_args_is_help=True)
 data_app = typer.Typer(
@@ -117,7 +118,7 @@ def _panel_table(panel: MarketPanel) -> Table:
         table.add_column(column, justify="right" if column not in ("symbol",) else "left")
     observed = panel.observed
     times = pd.DatetimeIndex(panel.timestamps)
-    per_year = _periods_per_year(panel)
+    per_year = periods_per_year(panel)
     for i, symbol in enumerate(panel.symbols):
         seen = np.flatnonzero(observed[i])
         close = panel.close[i, seen]
@@ -141,15 +142,6 @@ def _panel_table(panel: MarketPanel) -> Table:
             f"{returns.std(ddof=1) * np.sqrt(per_year):.1%}" if len(returns) > 1 else "-",
         )
     return table
-
-
-def _periods_per_year(panel: MarketPanel) -> float:
-    if panel.bar is None:
-        return 252.0
-    if panel.bar >= pd.Timedelta("1D"):
-        return 252.0 * pd.Timedelta("1D") / panel.bar
-    years = (panel.timestamps[-1] - panel.timestamps[0]) / np.timedelta64(365, "D")
-    return panel.n_bars / max(float(years), 1e-9)
 
 
 def _print_notes(panel: MarketPanel) -> None:

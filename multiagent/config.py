@@ -17,15 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from multiagent.data.featurize import FeaturePipelineConfig
 from multiagent.data.loaders import Layout
 from multiagent.data.splits import SplitConfig
+from multiagent.data.synthetic import SyntheticMarketConfig
 from multiagent.data.validation import ValidationOptions
+from multiagent.encoder.config import EncoderConfig, PretrainConfig
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.errors import ConfigError
+from multiagent.training.config import SymbolTrainConfig
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
 class DataConfig(BaseModel):
-    """Where the market data comes from: a bundled dataset or the user's files."""
+    """Where the market data comes from: a bundled dataset, the user's files or a seeded
+    synthetic market (``paths`` or ``synthetic`` switch the bundled default off)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     bundled: str | None = Field("sp500", description="Bundled dataset name; null to use paths.")
@@ -35,12 +39,24 @@ class DataConfig(BaseModel):
     start: str | None = Field(None, description="First timestamp kept (inclusive).")
     end: str | None = Field(None, description="Last timestamp kept (inclusive).")
     frequency: str | None = Field(None, description="Sub-folder of SYMBOL/FREQ/data.* layouts.")
+    synthetic: SyntheticMarketConfig | None = Field(
+        None, description="Generate a seeded synthetic market instead of loading data."
+    )
     validation: ValidationOptions = Field(default_factory=ValidationOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_source_replaces_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "bundled" not in data:
+            if data.get("paths") or data.get("synthetic") is not None:
+                return {**data, "bundled": None}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if (self.bundled is None) == (not self.paths):
-            raise ValueError("set exactly one of `bundled` and `paths`")
+        sources = [self.bundled is not None, bool(self.paths), self.synthetic is not None]
+        if sum(sources) != 1:
+            raise ValueError("set exactly one of `bundled`, `paths` and `synthetic`")
         return self
 
 
@@ -61,7 +77,11 @@ class RunConfig(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     episodes: EpisodeConfig = Field(default_factory=EpisodeConfig)
     env: HierarchicalEnvConfig = Field(default_factory=HierarchicalEnvConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    symbols: SymbolTrainConfig = Field(default_factory=SymbolTrainConfig)
     cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
+    runs_dir: str = Field("runs", description="Where run folders are created.")
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -12,7 +12,8 @@ from multiagent.data.episodes import EpisodeView, make_views
 from multiagent.data.featurize import FeatureSet, build_features
 from multiagent.data.loaders import load_panel
 from multiagent.data.panel import MarketPanel
-from multiagent.data.splits import ChronologicalSplit, chronological_split
+from multiagent.data.splits import ChronologicalSplit, Window, chronological_split
+from multiagent.data.synthetic import SyntheticMarket, generate_market
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,11 +22,24 @@ class PreparedData:
     features: FeatureSet
     split: ChronologicalSplit
     train_views: list[EpisodeView]
+    validation_views: list[EpisodeView] = field(default_factory=list)
+    test_views: list[EpisodeView] = field(default_factory=list)
+    synthetic: SyntheticMarket | None = None
+    """The generated market with its hidden truth, when the data is synthetic."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per step (load, features)."""
 
+    def views(self, part: str) -> list[EpisodeView]:
+        return {
+            "train": self.train_views,
+            "validation": self.validation_views,
+            "test": self.test_views,
+        }[part]
+
 
 def load_data(config: DataConfig) -> MarketPanel:
+    if config.synthetic is not None:
+        return generate_market(config.synthetic).panel
     symbols = list(config.symbols) if config.symbols is not None else None
     if config.bundled is not None:
         return load_bundled(
@@ -49,7 +63,8 @@ def load_data(config: DataConfig) -> MarketPanel:
 def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
     timings: dict[str, float] = {}
     began = time.perf_counter()
-    panel = load_data(config.data)
+    synthetic = generate_market(config.data.synthetic) if config.data.synthetic else None
+    panel = synthetic.panel if synthetic is not None else load_data(config.data)
     timings["load"] = time.perf_counter() - began
     split = chronological_split(panel.n_bars, config.split)
     began = time.perf_counter()
@@ -61,11 +76,29 @@ def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
         use_cache=use_cache,
     )
     timings["features"] = time.perf_counter() - began
-    views = make_views(
+
+    def views(window: Window) -> list[EpisodeView]:
+        if not len(window):
+            return []
+        found = make_views(
+            panel,
+            length=config.episodes.length,
+            stride=config.episodes.stride,
+            window=window,
+            min_length=min(config.episodes.min_length, len(window)),
+        )
+        if not found and config.episodes.length is not None:
+            # A split shorter than one episode still gets one view per symbol over all of it.
+            found = make_views(panel, window=window, min_length=min(2, len(window)))
+        return found
+
+    return PreparedData(
         panel,
-        length=config.episodes.length,
-        stride=config.episodes.stride,
-        window=split.train,
-        min_length=config.episodes.min_length,
+        features,
+        split,
+        views(split.train),
+        views(split.validation),
+        views(split.test),
+        synthetic,
+        timings,
     )
-    return PreparedData(panel, features, split, views, timings)

@@ -1,0 +1,58 @@
+"""Episode telemetry as RLlib metrics (logged every iteration by the env runners).
+
+Per finished episode, from the env's telemetry summary:
+
+- ``executed_action_entropy``: entropy (nats) of the histogram of actions the env executed,
+  over all symbol agents (a policy that always holds scores 0);
+- ``voluntary_trade_rate``: voluntary trades per agent step;
+- ``masked_action_rate``: actions the policy chose that the mask forbade, per agent step (0 when
+  the module honours the mask; the env ran them as HOLD);
+- ``episode_return`` / ``max_drawdown`` / ``turnover``: the portfolio's.
+
+The policy's own action entropy is the learner's ``entropy`` result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+TELEMETRY = "telemetry"
+
+
+def episode_telemetry(summary: dict[str, Any], n_agents: int) -> dict[str, float]:
+    counts = np.asarray(list(summary["action_histogram"].values()), dtype=float)
+    probs = counts / counts.sum() if counts.sum() > 0 else counts
+    nonzero = probs[probs > 0]
+    agent_steps = max(summary["steps"] * n_agents, 1)
+    return {
+        "executed_action_entropy": float(-(nonzero * np.log(nonzero)).sum()),
+        "voluntary_trade_rate": summary["voluntary_trades"] / agent_steps,
+        "masked_action_rate": summary["sanitized_actions"] / agent_steps,
+        "episode_return": float(summary["return"]),
+        "max_drawdown": float(summary["max_drawdown"]),
+        "turnover": float(summary["turnover"]),
+    }
+
+
+class TelemetryCallbacks(RLlibCallback):  # type: ignore[misc]
+    def on_episode_end(
+        self,
+        *,
+        episode: Any,
+        metrics_logger: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if metrics_logger is None:
+            return
+        infos = episode.get_infos(-1)
+        summary = next(
+            (info["episode"] for info in infos.values() if isinstance(info, dict) and "episode" in info),
+            None,
+        )
+        if summary is None:
+            return
+        for key, value in episode_telemetry(summary, len(infos)).items():
+            metrics_logger.log_value((TELEMETRY, key), value, reduce="mean")

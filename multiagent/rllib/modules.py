@@ -1,0 +1,151 @@
+"""RLModules: the symbol policy on the shared encoder, and the MultiRLModule that shares it.
+
+`SymbolRLModule` reads ``Dict(observations, action_mask)``: the first W x F values of the
+observation are the feature window (the encoder's input), the rest the slot and portfolio blocks
+(`multiagent.envs.observations`). Embedding + blocks go through an optional GRU/LSTM core into
+separate actor and critic MLPs. Masked actions get a logit of -1e9 (probability 0, finite so
+the entropy stays defined); the env's int8 mask is cast to float here.
+
+`SharedEncoderMultiRLModule` gives every sub-module that has an ``encoder`` the same encoder
+object (RAY_NOTES: a separate encoder module fails under PPO's GAE; one object referenced by
+both modules works), and `learner.SharedEncoderPPOLearner` steps it once per update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from torch import nn
+
+from multiagent.encoder.config import EncoderConfig
+from multiagent.encoder.model import MarketEncoder
+
+MASKED_LOGIT = -1e9
+
+
+def mlp(sizes: list[int], out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    layers.append(nn.Linear(sizes[-1], out))
+    return nn.Sequential(*layers)
+
+
+def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask > 0, logits, torch.full_like(logits, MASKED_LOGIT))
+
+
+class SymbolRLModule(TorchRLModule, ValueFunctionAPI):  # type: ignore[misc]
+    """model_config: window, n_features, encoder (EncoderConfig dict), encoder_mode, hidden,
+    recurrent (none|gru|lstm), recurrent_size."""
+
+    def setup(self) -> None:
+        cfg = self.model_config
+        self.window = int(cfg["window"])
+        self.n_features = int(cfg["n_features"])
+        self.feature_dim = self.window * self.n_features
+        self.encoder = MarketEncoder(
+            self.n_features, self.window, EncoderConfig.model_validate(cfg.get("encoder", {}))
+        )
+        self.encoder_mode = cfg.get("encoder_mode", "finetune")
+        if self.encoder_mode == "frozen":
+            self.encoder.requires_grad_(False)
+        obs_dim = int(self.observation_space["observations"].shape[0])
+        n_actions = int(self.action_space.n)
+        in_dim = self.encoder.embedding_dim + obs_dim - self.feature_dim
+        self.recurrent = cfg.get("recurrent", "none")
+        self.recurrent_size = int(cfg.get("recurrent_size", 64))
+        self.core: nn.Module | None = None
+        if self.recurrent == "gru":
+            self.core = nn.GRU(in_dim, self.recurrent_size, batch_first=True)
+        elif self.recurrent == "lstm":
+            self.core = nn.LSTM(in_dim, self.recurrent_size, batch_first=True)
+        if self.core is not None:
+            in_dim = self.recurrent_size
+        hidden = [in_dim, *[int(h) for h in cfg.get("hidden", (64, 64))]]
+        self.pi = mlp(hidden, n_actions)
+        self.vf = mlp(hidden, 1)
+
+    # state ---------------------------------------------------------------------------
+    def get_initial_state(self) -> dict[str, np.ndarray]:
+        zeros = np.zeros(self.recurrent_size, np.float32)
+        if self.recurrent == "gru":
+            return {"h": zeros}
+        if self.recurrent == "lstm":
+            return {"h": zeros, "c": zeros.copy()}
+        return {}
+
+    # forward -------------------------------------------------------------------------
+    def features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-step input of the heads (and the recurrent state out, when recurrent)."""
+        obs = batch[Columns.OBS]["observations"].float()
+        lead = obs.shape[:-1]
+        flat = obs.reshape(-1, obs.shape[-1])
+        windows = flat[:, : self.feature_dim].reshape(-1, self.window, self.n_features)
+        x = torch.cat([self.encoder(windows), flat[:, self.feature_dim :]], dim=-1)
+        x = x.reshape(*lead, -1)
+        if self.core is None:
+            return x, {}
+        state = batch[Columns.STATE_IN]
+        if self.recurrent == "gru":
+            out, h = self.core(x, state["h"].unsqueeze(0))
+            return out, {"h": h.squeeze(0)}
+        out, (h, c) = self.core(x, (state["h"].unsqueeze(0), state["c"].unsqueeze(0)))
+        return out, {"h": h.squeeze(0), "c": c.squeeze(0)}
+
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        x, state = self.features(batch)
+        mask = batch[Columns.OBS]["action_mask"]
+        out: dict[str, Any] = {Columns.ACTION_DIST_INPUTS: mask_logits(self.pi(x), mask)}
+        if state:
+            out[Columns.STATE_OUT] = state
+        return out
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        x, state = self.features(batch)
+        mask = batch[Columns.OBS]["action_mask"]
+        out: dict[str, Any] = {
+            Columns.ACTION_DIST_INPUTS: mask_logits(self.pi(x), mask),
+            Columns.EMBEDDINGS: x,
+        }
+        if state:
+            out[Columns.STATE_OUT] = state
+        return out
+
+    def compute_values(
+        self, batch: dict[str, Any], embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if embeddings is None:
+            embeddings, _ = self.features(batch)
+        return self.vf(embeddings).squeeze(-1)
+
+
+class SharedEncoderMultiRLModule(MultiRLModule):  # type: ignore[misc]
+    """Every sub-module with an ``encoder`` uses the first one's (one set of weights)."""
+
+    def setup(self) -> None:
+        super().setup()
+        shared: MarketEncoder | None = None
+        for module_id in sorted(self._rl_modules):
+            module = self._rl_modules[module_id]
+            encoder = getattr(module, "encoder", None)
+            if not isinstance(encoder, MarketEncoder):
+                continue
+            if shared is None:
+                shared = encoder
+            else:
+                module.encoder = shared
+
+    @property
+    def shared_encoder(self) -> MarketEncoder | None:
+        for module_id in sorted(self._rl_modules):
+            encoder = getattr(self._rl_modules[module_id], "encoder", None)
+            if isinstance(encoder, MarketEncoder):
+                return encoder
+        return None

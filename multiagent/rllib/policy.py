@@ -1,0 +1,111 @@
+"""The trained symbol policy outside RLlib: a greedy evaluator and a TorchScript export.
+
+`InferencePolicy` is the inference path of `SymbolRLModule` as a plain ``nn.Module`` with one
+tensor signature, ``(observations (B, D), mask (B, A), state (B, S)) -> (logits, state)``, where
+S is 0 (feed-forward), the GRU size, or twice the LSTM size (h then c). It traces to
+TorchScript, so a deployed policy needs torch only; the export test checks it picks the same
+actions as the RLModule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
+from multiagent.rllib.modules import SymbolRLModule, mask_logits
+
+
+class InferencePolicy(nn.Module):
+    def __init__(self, module: SymbolRLModule) -> None:
+        super().__init__()
+        self.encoder = module.encoder
+        self.core = module.core
+        self.pi = module.pi
+        self.window = module.window
+        self.n_features = module.n_features
+        self.feature_dim = module.feature_dim
+        self.recurrent = module.recurrent
+        self.recurrent_size = module.recurrent_size
+
+    @property
+    def state_size(self) -> int:
+        return {"none": 0, "gru": 1, "lstm": 2}[self.recurrent] * self.recurrent_size
+
+    def forward(
+        self, observations: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = observations[:, : self.feature_dim].reshape(-1, self.window, self.n_features)
+        x = torch.cat([self.encoder(windows), observations[:, self.feature_dim :]], dim=-1)
+        if self.core is not None:
+            r = self.recurrent_size
+            if self.recurrent == "gru":
+                out, h = self.core(x.unsqueeze(1), state[:, :r].unsqueeze(0).contiguous())
+                state = h.squeeze(0)
+            else:
+                h0 = state[:, :r].unsqueeze(0).contiguous()
+                c0 = state[:, r:].unsqueeze(0).contiguous()
+                out, (h, c) = self.core(x.unsqueeze(1), (h0, c0))
+                state = torch.cat([h.squeeze(0), c.squeeze(0)], dim=-1)
+            x = out.squeeze(1)
+        return mask_logits(self.pi(x), mask), state
+
+
+def export_torchscript(module: SymbolRLModule, path: str | Path, example: np.ndarray) -> Path:
+    """Trace the inference path on ``example`` observations (B, D) and save it."""
+    policy = InferencePolicy(module).eval()
+    obs = torch.as_tensor(example, dtype=torch.float32)
+    mask = torch.ones(obs.shape[0], int(module.action_space.n))
+    state = torch.zeros(obs.shape[0], policy.state_size)
+    with torch.no_grad():
+        traced = torch.jit.trace(policy, (obs, mask, state), check_trace=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    traced.save(str(path))
+    meta = {
+        "format": "multiagent.policy/1",
+        "signature": "(observations (B, D), mask (B, A), state (B, S)) -> (logits, state)",
+        "observation_dim": int(obs.shape[1]),
+        "n_actions": int(mask.shape[1]),
+        "state_size": policy.state_size,
+        "recurrent": policy.recurrent,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+class GreedyPolicy:
+    """`evaluation.rollout.SymbolPolicy` over any ``(obs, mask, state) -> (logits, state)`` net
+    (an `InferencePolicy` or a loaded TorchScript file): argmax of the masked logits."""
+
+    def __init__(self, net: nn.Module | torch.jit.ScriptModule, state_size: int) -> None:
+        self.net = net
+        self.state_size = state_size
+        self.state = torch.zeros(0, state_size)
+
+    @classmethod
+    def from_module(cls, module: SymbolRLModule) -> GreedyPolicy:
+        policy = InferencePolicy(module).eval()
+        return cls(policy, policy.state_size)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GreedyPolicy:
+        """A policy exported by `export_torchscript` (its ``.json`` sidecar gives the state size)."""
+        meta = json.loads(Path(path).with_suffix(".json").read_text())
+        return cls(torch.jit.load(str(path)), int(meta["state_size"]))
+
+    def reset(self, env: HierarchicalTradingEnv) -> None:
+        self.state = torch.zeros(env.n_slots, self.state_size)
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits, self.state = self.net(
+                torch.from_numpy(np.ascontiguousarray(observations, np.float32)),
+                torch.from_numpy(masks.astype(np.float32)),
+                self.state,
+            )
+        return logits.argmax(dim=-1).numpy()

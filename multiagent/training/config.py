@@ -1,0 +1,105 @@
+"""Typed settings of symbol-agent training (RLlib-free: the adapter translates them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PPOSettings(_Frozen):
+    """PPO hyperparameters; the defaults are the seeds' starting point."""
+
+    lr: float = Field(3e-4, gt=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    gae_lambda: float = Field(0.95, ge=0, le=1)
+    clip_param: float = Field(0.2, gt=0)
+    vf_loss_coeff: float = Field(0.5, ge=0)
+    vf_clip_param: float = Field(10.0, gt=0, description="Clip of the value loss (reward units²).")
+    entropy_coeff: float = Field(0.01, ge=0)
+    entropy_schedule: tuple[tuple[int, float], ...] | None = Field(
+        None,
+        description="[[agent_steps, coeff], ...] piecewise-linear; first step must be 0. "
+        "Overrides entropy_coeff.",
+    )
+    grad_clip: float = Field(0.5, gt=0, description="Global gradient-norm clip.")
+    kl_coeff: float = Field(0.2, ge=0)
+    train_batch_size: int = Field(
+        2000, ge=16, description="Env steps per iteration (each is one step of every symbol agent)."
+    )
+    minibatch_size: int = Field(500, ge=8)
+    num_epochs: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> PPOSettings:
+        if self.minibatch_size > self.train_batch_size:
+            raise ValueError("minibatch_size must not exceed train_batch_size")
+        if self.entropy_schedule is not None:
+            steps = [s for s, _ in self.entropy_schedule]
+            if len(steps) < 2 or steps[0] != 0 or steps != sorted(steps):
+                raise ValueError(
+                    "entropy_schedule needs >= 2 [step, coeff] pairs, increasing steps, first 0"
+                )
+            if any(c < 0 for _, c in self.entropy_schedule):
+                raise ValueError("entropy_schedule coefficients must be >= 0")
+        return self
+
+
+class PolicyNetConfig(_Frozen):
+    """The symbol RLModule: shared encoder -> optional recurrent core -> actor / critic heads."""
+
+    encoder: Literal["finetune", "frozen", "scratch"] = Field(
+        "finetune",
+        description="finetune: pretrained, trained at encoder_lr; frozen: pretrained, fixed; "
+        "scratch: randomly initialized, trained at encoder_lr (no pretraining).",
+    )
+    encoder_lr: float = Field(1e-4, gt=0)
+    hidden: tuple[int, ...] = Field((64, 64), min_length=1)
+    recurrent: Literal["none", "gru", "lstm"] = "none"
+    recurrent_size: int = Field(64, ge=4)
+    max_seq_len: int = Field(16, ge=2, description="BPTT length when recurrent.")
+
+
+class RunnerSettings(_Frozen):
+    num_env_runners: int = Field(0, ge=0, description="0 = sample in the driver process.")
+    num_envs_per_env_runner: int = Field(4, ge=1)
+    num_cpus_per_env_runner: float = Field(1.0, gt=0)
+    num_learners: int = Field(0, ge=0, description="0 = learn in the driver process.")
+
+
+class EntropyGuardConfig(_Frozen):
+    """Raise the entropy coefficient when the policy collapses (after warm-up)."""
+
+    enabled: bool = True
+    warmup_iterations: int = Field(5, ge=0)
+    min_entropy: float = Field(
+        0.15, ge=0, le=1, description="Threshold, as a fraction of the maximum entropy log(A)."
+    )
+    boost: float = Field(1.5, gt=1, description="Factor applied per iteration below threshold.")
+    max_boost: float = Field(10.0, ge=1, description="Cap on the cumulative factor.")
+    decay: float = Field(
+        0.9, gt=0, le=1, description="Factor pulling the boost back to 1 while entropy is healthy."
+    )
+
+
+class SymbolTrainConfig(_Frozen):
+    """`multiagent train symbols`: PPO on the shared 'symbol' policy."""
+
+    iterations: int = Field(20, ge=1)
+    checkpoint_every: int = Field(5, ge=1)
+    eval_every: int = Field(5, ge=1)
+    keep_best: int = Field(3, ge=1, description="Best checkpoints kept, by validation Sharpe.")
+    eval_views: int | None = Field(
+        None, ge=1, description="Validation views evaluated (null = all, in order)."
+    )
+    balanced_sampling: bool = Field(
+        True, description="Draw episode views so every symbol is equally likely to lead one."
+    )
+    ppo: PPOSettings = Field(default_factory=PPOSettings)
+    policy: PolicyNetConfig = Field(default_factory=PolicyNetConfig)
+    runners: RunnerSettings = Field(default_factory=RunnerSettings)
+    entropy_guard: EntropyGuardConfig = Field(default_factory=EntropyGuardConfig)
