@@ -1,0 +1,349 @@
+"""`multiagent train symbols`: the PPO loop around RLlib with checkpoints, evaluation and guards.
+
+Run folder layout::
+
+    RUN/config.yaml                       the run config (resume reads it back)
+    RUN/symbols/metrics.jsonl             one row per iteration (telemetry, losses, eval)
+    RUN/symbols/checkpoints/iter_00010/   algo/ (RLlib checkpoint) + trainer_state.json
+    RUN/symbols/ranking.json              checkpoints ranked by validation Sharpe
+    RUN/symbols/policy.pt (+ .json)       TorchScript export of the best checkpoint's policy
+
+Every checkpoint is evaluated on the validation split (greedy actions, master neutral); between
+checkpoints ``eval_every`` adds evaluations to the log. Only the ``keep_best`` best checkpoints
+by validation Sharpe and the latest one (what ``--resume`` continues from) are kept.
+
+Resuming restores the algorithm (weights, optimizer moments, step counters that drive the
+schedules) and the loop's own state (iteration, entropy boost, rankings); episodes in flight at
+the checkpoint are not stored, so sampling restarts from fresh episodes.
+
+Entropy guard: after ``warmup_iterations``, when the policy's mean action entropy falls below
+``min_entropy x log(A)``, the entropy coefficient is multiplied by ``boost`` (up to
+``max_boost``); while entropy is healthy the boost decays back toward 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from multiagent.config import RunConfig
+from multiagent.encoder import check_features, read_encoder
+from multiagent.errors import ConfigError
+from multiagent.evaluation.metrics import periods_per_year
+from multiagent.evaluation.rollout import SymbolEvaluation, evaluate_symbol_policy
+from multiagent.rllib.algo import build_ppo_config
+from multiagent.rllib.callbacks import TELEMETRY
+from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
+from multiagent.rllib.policy import GreedyPolicy, export_torchscript
+from multiagent.training.runs import append_jsonl, load_run_config, save_run_config, write_json
+
+STATE_FILE = "trainer_state.json"
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster of ``RAY_ADDRESS`` (set by ``ray job submit``) or start a local one."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        # A private local instance: no token auth, no usage stats, no dashboard.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+
+
+@dataclass
+class SymbolTrainResult:
+    run_dir: Path
+    iteration: int
+    history: list[dict[str, Any]]
+    ranking: list[dict[str, Any]]
+    latest_checkpoint: Path | None
+    policy_path: Path | None
+    validation: dict[str, float] = field(default_factory=dict)
+
+
+def _flat_result(result: dict[str, Any], iteration: int, seconds: float) -> dict[str, Any]:
+    learner = result.get("learners", {}).get(SYMBOL_MODULE, {})
+    runners = result.get("env_runners", {})
+    row: dict[str, Any] = {
+        "iteration": iteration,
+        "seconds": seconds,
+        "env_steps": runners.get("num_env_steps_sampled_lifetime", 0),
+        "agent_steps": runners.get("num_agent_steps_sampled_lifetime", {}),
+        "episodes": runners.get("num_episodes_lifetime", 0),
+        "reward_mean": runners.get("episode_return_mean", float("nan")),
+        "policy_entropy": learner.get("entropy", float("nan")),
+        "entropy_coeff": learner.get("curr_entropy_coeff", float("nan")),
+        "policy_loss": learner.get("policy_loss", float("nan")),
+        "vf_loss": learner.get("vf_loss", float("nan")),
+        "vf_explained_var": learner.get("vf_explained_var", float("nan")),
+        "kl": learner.get("mean_kl_loss", float("nan")),
+    }
+    for key, value in runners.get(TELEMETRY, {}).items():
+        row[key] = value
+    if isinstance(row["agent_steps"], dict):
+        row["agent_steps"] = float(sum(row["agent_steps"].values()))
+    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()}
+
+
+class SymbolTrainer:
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        *,
+        encoder_path: Path | None = None,
+        console: Console | None = None,
+        resuming: bool = False,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.dir = run_dir / "symbols"
+        self.console = console
+        self.market, self.prepared = market_for(config)
+        env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
+        self.n_actions = int(env.action_space.n)
+        self.example_obs = np.stack(
+            [o["observations"] for o in env.reset(seed=config.seed)[0].values()]
+        )
+        self.encoder_state: dict[str, torch.Tensor] | None = None
+        mode = config.symbols.policy.encoder
+        if mode != "scratch" and not resuming:
+            if encoder_path is None:
+                raise ConfigError(
+                    f"symbols.policy.encoder is {mode!r}: give a pretrained encoder "
+                    "(--encoder PATH, or run `multiagent pretrain` first), or set it to 'scratch'"
+                )
+            self.encoder_state, meta = read_encoder(encoder_path)
+            check_features(
+                meta,
+                self.market.feature_names,
+                config.env.observation.window,
+                source=str(encoder_path),
+            )
+        self.encoder_path = encoder_path
+        ppo_config = build_ppo_config(
+            config, env.observation_space, env.action_space, self.market.n_features
+        )
+        self.algo = ppo_config.build_algo()
+        self.iteration = 0
+        self.boost = 1.0
+        self.ranking: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.latest: Path | None = None
+        self.periods = periods_per_year(self.prepared.panel)
+        if self.encoder_state is not None:
+            self._load_encoder(self.encoder_state)
+
+    # setup ---------------------------------------------------------------------------
+    def _load_encoder(self, state: dict[str, torch.Tensor]) -> None:
+        def load(learner: Any) -> None:
+            learner.module[SYMBOL_MODULE].encoder.load_state_dict(state)
+
+        self.algo.learner_group.foreach_learner(load)
+        self.algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.algo.learner_group, inference_only=True
+        )
+
+    def restore(self, checkpoint: Path) -> None:
+        state_file = checkpoint / STATE_FILE
+        if not state_file.is_file() or not (checkpoint / "algo").is_dir():
+            raise ConfigError(f"{checkpoint} is not a symbols checkpoint (no {STATE_FILE}/algo)")
+        self.algo.restore_from_path(str((checkpoint / "algo").resolve()))
+        state = json.loads(state_file.read_text())
+        self.iteration = int(state["iteration"])
+        self.ranking = list(state["ranking"])
+        self.latest = checkpoint
+        self._set_boost(float(state["entropy_boost"]))
+
+    def _set_boost(self, boost: float) -> None:
+        self.boost = boost
+        self.algo.learner_group.foreach_learner(
+            lambda learner: learner.set_entropy_boost(SYMBOL_MODULE, boost)
+        )
+
+    # loop ----------------------------------------------------------------------------
+    def evaluate(self, part: str = "validation") -> SymbolEvaluation:
+        module = self.algo.get_module(SYMBOL_MODULE)
+        return evaluate_symbol_policy(
+            GreedyPolicy.from_module(module),
+            self.market,
+            self.prepared.views(part),
+            self.config.env,
+            seed=self.config.seed,
+            periods_per_year=self.periods,
+            max_views=self.config.symbols.eval_views,
+        )
+
+    def _guard(self, entropy: float) -> None:
+        guard = self.config.symbols.entropy_guard
+        if not guard.enabled or self.iteration <= guard.warmup_iterations or math.isnan(entropy):
+            return
+        if entropy < guard.min_entropy * math.log(self.n_actions):
+            boost = min(self.boost * guard.boost, guard.max_boost)
+        else:
+            boost = max(1.0, self.boost * guard.decay)
+        if boost != self.boost:
+            self._set_boost(boost)
+
+    def save(self) -> Path:
+        path = self.dir / "checkpoints" / f"iter_{self.iteration:05d}"
+        if path.exists():
+            raise ConfigError(f"{path} exists; refusing to overwrite a checkpoint")
+        self.algo.save_to_path(str((path / "algo").resolve()))
+        write_json(
+            path / STATE_FILE,
+            {"iteration": self.iteration, "entropy_boost": self.boost, "ranking": self.ranking},
+        )
+        self.latest = path
+        return path
+
+    def _prune(self) -> None:
+        keep = {r["checkpoint"] for r in self.ranking[: self.config.symbols.keep_best]}
+        if self.latest is not None:
+            keep.add(str(self.latest))
+        for entry in list(self.ranking[self.config.symbols.keep_best :]):
+            if entry["checkpoint"] not in keep:
+                shutil.rmtree(entry["checkpoint"], ignore_errors=True)
+                entry["deleted"] = True
+        write_json(self.dir / "ranking.json", self.ranking)
+
+    def train(
+        self,
+        iterations: int,
+        *,
+        checkpoint_every: int | None = None,
+        eval_every: int | None = None,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    ) -> SymbolTrainResult:
+        settings = self.config.symbols
+        checkpoint_every = checkpoint_every or settings.checkpoint_every
+        eval_every = eval_every or settings.eval_every
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_run_config(self.config, self.run_dir)
+        progress = Progress(
+            TextColumn("train symbols"),
+            BarColumn(),
+            TextColumn("iter {task.completed:.0f}/{task.total:.0f} {task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=self.console is None,
+        )
+        validation: dict[str, float] = {}
+        with progress:
+            task = progress.add_task(
+                "train", total=iterations, completed=self.iteration, status=""
+            )
+            while self.iteration < iterations:
+                began = time.perf_counter()
+                result = self.algo.train()
+                self.iteration += 1
+                row = _flat_result(result, self.iteration, time.perf_counter() - began)
+                self._guard(row["policy_entropy"])
+                row["entropy_boost"] = self.boost
+                checkpoint = self.iteration % checkpoint_every == 0 or self.iteration == iterations
+                if checkpoint or self.iteration % eval_every == 0:
+                    validation = self.evaluate().metrics
+                    row.update({f"val_{k}": v for k, v in validation.items()})
+                if checkpoint:
+                    path = self.save()
+                    self.ranking.append(
+                        {
+                            "checkpoint": str(path),
+                            "iteration": self.iteration,
+                            "val_sharpe": validation["sharpe"],
+                        }
+                    )
+                    self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
+                    self._prune()
+                    write_json(
+                        path / STATE_FILE,
+                        {
+                            "iteration": self.iteration,
+                            "entropy_boost": self.boost,
+                            "ranking": self.ranking,
+                        },
+                    )
+                append_jsonl(self.dir / "metrics.jsonl", row)
+                self.history.append(row)
+                if on_iteration is not None:
+                    on_iteration(row)
+                status = (
+                    f"reward {row['reward_mean']:.2f} entropy {row['policy_entropy']:.3f} "
+                    f"trades/step {row.get('voluntary_trade_rate', float('nan')):.3f}"
+                )
+                if "val_sharpe" in row:
+                    status += f" val Sharpe {row['val_sharpe']:.2f}"
+                progress.update(task, completed=self.iteration, status=status)
+        policy_path = self.export_best()
+        return SymbolTrainResult(
+            self.run_dir,
+            self.iteration,
+            self.history,
+            self.ranking,
+            self.latest,
+            policy_path,
+            validation,
+        )
+
+    def export_best(self) -> Path | None:
+        """TorchScript of the best-ranked checkpoint's policy (the current one if none)."""
+        live = [r for r in self.ranking if not r.get("deleted")]
+        module = self.algo.get_module(SYMBOL_MODULE)
+        if live and live[0]["checkpoint"] != str(self.latest):
+            from ray.rllib.core.rl_module.rl_module import RLModule
+
+            path = Path(live[0]["checkpoint"]) / "algo" / "learner_group" / "learner" / "rl_module"
+            module = RLModule.from_checkpoint(str((path / SYMBOL_MODULE).resolve()))
+        return export_torchscript(module, self.dir / "policy.pt", self.example_obs)
+
+    def stop(self) -> None:
+        self.algo.stop()
+
+
+def train_symbols(
+    config: RunConfig | None,
+    run_dir: Path,
+    *,
+    encoder_path: Path | None = None,
+    resume: Path | None = None,
+    iterations: int | None = None,
+    checkpoint_every: int | None = None,
+    eval_every: int | None = None,
+    console: Console | None = None,
+) -> SymbolTrainResult:
+    """Train (or resume) the symbol policy; ``config`` is read from the run folder on resume."""
+    if resume is not None:
+        config = load_run_config(run_dir)
+    if config is None:
+        raise ConfigError("a run config is needed unless resuming")
+    init_ray()
+    trainer = SymbolTrainer(
+        config, run_dir, encoder_path=encoder_path, console=console, resuming=resume is not None
+    )
+    try:
+        if resume is not None:
+            trainer.restore(resume)
+        return trainer.train(
+            iterations or config.symbols.iterations,
+            checkpoint_every=checkpoint_every,
+            eval_every=eval_every,
+        )
+    finally:
+        trainer.stop()

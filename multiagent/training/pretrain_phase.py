@@ -1,0 +1,81 @@
+"""Phase 1: pretrain the shared encoder on the training split and write its checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from multiagent.config import RunConfig
+from multiagent.encoder import PretrainResult, build_pretrain_data, pretrain_encoder, save_encoder
+from multiagent.training.prepare import PreparedData
+from multiagent.training.runs import write_json
+
+ENCODER_FILE = "encoder.pt"
+
+
+@dataclass(frozen=True)
+class PretrainOutput:
+    path: Path
+    result: PretrainResult
+
+
+def run_pretrain(
+    config: RunConfig,
+    prepared: PreparedData,
+    out_dir: Path,
+    *,
+    console: Console | None = None,
+) -> PretrainOutput:
+    data = build_pretrain_data(
+        prepared.features.values,
+        prepared.features.valid,
+        prepared.panel.close,
+        prepared.split.train.stop,
+        config.env.observation.window,
+        config.pretrain,
+    )
+    progress = Progress(
+        TextColumn("pretrain encoder"),
+        BarColumn(),
+        TextColumn("epoch {task.completed:.0f}/{task.total:.0f} {task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console is None,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("pretrain", total=config.pretrain.epochs, status="")
+        result = pretrain_encoder(
+            data,
+            config.encoder,
+            config.pretrain,
+            seed=config.seed,
+            progress=lambda row: progress.update(
+                task,
+                completed=row["epoch"],
+                status=f"train {row['train_loss']:.4f} val {row['val_loss']:.4f}",
+            ),
+        )
+        progress.update(task, total=len(result.history))
+    info = {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "seconds": result.seconds,
+        "fit_windows": result.n_fit_windows,
+        "validation_windows": result.n_validation_windows,
+        "return_std": result.return_std,
+        "train_bars": [0, prepared.split.train.stop],
+    }
+    path = save_encoder(
+        out_dir / ENCODER_FILE,
+        result.encoder,
+        prepared.features.names,
+        prepared.panel.fingerprint(),
+        info,
+    )
+    write_json(out_dir / "pretrain.json", info)
+    return PretrainOutput(path, result)

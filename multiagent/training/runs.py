@@ -1,0 +1,65 @@
+"""Run folders: created fresh, never reused silently, with the config that made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multiagent.config import RunConfig, load_config
+from multiagent.errors import ConfigError
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """``runs_dir/name``, or ``name-2``, ``name-3``... when taken: earlier runs are kept."""
+    base = Path(runs_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    candidate, n = base / name, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base / f"{name}-{n}"
+
+
+def save_run_config(config: RunConfig, run_dir: Path) -> Path:
+    path = run_dir / "config.yaml"
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    if path.exists():
+        if path.read_text() != text:
+            raise ConfigError(
+                f"{path} holds another config; start a new run instead of mixing two configs"
+            )
+        return path
+    write_atomic(path, text)
+    return path
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
+    return load_config(path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(row, sort_keys=True, default=float) + "\n")
