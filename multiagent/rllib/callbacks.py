@@ -20,6 +20,14 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 TELEMETRY = "telemetry"
+TELEMETRY_KEYS = (
+    "executed_action_entropy",
+    "voluntary_trade_rate",
+    "masked_action_rate",
+    "episode_return",
+    "max_drawdown",
+    "turnover",
+)
 
 
 def episode_telemetry(summary: dict[str, Any], n_agents: int) -> dict[str, float]:

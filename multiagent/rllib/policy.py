@@ -10,6 +10,7 @@ actions as the RLModule.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,8 @@ def export_torchscript(module: SymbolRLModule, path: str | Path, example: np.nda
     obs = torch.as_tensor(example, dtype=torch.float32)
     mask = torch.ones(obs.shape[0], int(module.action_space.n))
     state = torch.zeros(obs.shape[0], policy.state_size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.13 flags torch.jit as deprecated; it works
         traced = torch.jit.trace(policy, (obs, mask, state), check_trace=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,10 @@ class GreedyPolicy:
     def load(cls, path: str | Path) -> GreedyPolicy:
         """A policy exported by `export_torchscript` (its ``.json`` sidecar gives the state size)."""
         meta = json.loads(Path(path).with_suffix(".json").read_text())
-        return cls(torch.jit.load(str(path)), int(meta["state_size"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(path))
+        return cls(net, int(meta["state_size"]))
 
     def reset(self, env: HierarchicalTradingEnv) -> None:
         self.state = torch.zeros(env.n_slots, self.state_size)

@@ -45,7 +45,7 @@ from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.rollout import SymbolEvaluation, evaluate_symbol_policy
 from multiagent.rllib.algo import build_ppo_config
-from multiagent.rllib.callbacks import TELEMETRY
+from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
 from multiagent.rllib.policy import GreedyPolicy, export_torchscript
 from multiagent.training.runs import append_jsonl, load_run_config, save_run_config, write_json
@@ -95,8 +95,9 @@ def _flat_result(result: dict[str, Any], iteration: int, seconds: float) -> dict
         "vf_explained_var": learner.get("vf_explained_var", float("nan")),
         "kl": learner.get("mean_kl_loss", float("nan")),
     }
-    for key, value in runners.get(TELEMETRY, {}).items():
-        row[key] = value
+    telemetry = runners.get(TELEMETRY, {})
+    for key in TELEMETRY_KEYS:  # NaN when no episode ended during the iteration
+        row[key] = telemetry.get(key, float("nan"))
     if isinstance(row["agent_steps"], dict):
         row["agent_steps"] = float(sum(row["agent_steps"].values()))
     return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()}
