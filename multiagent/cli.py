@@ -417,7 +417,10 @@ def _print_training(result: Any) -> None:
         table.add_column(column)
     for rank, entry in enumerate(r for r in result.ranking if not r.get("deleted")):
         table.add_row(
-            str(rank + 1), str(entry["iteration"]), f"{entry['val_sharpe']:.2f}", entry["checkpoint"]
+            str(rank + 1),
+            str(entry["iteration"]),
+            f"{entry['val_sharpe']:.2f}",
+            entry["checkpoint"],
         )
     console.print(table)
     val = result.validation
@@ -440,8 +443,8 @@ def pretrain(
     ] = None,
 ) -> None:
     """Pretrain the shared encoder (masked next-step prediction, training split only)."""
-    from multiagent.training.pretrain_phase import run_pretrain
     from multiagent.training.prepare import prepare
+    from multiagent.training.pretrain_phase import run_pretrain
     from multiagent.training.runs import new_run_dir, save_run_config
 
     try:

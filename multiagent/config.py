@@ -47,9 +47,9 @@ class DataConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _other_source_replaces_default(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "bundled" not in data:
-            if data.get("paths") or data.get("synthetic") is not None:
-                return {**data, "bundled": None}
+        other = isinstance(data, dict) and (data.get("paths") or data.get("synthetic") is not None)
+        if other and "bundled" not in data:
+            return {**data, "bundled": None}
         return data
 
     @model_validator(mode="after")

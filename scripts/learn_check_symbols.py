@@ -28,12 +28,12 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import numpy as np
+from rich.console import Console
+from rich.table import Table
 
-from multiagent.config import RunConfig  # noqa: E402
-from multiagent.evaluation.rollout import OracleSymbolPolicy, evaluate_symbol_policy  # noqa: E402
+from multiagent.config import RunConfig
+from multiagent.evaluation.rollout import OracleSymbolPolicy, evaluate_symbol_policy
 
 CONFIG: dict[str, Any] = {
     "data": {
@@ -93,9 +93,9 @@ def run_config(seed: int, encoder: str, iterations: int, runs_dir: str) -> RunCo
 
 
 def one_run(config: RunConfig, run_dir: Path, threshold: float, console: Console) -> dict[str, Any]:
-    from multiagent.rllib.trainer import SymbolTrainer, init_ray
     from multiagent.rllib.env import market_for
     from multiagent.rllib.policy import GreedyPolicy
+    from multiagent.rllib.trainer import SymbolTrainer, init_ray
     from multiagent.training.pretrain_phase import run_pretrain
 
     market, prepared = market_for(config)
@@ -142,8 +142,8 @@ def one_run(config: RunConfig, run_dir: Path, threshold: float, console: Console
 
 
 def oracle(config: RunConfig) -> dict[str, float]:
-    from multiagent.rllib.env import market_for
     from multiagent.evaluation.metrics import periods_per_year
+    from multiagent.rllib.env import market_for
 
     market, prepared = market_for(config)
     assert prepared.synthetic is not None
@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     ray.shutdown()
 
-    table = Table(title=f"Symbol agents vs the in-env sign oracle (pass: test ratio >= {args.ratio})")
+    table = Table(
+        title=f"Symbol agents vs the in-env sign oracle (pass: test ratio >= {args.ratio})"
+    )
     for column in (
         "seed",
         "oracle test",

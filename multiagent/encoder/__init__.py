@@ -1,4 +1,4 @@
-"""The shared market encoder (torch only, no Ray): model, masked next-step pretraining, checkpoints."""
+"""The shared market encoder (torch only, no Ray): model, masked pretraining, checkpoints."""
 
 from multiagent.encoder.checkpoint import (
     EncoderCheckpointError,

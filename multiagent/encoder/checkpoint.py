@@ -86,14 +86,20 @@ def read_encoder(path: str | Path) -> tuple[dict[str, torch.Tensor], EncoderMeta
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise EncoderCheckpointError(f"{path}: expected format {FORMAT!r}, found {found!r}")
-    meta = EncoderMeta(
-        feature_names=tuple(payload["feature_names"]),
-        window=int(payload["window"]),
-        config=EncoderConfig.model_validate(payload["config"]),
-        data_fingerprint=str(payload["data_fingerprint"]),
-        info=dict(payload["info"]),
-    )
-    return payload["state_dict"], meta
+    try:
+        meta = EncoderMeta(
+            feature_names=tuple(payload["feature_names"]),
+            window=int(payload["window"]),
+            config=EncoderConfig.model_validate(payload["config"]),
+            data_fingerprint=str(payload["data_fingerprint"]),
+            info=dict(payload["info"]),
+        )
+        state = dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EncoderCheckpointError(
+            f"{path}: incomplete encoder checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+    return state, meta
 
 
 def check_features(
@@ -131,6 +137,11 @@ def load_encoder(
     if feature_names is not None:
         check_features(meta, feature_names, window or meta.window, source=str(path))
     encoder = MarketEncoder(len(meta.feature_names), meta.window, meta.config)
-    encoder.load_state_dict(state)
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise EncoderCheckpointError(
+            f"{path}: weights do not fit the encoder its config describes ({exc})"
+        ) from None
     encoder.eval()
     return encoder, meta

@@ -43,8 +43,17 @@ class PretrainConfig(_Frozen):
         1.0, ge=0, description="Weight of the next-bar return loss vs the feature losses."
     )
     validation_fraction: float = Field(
-        0.15, gt=0, lt=0.5, description="Last part of the training split held out for early stopping."
+        0.15,
+        gt=0,
+        lt=0.5,
+        description="Last part of the training split held out for early stopping.",
     )
     patience: int = Field(3, ge=1, description="Epochs without validation improvement to stop.")
     min_delta: float = Field(1e-4, ge=0, description="Smallest validation-loss gain that counts.")
     device: Literal["cpu", "cuda", "auto"] = "auto"
+    torch_threads: int = Field(
+        1,
+        ge=1,
+        description="CPU threads; a small encoder runs fastest on one (more threads only "
+        "contend with Ray's processes).",
+    )

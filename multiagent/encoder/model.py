@@ -24,16 +24,21 @@ class _CausalBlock(nn.Module):
         super().__init__()
         self.pad = (kernel - 1) * dilation
         self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation)
-        self.norm = nn.GroupNorm(1, channels)
+        # LayerNorm over channels, bar by bar: a norm pooling over time would leak later bars.
+        self.norm = nn.LayerNorm(channels)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = nn.functional.pad(x, (self.pad, 0))
-        return x + self.drop(nn.functional.gelu(self.norm(self.conv(y))))
+        y = self.conv(nn.functional.pad(x, (self.pad, 0)))
+        y = self.norm(y.transpose(1, 2)).transpose(1, 2)
+        return x + self.drop(nn.functional.gelu(y))
 
 
 class MarketEncoder(nn.Module):
     """(B, W, F) feature windows -> (B, E) embedding of the last bar, or (B, W, H) per bar."""
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
 
     def __init__(self, n_features: int, window: int, config: EncoderConfig | None = None) -> None:
         super().__init__()

@@ -45,7 +45,9 @@ class PretrainData:
     return_std: float
 
 
-def window_ends(valid: np.ndarray, target_ok: np.ndarray, window: int, lo: int, hi: int) -> np.ndarray:
+def window_ends(
+    valid: np.ndarray, target_ok: np.ndarray, window: int, lo: int, hi: int
+) -> np.ndarray:
     """(n, 2) (symbol, t) with every bar of ``t-W+1..t`` valid, ``target_ok[s, t]``, and the
     whole window plus its target bar inside ``[lo, hi)``."""
     counts = np.concatenate(
@@ -193,6 +195,21 @@ def pretrain_encoder(
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> PretrainResult:
     """Train until validation loss stops improving for ``patience`` epochs; keep the best."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.torch_threads)
+    try:
+        return _pretrain(data, encoder_config, config, seed, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pretrain(
+    data: PretrainData,
+    encoder_config: EncoderConfig,
+    config: PretrainConfig,
+    seed: int,
+    progress: Callable[[dict[str, float]], None] | None,
+) -> PretrainResult:
     began = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -203,7 +220,9 @@ def pretrain_encoder(
     encoder = MarketEncoder(data.features.shape[2], data.window, encoder_config)
     encoder.set_normalizer(torch.from_numpy(data.mean), torch.from_numpy(data.std))
     model = MaskedNextStepModel(encoder).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     # A fixed validation sample with fixed masks: epochs are compared on the same examples.
     val_rng = np.random.default_rng(seed + 1)
     val_ends = data.validation

@@ -45,7 +45,7 @@ def episode_telemetry(summary: dict[str, Any], n_agents: int) -> dict[str, float
     }
 
 
-class TelemetryCallbacks(RLlibCallback):  # type: ignore[misc]
+class TelemetryCallbacks(RLlibCallback):
     def on_episode_end(
         self,
         *,
@@ -57,7 +57,11 @@ class TelemetryCallbacks(RLlibCallback):  # type: ignore[misc]
             return
         infos = episode.get_infos(-1)
         summary = next(
-            (info["episode"] for info in infos.values() if isinstance(info, dict) and "episode" in info),
+            (
+                info["episode"]
+                for info in infos.values()
+                if isinstance(info, dict) and "episode" in info
+            ),
             None,
         )
         if summary is None:

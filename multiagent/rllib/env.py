@@ -40,7 +40,7 @@ def balanced_weights(views: Sequence[EpisodeView]) -> np.ndarray:
     return np.array([1.0 / counts[view.symbols] for view in views])
 
 
-class SymbolAgentsEnv(MultiAgentEnv):  # type: ignore[misc]
+class SymbolAgentsEnv(MultiAgentEnv):
     def __init__(
         self,
         market: EnvMarket,
@@ -52,7 +52,7 @@ class SymbolAgentsEnv(MultiAgentEnv):  # type: ignore[misc]
         super().__init__()
         self.env = HierarchicalTradingEnv(market, views, config)
         if balanced:
-            self.env.set_sampling_weights(balanced_weights(views))
+            self.env.set_sampling_weights(balanced_weights(views).tolist())
         self.possible_agents = list(self.env.symbol_agents)
         self.agents: list[str] = []
         space = self.env.observation_space(self.possible_agents[0])
@@ -105,7 +105,10 @@ def market_for(config: RunConfig) -> tuple[EnvMarket, PreparedData]:
     key = hashlib.sha256(payload.encode()).hexdigest()
     if key not in _MARKETS:
         prepared = prepare(config)
-        _MARKETS[key] = (build_market(prepared.panel, prepared.features, config.env.costs), prepared)
+        _MARKETS[key] = (
+            build_market(prepared.panel, prepared.features, config.env.costs),
+            prepared,
+        )
     return _MARKETS[key]
 
 

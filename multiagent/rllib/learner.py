@@ -34,10 +34,12 @@ class BoostedScheduler:
         return float(self.base.update(timestep)) * self.boost
 
 
-class SharedEncoderPPOLearner(PPOTorchLearner):  # type: ignore[misc]
+class SharedEncoderPPOLearner(PPOTorchLearner):
+    entropy_coeff_schedulers_per_module: Any
+
     def build(self) -> None:
         super().build()
-        base = self.entropy_coeff_schedulers_per_module
+        base: Any = self.entropy_coeff_schedulers_per_module
         self.entropy_coeff_schedulers_per_module = LambdaDefaultDict(
             lambda module_id: BoostedScheduler(base[module_id])
         )
@@ -61,7 +63,9 @@ class SharedEncoderPPOLearner(PPOTorchLearner):  # type: ignore[misc]
             owner = owner or module_id
             encoder = getattr(module, "encoder", None)
             encoder_ids = (
-                {id(p) for p in encoder.parameters()} if isinstance(encoder, MarketEncoder) else set()
+                {id(p) for p in encoder.parameters()}
+                if isinstance(encoder, MarketEncoder)
+                else set()
             )
             if encoder_ids and encoder_lr is None:
                 encoder_lr = float(module.model_config.get("encoder_lr", self.config.lr))

@@ -13,6 +13,7 @@ both modules works), and `learner.SharedEncoderPPOLearner` steps it once per upd
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ MASKED_LOGIT = -1e9
 
 def mlp(sizes: list[int], out: int) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.Tanh()]
     layers.append(nn.Linear(sizes[-1], out))
     return nn.Sequential(*layers)
@@ -41,7 +42,7 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0, logits, torch.full_like(logits, MASKED_LOGIT))
 
 
-class SymbolRLModule(TorchRLModule, ValueFunctionAPI):  # type: ignore[misc]
+class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
     """model_config: window, n_features, encoder (EncoderConfig dict), encoder_mode, hidden,
     recurrent (none|gru|lstm), recurrent_size."""
 
@@ -126,7 +127,7 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):  # type: ignore[misc]
         return self.vf(embeddings).squeeze(-1)
 
 
-class SharedEncoderMultiRLModule(MultiRLModule):  # type: ignore[misc]
+class SharedEncoderMultiRLModule(MultiRLModule):
     """Every sub-module with an ``encoder`` uses the first one's (one set of weights)."""
 
     def setup(self) -> None:

@@ -96,7 +96,7 @@ class GreedyPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> GreedyPolicy:
-        """A policy exported by `export_torchscript` (its ``.json`` sidecar gives the state size)."""
+        """A policy written by `export_torchscript` (its ``.json`` sidecar: the state size)."""
         meta = json.loads(Path(path).with_suffix(".json").read_text())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)

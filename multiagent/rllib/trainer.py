@@ -100,7 +100,9 @@ def _flat_result(result: dict[str, Any], iteration: int, seconds: float) -> dict
         row[key] = telemetry.get(key, float("nan"))
     if isinstance(row["agent_steps"], dict):
         row["agent_steps"] = float(sum(row["agent_steps"].values()))
-    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()}
+    return {
+        k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()
+    }
 
 
 class SymbolTrainer:
@@ -119,7 +121,7 @@ class SymbolTrainer:
         self.console = console
         self.market, self.prepared = market_for(config)
         env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
-        self.n_actions = int(env.action_space.n)
+        self.n_actions = env.env.core.scheme.n_actions
         self.example_obs = np.stack(
             [o["observations"] for o in env.reset(seed=config.seed)[0].values()]
         )
@@ -248,9 +250,7 @@ class SymbolTrainer:
         )
         validation: dict[str, float] = {}
         with progress:
-            task = progress.add_task(
-                "train", total=iterations, completed=self.iteration, status=""
-            )
+            task = progress.add_task("train", total=iterations, completed=self.iteration, status="")
             while self.iteration < iterations:
                 began = time.perf_counter()
                 result = self.algo.train()

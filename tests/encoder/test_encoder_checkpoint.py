@@ -196,15 +196,6 @@ def test_pickled_module_is_not_executed(tmp_path: Path, encoder: MarketEncoder) 
         load_encoder(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason=(
-        "package bug: read_encoder() indexes payload['feature_names'] etc. without a check, so a "
-        "file with the right format tag but missing keys raises a bare KeyError instead of "
-        "EncoderCheckpointError"
-    ),
-)
 def test_right_tag_missing_keys(tmp_path: Path) -> None:
     path = tmp_path / "partial.pt"
     torch.save({"format": FORMAT, "state_dict": {}}, path)

@@ -76,14 +76,6 @@ def test_batch_rows_are_independent() -> None:
     assert not torch.equal(a[1], b[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "package bug: _CausalBlock uses nn.GroupNorm(1, channels) on (B, H, W) tensors, which "
-        "normalizes over the channel AND time axes, so the hidden state of bar k depends on bars "
-        "after k (sequence() is not causal, contrary to the model docstring)"
-    ),
-)
 @pytest.mark.parametrize("k", [0, 3, 6])
 def test_sequence_is_causal(k: int) -> None:
     encoder = make_encoder(seed=k)
@@ -97,8 +89,8 @@ def test_sequence_is_causal(k: int) -> None:
 
 @pytest.mark.parametrize("k", [0, 3, 6])
 def test_conv_stack_is_causal_without_the_norm(k: int) -> None:
-    # The convolutions themselves pad on the left only: with the (non-causal) GroupNorm taken
-    # out, every bar's hidden state depends only on bars at or before it.
+    # The convolutions alone pad on the left only: every bar's hidden state depends only on
+    # bars at or before it (the per-bar LayerNorm keeps that; see test_sequence_is_causal).
     encoder = make_encoder(seed=k)
     for block in encoder.blocks:
         block.norm = nn.Identity()
@@ -117,7 +109,7 @@ def test_conv_stack_is_causal_without_the_norm(k: int) -> None:
 
 
 def test_receptive_field_covers_the_window() -> None:
-    # kernel 2, dilations 1, 2, 4: the last bar sees all 8 bars (no GroupNorm needed for that).
+    # kernel 2, dilations 1, 2, 4: the last bar sees all 8 bars (the norm plays no part in that).
     encoder = make_encoder()
     for block in encoder.blocks:
         block.norm = nn.Identity()

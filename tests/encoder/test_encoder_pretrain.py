@@ -264,14 +264,15 @@ def test_early_stopping_returns_the_best_epoch(arrays: Arrays) -> None:
 @pytest.mark.parametrize(
     ("lr", "seed", "stops"),
     [(0.02, 1, True), (1e-3, 0, False)],
-    ids=["noisy-stops", "steady-runs-out"],
+    ids=["noisy-stops", "patient-runs-out"],
 )
 def test_early_stopping_bookkeeping(arrays: Arrays, lr: float, seed: int, stops: bool) -> None:
-    # A large learning rate overshoots within a few epochs (validation loss jumps up: stop); a
-    # small one keeps improving every epoch and uses them all.
+    # A large learning rate overshoots within a few epochs (validation loss jumps up) and
+    # patience 1 stops; with patience = epochs the run always uses every epoch.
     data = data_of(arrays)
     epochs = 12
-    config = TINY.model_copy(update={"epochs": epochs, "patience": 1, "lr": lr})
+    patience = 1 if stops else epochs
+    config = TINY.model_copy(update={"epochs": epochs, "patience": patience, "lr": lr})
     result = pretrain_encoder(data, ENCODER, config, seed=seed)
     history = result.history
     assert result.stopped_early == (len(history) < epochs)

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from multiagent.config import RunConfig  # noqa: E402
+from multiagent.config import RunConfig
 
 TINY: dict[str, Any] = {
     "seed": 3,

@@ -71,9 +71,7 @@ def test_forward_shapes_feedforward() -> None:
 @pytest.mark.parametrize("recurrent", ["gru", "lstm"])
 def test_forward_shapes_recurrent(recurrent: str) -> None:
     module = build(recurrent)
-    state = {
-        k: torch.from_numpy(np.stack([v] * 4)) for k, v in module.get_initial_state().items()
-    }
+    state = {k: torch.from_numpy(np.stack([v] * 4)) for k, v in module.get_initial_state().items()}
     assert set(state) == ({"h"} if recurrent == "gru" else {"h", "c"})
     out = module.forward_train({Columns.OBS: batch(4, time=6), Columns.STATE_IN: state})
     assert out[Columns.ACTION_DIST_INPUTS].shape == (4, 6, A)

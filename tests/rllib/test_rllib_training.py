@@ -19,7 +19,7 @@ from multiagent.training.pretrain_phase import run_pretrain
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
-def learner_of(trainer: SymbolTrainer):  # noqa: ANN201
+def learner_of(trainer: SymbolTrainer):
     return trainer.algo.learner_group._learner
 
 
@@ -50,7 +50,9 @@ def test_tiny_training_run_writes_checkpoints_metrics_and_export(tmp_path: Path)
     assert len(optimizers) == 1
     assert len({id(p) for p in params}) == len(params)
     assert len(optimizers[0].param_groups) == 2
-    rows = [json.loads(line) for line in (run_dir / "symbols/metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (run_dir / "symbols/metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
     for key in (
         "policy_entropy",
@@ -121,7 +123,7 @@ def test_resume_restores_weights_optimizer_and_loop_state(tmp_path: Path) -> Non
 
 def test_frozen_pretrained_encoder_stays_fixed_and_loaded(tmp_path: Path) -> None:
     config = tiny_config(tmp_path, policy={"encoder": "frozen"})
-    market, prepared = market_for(config)
+    _market, prepared = market_for(config)
     output = run_pretrain(config, prepared, tmp_path / "encoder")
     pretrained = output.result.encoder.state_dict()
     trainer = SymbolTrainer(config, tmp_path / "run", encoder_path=output.path)
