@@ -45,8 +45,19 @@ def test_bad_yaml_gives_line(tmp_path: Path) -> None:
 def test_data_source_must_be_one(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("data:\n  bundled: null\n")
-    with pytest.raises(ConfigError, match="exactly one of `bundled` and `paths`"):
+    with pytest.raises(ConfigError, match="exactly one of `bundled`, `paths` and `synthetic`"):
         load_config(path)
+    path.write_text("data:\n  bundled: sp500\n  synthetic: {n_symbols: 2}\n")
+    with pytest.raises(ConfigError, match="exactly one of"):
+        load_config(path)
+
+
+def test_synthetic_source_replaces_the_bundled_default(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  synthetic: {n_symbols: 3, n_bars: 300, seed: 4}\n")
+    config = load_config(path)
+    assert config.data.bundled is None
+    assert config.data.synthetic is not None and config.data.synthetic.seed == 4
 
 
 def test_relative_paths_resolve_against_config(tmp_path: Path) -> None:
@@ -122,7 +133,7 @@ def test_cli_synth_sessions_parquet(tmp_path: Path) -> None:
 
 
 def test_cli_run_quick_preset_and_bad_config(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", "--preset", "quick"])
+    result = runner.invoke(app, ["run", "--preset", "quick", "--no-train"])
     assert result.exit_code == 0, result.output
     assert "train:" in result.output and "fingerprint" in result.output
     bad = tmp_path / "bad.yaml"
@@ -132,5 +143,13 @@ def test_cli_run_quick_preset_and_bad_config(tmp_path: Path) -> None:
 
 
 def test_help_everywhere() -> None:
-    for args in (["--help"], ["data", "--help"], ["data", "validate", "--help"], ["run", "--help"]):
+    for args in (
+        ["--help"],
+        ["data", "--help"],
+        ["data", "validate", "--help"],
+        ["run", "--help"],
+        ["pretrain", "--help"],
+        ["train", "--help"],
+        ["train", "symbols", "--help"],
+    ):
         assert runner.invoke(app, args).exit_code == 0

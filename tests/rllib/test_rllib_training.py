@@ -181,3 +181,22 @@ def test_cli_pretrain_train_and_resume(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "symbols", "--resume", str(tmp_path / "a/b/c/d")])
     assert result.exit_code == 1
     assert "not a run folder" in result.output or "not a symbols checkpoint" in result.output
+
+
+def test_main_job_pretrains_and_trains_on_the_bundled_quick_preset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README command 1 on the quick preset, end to end (runs/ lands in a temp folder)."""
+    from typer.testing import CliRunner
+
+    from multiagent.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--preset", "quick"])
+    assert result.exit_code == 0, result.output
+    assert "encoder: runs/quick/encoder/encoder.pt" in result.output
+    assert "validation (greedy, master neutral): Sharpe" in result.output
+    assert (tmp_path / "runs/quick/symbols/policy.pt").is_file()
+    again = CliRunner().invoke(app, ["run", "--preset", "quick", "--no-train"])
+    assert again.exit_code == 0
+    assert not (tmp_path / "runs/quick-2").exists()  # no run folder without training
