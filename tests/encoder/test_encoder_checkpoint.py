@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from multiagent.errors import MultiagentError
 NAMES = ("ret_1", "ret_5", "vol_20", "rsi_14")
 WINDOW = 6
 CONFIG = EncoderConfig(hidden=8, embedding=5, layers=2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -12,15 +10,6 @@ from multiagent.encoder.config import EncoderConfig
 from multiagent.encoder.model import MarketEncoder
 
 SMALL = EncoderConfig(hidden=8, embedding=6, layers=3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: extra intra-op threads only add contention on a busy 2-core runner.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_encoder(

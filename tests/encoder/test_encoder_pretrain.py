@@ -3,7 +3,6 @@ training split, determinism, early stopping and that it learns a planted signal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,15 +27,6 @@ WINDOW = 8
 TRAIN_STOP = 300
 ENCODER = EncoderConfig(hidden=8, embedding=6, layers=3)
 TINY = PretrainConfig(epochs=2, windows_per_epoch=256, batch_size=64, device="cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: extra intra-op threads only add contention on a busy 2-core runner.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
