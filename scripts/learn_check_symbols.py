@@ -77,7 +77,9 @@ CONFIG: dict[str, Any] = {
         "checkpoint_every": 4,
         "eval_every": 1,
         "keep_best": 2,
-        "ppo": {"train_batch_size": 1000, "minibatch_size": 250},
+        # The planted edge pays one bar ahead: a short horizon (gamma 0.9) cuts the variance
+        # of the advantages; the seeds' 0.99 learns the same rule more slowly and noisily.
+        "ppo": {"train_batch_size": 1000, "minibatch_size": 250, "gamma": 0.9, "gae_lambda": 0.9},
     },
 }
 
