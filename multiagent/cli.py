@@ -406,7 +406,8 @@ def _print_pretrain(output: Any) -> None:
     console.print(
         f"encoder: {output.path} (best epoch {result.best_epoch}/{len(result.history)}, "
         f"val loss {last['val_loss']:.4f}, next-return loss {last['val_next_return']:.3f} "
-        f"(1.0 = no skill), {result.n_fit_windows:,} fit windows, {result.seconds:.1f}s)",
+        f"vs {last['val_next_return_no_skill']:.3f} predicting 0, "
+        f"{result.n_fit_windows:,} fit windows, {result.seconds:.1f}s)",
         highlight=False,
     )
 

@@ -231,6 +231,14 @@ def _pretrain(
     val_batches = [
         _batch(data, val_ends[i : i + 4096], config, val_rng) for i in range(0, len(val_ends), 4096)
     ]
+    # The loss of predicting a zero return: the no-skill line for the next-return loss (the
+    # validation period's variance differs from the fit period's, so it is not 1.0).
+    no_skill = float(
+        np.average(
+            [float((b[3] ** 2).mean()) for b in val_batches],
+            weights=[len(b[0]) for b in val_batches],
+        )
+    )
     per_epoch = config.windows_per_epoch or len(data.fit)
     best, best_epoch, best_state, stale = math.inf, 0, None, 0
     history: list[dict[str, float]] = []
@@ -257,7 +265,14 @@ def _pretrain(
             val_loss = float(np.average([float(v[0]) for v in val], weights=weights))
             val_ret = float(np.average([v[1]["next_return"] for v in val], weights=weights))
         row = {f"train_{k}": v / n_batches for k, v in totals.items()}
-        row.update({"epoch": float(epoch), "val_loss": val_loss, "val_next_return": val_ret})
+        row.update(
+            {
+                "epoch": float(epoch),
+                "val_loss": val_loss,
+                "val_next_return": val_ret,
+                "val_next_return_no_skill": no_skill,
+            }
+        )
         history.append(row)
         if progress is not None:
             progress(row)
