@@ -65,6 +65,10 @@ class MarketEncoder(nn.Module):
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(torch.clamp(std, min=1e-6))
 
+    def normalize(self, values: torch.Tensor) -> torch.Tensor:
+        """Feature values (..., F) in the encoder's normalized units."""
+        return (values - self.feature_mean) / self.feature_std
+
     def sequence(self, windows: torch.Tensor, hide: torch.Tensor | None = None) -> torch.Tensor:
         """(B, W, F) -> (B, W, H): hidden state of every bar, each from bars <= itself.
 
@@ -72,7 +76,7 @@ class MarketEncoder(nn.Module):
         the pretraining task's masking, applied after normalization so a masked value carries
         no information.
         """
-        x = (windows - self.feature_mean) / self.feature_std
+        x = self.normalize(windows)
         if hide is not None:
             x = x * (1.0 - hide)
         h = self.blocks(self.inp(x.transpose(1, 2)))

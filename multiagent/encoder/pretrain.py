@@ -172,10 +172,10 @@ def _losses(
     windows, hide, target_feat, target_ret = (x.to(device) for x in batch)
     encoder = model.encoder
     recon, next_feat, next_ret = model(windows, hide)
-    scaled = (windows - encoder.feature_mean) / encoder.feature_std
+    scaled = encoder.normalize(windows)
     hidden_count = hide.sum().clamp(min=1.0)
     recon_loss = (((recon - scaled) ** 2) * hide).sum() / hidden_count / scaled.shape[-1]
-    target = (target_feat - encoder.feature_mean) / encoder.feature_std
+    target = encoder.normalize(target_feat)
     next_loss = ((next_feat - target) ** 2).mean()
     return_loss = ((next_ret - target_ret) ** 2).mean()
     total = recon_loss + next_loss + config.return_weight * return_loss

@@ -38,6 +38,16 @@ def mlp(sizes: list[int], out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def head_inputs(encoder: MarketEncoder, observations: torch.Tensor) -> torch.Tensor:
+    """(B, D) observations -> (B, E + D - W*F): the window's embedding next to the other fields.
+
+    The one place that knows the observation layout on the policy side (the RLModule and the
+    exported policy both call it)."""
+    feature_dim = encoder.window * encoder.n_features
+    windows = observations[:, :feature_dim].reshape(-1, encoder.window, encoder.n_features)
+    return torch.cat([encoder(windows), observations[:, feature_dim:]], dim=-1)
+
+
 def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0, logits, torch.full_like(logits, MASKED_LOGIT))
 
@@ -87,10 +97,7 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
         """Per-step input of the heads (and the recurrent state out, when recurrent)."""
         obs = batch[Columns.OBS]["observations"].float()
         lead = obs.shape[:-1]
-        flat = obs.reshape(-1, obs.shape[-1])
-        windows = flat[:, : self.feature_dim].reshape(-1, self.window, self.n_features)
-        x = torch.cat([self.encoder(windows), flat[:, self.feature_dim :]], dim=-1)
-        x = x.reshape(*lead, -1)
+        x = head_inputs(self.encoder, obs.reshape(-1, obs.shape[-1])).reshape(*lead, -1)
         if self.core is None:
             return x, {}
         state = batch[Columns.STATE_IN]

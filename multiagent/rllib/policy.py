@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
-from multiagent.rllib.modules import SymbolRLModule, mask_logits
+from multiagent.rllib.modules import SymbolRLModule, head_inputs, mask_logits
 
 
 class InferencePolicy(nn.Module):
@@ -27,9 +27,6 @@ class InferencePolicy(nn.Module):
         self.encoder = module.encoder
         self.core = module.core
         self.pi = module.pi
-        self.window = module.window
-        self.n_features = module.n_features
-        self.feature_dim = module.feature_dim
         self.recurrent = module.recurrent
         self.recurrent_size = module.recurrent_size
 
@@ -40,8 +37,7 @@ class InferencePolicy(nn.Module):
     def forward(
         self, observations: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        windows = observations[:, : self.feature_dim].reshape(-1, self.window, self.n_features)
-        x = torch.cat([self.encoder(windows), observations[:, self.feature_dim :]], dim=-1)
+        x = head_inputs(self.encoder, observations)
         if self.core is not None:
             r = self.recurrent_size
             if self.recurrent == "gru":

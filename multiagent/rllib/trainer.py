@@ -205,16 +205,22 @@ class SymbolTrainer:
         if boost != self.boost:
             self._set_boost(boost)
 
-    def save(self) -> Path:
+    def save(self, val_sharpe: float) -> Path:
+        """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state."""
         path = self.dir / "checkpoints" / f"iter_{self.iteration:05d}"
         if path.exists():
             raise ConfigError(f"{path} exists; refusing to overwrite a checkpoint")
         self.algo.save_to_path(str((path / "algo").resolve()))
+        self.latest = path
+        self.ranking.append(
+            {"checkpoint": str(path), "iteration": self.iteration, "val_sharpe": val_sharpe}
+        )
+        self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
+        self._prune()
         write_json(
             path / STATE_FILE,
             {"iteration": self.iteration, "entropy_boost": self.boost, "ranking": self.ranking},
         )
-        self.latest = path
         return path
 
     def _prune(self) -> None:
@@ -263,24 +269,7 @@ class SymbolTrainer:
                     validation = self.evaluate().metrics
                     row.update({f"val_{k}": v for k, v in validation.items()})
                 if checkpoint:
-                    path = self.save()
-                    self.ranking.append(
-                        {
-                            "checkpoint": str(path),
-                            "iteration": self.iteration,
-                            "val_sharpe": validation["sharpe"],
-                        }
-                    )
-                    self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
-                    self._prune()
-                    write_json(
-                        path / STATE_FILE,
-                        {
-                            "iteration": self.iteration,
-                            "entropy_boost": self.boost,
-                            "ranking": self.ranking,
-                        },
-                    )
+                    self.save(validation["sharpe"])
                 append_jsonl(self.dir / "metrics.jsonl", row)
                 self.history.append(row)
                 if on_iteration is not None:

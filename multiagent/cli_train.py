@@ -1,0 +1,148 @@
+"""The training commands: `multiagent pretrain`, `multiagent train ...`, and the main job's
+training phases. Ray is imported inside the commands only, so `multiagent data ...` stays fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from multiagent.cli_common import console, fail, run_config_from
+from multiagent.config import RunConfig
+from multiagent.errors import MultiagentError
+
+train_app = typer.Typer(help="Train agents on Ray (RLlib PPO).", no_args_is_help=True)
+
+
+def train_main(run_config: RunConfig, name: str, prepared: Any) -> None:
+    from multiagent.rllib.trainer import train_symbols
+    from multiagent.training.pretrain_phase import run_pretrain
+    from multiagent.training.runs import new_run_dir, save_run_config
+
+    try:
+        folder = new_run_dir(run_config.runs_dir, name)
+        save_run_config(run_config, folder)
+        console.print(f"run folder: {folder}", highlight=False)
+        output = run_pretrain(run_config, prepared, folder / "encoder", console=console)
+        _print_pretrain(output)
+        scratch = run_config.symbols.policy.encoder == "scratch"
+        result = train_symbols(
+            run_config, folder, encoder_path=None if scratch else output.path, console=console
+        )
+    except (MultiagentError, ValueError) as error:
+        fail(error)
+        return
+    _print_training(result)
+
+
+def _encoder_in(run_dir: Path) -> Path | None:
+    path = run_dir / "encoder" / "encoder.pt"
+    return path if path.is_file() else None
+
+
+def _print_pretrain(output: Any) -> None:
+    result = output.result
+    last = result.history[result.best_epoch - 1]
+    console.print(
+        f"encoder: {output.path} (best epoch {result.best_epoch}/{len(result.history)}, "
+        f"val loss {last['val_loss']:.4f}, next-return loss {last['val_next_return']:.3f} "
+        f"vs {last['val_next_return_no_skill']:.3f} predicting 0, "
+        f"{result.n_fit_windows:,} fit windows, {result.seconds:.1f}s)",
+        highlight=False,
+    )
+
+
+def _print_training(result: Any) -> None:
+    table = Table(title="Symbol policy checkpoints, ranked by validation Sharpe")
+    for column in ("rank", "iteration", "val Sharpe", "checkpoint"):
+        table.add_column(column)
+    for rank, entry in enumerate(r for r in result.ranking if not r.get("deleted")):
+        table.add_row(
+            str(rank + 1),
+            str(entry["iteration"]),
+            f"{entry['val_sharpe']:.2f}",
+            entry["checkpoint"],
+        )
+    console.print(table)
+    val = result.validation
+    if val:
+        console.print(
+            f"validation (greedy, master neutral): Sharpe {val['sharpe']:.2f}, mean episode "
+            f"return {val['mean_episode_return']:+.2%}, max DD {val['max_drawdown']:.1%}, "
+            f"trades/episode {val['trades_per_episode']:.1f}, exposure {val['exposure']:.0%}",
+            highlight=False,
+        )
+    console.print(f"exported policy: {result.policy_path}", highlight=False)
+
+
+def pretrain(
+    config: Annotated[Path | None, typer.Option(help="Run config YAML.")] = None,
+    preset: Annotated[str, typer.Option(help="Embedded preset when no --config.")] = "default",
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run folder (default: a new one under runs_dir).")
+    ] = None,
+) -> None:
+    """Pretrain the shared encoder (masked next-step prediction, training split only)."""
+    from multiagent.training.prepare import prepare
+    from multiagent.training.pretrain_phase import run_pretrain
+    from multiagent.training.runs import new_run_dir, save_run_config
+
+    try:
+        run_config, name = run_config_from(config, preset)
+        with console.status("loading data and building features..."):
+            prepared = prepare(run_config)
+        folder = run_dir or new_run_dir(run_config.runs_dir, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_run_config(run_config, folder)
+        output = run_pretrain(run_config, prepared, folder / "encoder", console=console)
+    except (MultiagentError, ValueError) as error:
+        fail(error)
+        return
+    _print_pretrain(output)
+
+
+@train_app.command("symbols")
+def train_symbols_command(
+    config: Annotated[Path | None, typer.Option(help="Run config YAML.")] = None,
+    preset: Annotated[str, typer.Option(help="Embedded preset when no --config.")] = "default",
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Run folder (e.g. the one `pretrain` wrote); default: a new one."),
+    ] = None,
+    encoder: Annotated[
+        Path | None, typer.Option(help="Pretrained encoder (default: RUN/encoder/encoder.pt).")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option(min=1, help="PPO iterations.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(min=1)] = None,
+    eval_every: Annotated[int | None, typer.Option(min=1)] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder (RUN/symbols/checkpoints/iter_N).")
+    ] = None,
+) -> None:
+    """Train the shared symbol policy with RLlib PPO on the training split."""
+    from multiagent.rllib.trainer import train_symbols
+    from multiagent.training.runs import new_run_dir
+
+    try:
+        if resume is not None:
+            folder = resume.resolve().parents[2]
+            run_config = None
+        else:
+            run_config, name = run_config_from(config, preset)
+            folder = run_dir or new_run_dir(run_config.runs_dir, name)
+        result = train_symbols(
+            run_config,
+            folder,
+            encoder_path=encoder or _encoder_in(folder),
+            resume=resume,
+            iterations=iterations,
+            checkpoint_every=checkpoint_every,
+            eval_every=eval_every,
+            console=console,
+        )
+    except (MultiagentError, ValueError) as error:
+        fail(error)
+        return
+    _print_training(result)
