@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from multiagent.cli_common import console, errors, fail, run_config_from
+from multiagent.cli_evaluate import evaluate, report
 from multiagent.cli_train import pretrain, train_app, train_main
 from multiagent.data.bundled import BUNDLED, load_bundled
 from multiagent.data.errors import DataFixWarning
@@ -36,6 +37,8 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.command("pretrain")(pretrain)
+app.command("evaluate")(evaluate)
+app.command("report")(report)
 
 
 def _options(

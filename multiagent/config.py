@@ -21,6 +21,7 @@ from multiagent.data.synthetic import SyntheticMarketConfig
 from multiagent.data.validation import ValidationOptions
 from multiagent.encoder.config import EncoderConfig, PretrainConfig
 from multiagent.envs.config import HierarchicalEnvConfig
+from multiagent.evaluation.config import EvaluationConfig
 from multiagent.errors import ConfigError
 from multiagent.training.config import SymbolTrainConfig
 
@@ -80,6 +81,7 @@ class RunConfig(BaseModel):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     symbols: SymbolTrainConfig = Field(default_factory=SymbolTrainConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
     runs_dir: str = Field("runs", description="Where run folders are created.")
 

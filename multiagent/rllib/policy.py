@@ -18,6 +18,10 @@ import torch
 from torch import nn
 
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
+from multiagent.errors import ConfigError
+from multiagent.evaluation.policies import GreedyNetPolicy
+from multiagent.evaluation.sources import module_checkpoint
+from multiagent.rllib.env import SYMBOL_MODULE
 from multiagent.rllib.modules import SymbolRLModule, head_inputs, mask_logits
 
 
@@ -110,3 +114,15 @@ class GreedyPolicy:
                 self.state,
             )
         return logits.argmax(dim=-1).numpy()
+
+
+def load_rllib_policy(path: Path, name: str = "agent") -> GreedyNetPolicy:
+    """The greedy policy of the symbol RLModule saved in an RLlib checkpoint folder."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    found = module_checkpoint(path, SYMBOL_MODULE)
+    if found is None:
+        raise ConfigError(f"{path}: no symbol RLModule checkpoint found under it")
+    module = RLModule.from_checkpoint(str(found.resolve()))
+    net = InferencePolicy(module).eval()  # type: ignore[arg-type]
+    return GreedyNetPolicy(net, net.state_size, name)

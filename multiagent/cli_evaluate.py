@@ -1,0 +1,191 @@
+"""`multiagent evaluate` and `multiagent report`: backtests, baselines, stress tests, gates.
+
+Exit codes: 0 all gates passed, 1 an error, 3 a gate failed (``--no-fail-on-gates`` turns the
+last into 0, for exploratory runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from multiagent.cli_common import console, fail
+from multiagent.errors import MultiagentError
+
+GATE_EXIT = 3
+
+PartOption = Annotated[
+    str | None, typer.Option(help="Split to evaluate: validation or test (default: config).")
+]
+GatesOption = Annotated[Path | None, typer.Option(help="Gates YAML (keys go, regression).")]
+OverwriteOption = Annotated[
+    bool, typer.Option(help="Replace an existing report folder instead of writing NAME-2.")
+]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI to log the report to (default: $MLFLOW_TRACKING_URI)."),
+]
+FailOption = Annotated[bool, typer.Option(help="Exit 3 when a gate fails.")]
+WalkForwardOption = Annotated[bool, typer.Option(help="Run walk-forward folds.")]
+StressOption = Annotated[bool, typer.Option(help="Run stress scenarios.")]
+
+
+def _settings(config, part, gates, walk_forward, stress):  # type: ignore[no-untyped-def]
+    from multiagent.evaluation.gates import load_gates
+
+    settings = config.evaluation
+    update: dict[str, object] = {}
+    if part is not None:
+        if part not in ("validation", "test"):
+            raise MultiagentError(f"--part must be validation or test, got {part!r}")
+        update["part"] = part
+    if gates is not None:
+        update["gates"] = load_gates(gates)
+    if not walk_forward:
+        update["walk_forward"] = settings.walk_forward.model_copy(update={"enabled": False})
+    if not stress:
+        update["stress"] = settings.stress.model_copy(update={"enabled": False})
+    return settings.model_copy(update=update)
+
+
+def print_summary(files) -> None:  # type: ignore[no-untyped-def]
+    report = files.evaluation.report
+    agents = set(report["agents"])
+    table = Table(title=f"{report['window']['part']} split: ranking by Sharpe (top 10 + agents)")
+    for column in ("rank", "policy", "Sharpe", "return", "max DD", "turnover/bar"):
+        table.add_column(column, justify="right" if column != "policy" else "left")
+    for row in report["ranking"]:
+        if row["rank"] > 10 and row["policy"] not in agents:
+            continue
+        style = "bold" if row["policy"] in agents else None
+        table.add_row(
+            str(row["rank"]),
+            row["policy"],
+            f"{row['sharpe']:.2f}",
+            f"{row['total_return']:+.1%}",
+            f"{row['max_drawdown']:.1%}",
+            f"{row['turnover']:.1%}",
+            style=style,
+        )
+    console.print(table)
+    gates = report.get("gates")
+    if gates:
+        failed = [g["gate"] for group in ("go", "regression") for g in gates[group] if not g["passed"]]
+        verdict = "[green]PASS[/]" if gates["passed"] else f"[red]FAIL[/] ({', '.join(failed)})"
+        console.print(f"gates: {verdict}", highlight=False)
+    console.print(f"report: {files.markdown} (+ report.json, {len(files.plots)} plots)")
+
+
+def evaluate(
+    checkpoint: Annotated[
+        Path, typer.Option(help="policy.pt, an RLlib checkpoint folder or a run folder.")
+    ],
+    config: Annotated[
+        Path | None, typer.Option(help="Run config YAML (default: the run folder's).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default: RUN/report or ./report).")
+    ] = None,
+    part: PartOption = None,
+    gates: GatesOption = None,
+    walk_forward: WalkForwardOption = True,
+    stress: StressOption = True,
+    overwrite: OverwriteOption = False,
+    tracking_uri: TrackingOption = None,
+    fail_on_gates: FailOption = True,
+) -> None:
+    """Backtest a trained policy against baselines on the held-out split, walk-forward folds
+    and stress scenarios; write report.json, report.md and plots; exit 3 when a gate fails."""
+    from multiagent.evaluation.run import evaluate_source
+    from multiagent.evaluation.sources import resolve, run_config_for
+
+    try:
+        source = resolve(checkpoint)
+        run_config = run_config_for(source, config)
+        settings = _settings(run_config, part, gates, walk_forward, stress)
+        default = (source.run_dir or Path.cwd()) / "report"
+        files = evaluate_source(
+            source,
+            run_config,
+            out or default,
+            settings=settings,
+            shown_path=str(checkpoint),
+            overwrite=overwrite,
+            tracking_uri=tracking_uri,
+            console=console,
+        )
+    except (MultiagentError, ValueError, OSError) as error:
+        fail(error)
+        return
+    print_summary(files)
+    if fail_on_gates and not files.passed:
+        raise typer.Exit(code=GATE_EXIT)
+
+
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders (several: seeds).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Multi-seed summary folder (default: RUNS/multiseed).")
+    ] = None,
+    part: PartOption = None,
+    gates: GatesOption = None,
+    walk_forward: WalkForwardOption = True,
+    stress: StressOption = True,
+    overwrite: OverwriteOption = False,
+    tracking_uri: TrackingOption = None,
+    fail_on_gates: FailOption = True,
+) -> None:
+    """Evaluate each run's exported policy into RUN/report; with several runs (seeds), also
+    write mean and 95% confidence intervals over them."""
+    from multiagent.evaluation.report import (
+        aggregate_seeds,
+        fresh_dir,
+        render_multiseed,
+        write_json,
+    )
+    from multiagent.evaluation.run import evaluate_source
+    from multiagent.evaluation.sources import POLICY_FILE, resolve, run_config_for
+
+    results = []
+    try:
+        for run_dir in run_dirs:
+            if not (run_dir / POLICY_FILE).is_file():
+                raise MultiagentError(
+                    f"{run_dir}: no {POLICY_FILE} (train it first: multiagent train symbols)"
+                )
+            source = resolve(run_dir)
+            run_config = run_config_for(source, None)
+            settings = _settings(run_config, part, gates, walk_forward, stress)
+            console.print(f"[bold]{run_dir}[/]", highlight=False)
+            files = evaluate_source(
+                source,
+                run_config,
+                run_dir / "report",
+                settings=settings,
+                shown_path=str(run_dir / POLICY_FILE),
+                overwrite=overwrite,
+                tracking_uri=tracking_uri,
+                console=console,
+            )
+            print_summary(files)
+            results.append(files)
+        if len(results) > 1:
+            summary = aggregate_seeds(
+                [f.evaluation.report for f in results], [str(d) for d in run_dirs]
+            )
+            folder = fresh_dir(out or run_dirs[0].parent / "multiseed", overwrite)
+            write_json(folder / "multiseed.json", summary)
+            text = render_multiseed(summary)
+            (folder / "multiseed.md").write_text(text, encoding="utf-8")
+            console.print(text, highlight=False)
+            console.print(f"multi-seed summary: {folder / 'multiseed.md'}", highlight=False)
+    except (MultiagentError, ValueError, OSError) as error:
+        fail(error)
+        return
+    if fail_on_gates and not all(f.passed for f in results):
+        raise typer.Exit(code=GATE_EXIT)
+
+

@@ -1,0 +1,298 @@
+"""The backtester: many policies over one time window, batched through the training core.
+
+Every policy runs through `TradingCore`, the engine the training envs step, with the run's cost
+model, fill rule and action scheme, so a backtest and a training episode of the same policy on
+the same bars agree bar for bar. The policies sharing a layout and a set of risk limits are
+stacked into one core (B = policies x books), so a window costs one vectorized step per bar
+whatever the number of policies.
+
+Books: the evaluation universe is every symbol with a bar on ``min_coverage`` of the window.
+An agent book holds N of them (the agent's slot count, budget 1/N each, as in training); the
+universe is cut into books in panel order and the last book is filled up from the start, so
+every symbol is traded at least once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from multiagent.data.splits import Window
+from multiagent.envs.config import CommonEnvConfig, HierarchicalEnvConfig, RiskLimits
+from multiagent.envs.core import TradingCore
+from multiagent.envs.market import EnvMarket
+from multiagent.envs.sampling import Episode
+from multiagent.envs.simulator import Orders
+from multiagent.evaluation.policies import BacktestPolicy, Layout, StepContext
+from multiagent.errors import ConfigError
+
+
+@dataclass
+class PolicyRun:
+    """Everything one policy did in one window, per book (K) and slot (N) and step (T)."""
+
+    name: str
+    kind: str
+    layout: str
+    symbols: np.ndarray
+    """(K, N) market rows."""
+    start: int
+    """Decision bar of the first step; step i fills on bar ``start + 1 + i``."""
+    capital: float
+    """Initial equity of each book."""
+    budget: float
+    """Each slot's share of its book's equity."""
+    equity: np.ndarray
+    """(K, T + 1) book equity, from the initial capital."""
+    values: np.ndarray
+    """(K, N, T) position value of each slot after each step."""
+    net_pnl: np.ndarray
+    """(K, N, T) gross P&L minus costs of each slot per step."""
+    costs: np.ndarray
+    """(K, N, T)."""
+    traded: np.ndarray
+    """(K, T) traded notional."""
+    trades: dict[str, np.ndarray]
+    """Closed trades: book, slot, symbol, open_step, close_step, pnl (net, currency)."""
+    action_counts: np.ndarray | None
+    """(T, A) executed scheme actions over all slots, None for target-weight policies."""
+    action_names: tuple[str, ...]
+
+    @property
+    def n_steps(self) -> int:
+        return self.equity.shape[1] - 1
+
+    def returns(self, books: Sequence[int] | None = None) -> np.ndarray:
+        """Per-bar returns of the books' combined equity (default: all books)."""
+        equity = self.equity if books is None else self.equity[list(books)]
+        total = equity.sum(axis=0)
+        return np.asarray(total[1:] / total[:-1] - 1.0)
+
+
+def universe(market: EnvMarket, window: Window, min_coverage: float = 0.9) -> np.ndarray:
+    """Rows of the symbols with a bar on at least ``min_coverage`` of the window's bars."""
+    seen = np.isfinite(market.close[:, window.slice()]).mean(axis=1)
+    rows = np.flatnonzero(seen >= min_coverage)
+    if rows.size == 0:
+        raise ConfigError(
+            f"no symbol has bars on {min_coverage:.0%} of bars {window.start}-{window.stop - 1}"
+        )
+    return rows
+
+
+def make_books(rows: np.ndarray, layout: Layout, n_slots: int) -> np.ndarray:
+    """(K, N) market rows of the books of a layout."""
+    if layout == "single":
+        return rows[:, None]
+    if layout == "universe":
+        return rows[None, :]
+    n = min(n_slots, rows.size)
+    k = -(-rows.size // n)
+    padded = np.resize(rows, k * n)  # wraps around: the last book is filled from the start
+    return padded.reshape(k, n)
+
+
+@dataclass
+class _Group:
+    layout: Layout
+    constrained: bool
+    policies: list[BacktestPolicy] = field(default_factory=list)
+
+
+class _TradeBook:
+    """Running round-trip accounting of every slot (see `metrics` for the trade definition)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.pnl = np.zeros(shape)
+        self.opened = np.zeros(shape, np.int64)
+        self.rows: list[np.ndarray] = []
+
+    def update(self, step: int, before: np.ndarray, after: np.ndarray, net: np.ndarray) -> None:
+        live = (before != 0) | (after != 0)
+        self.pnl += np.where(live, net, 0.0)
+        closed = (before != 0) & ((after == 0) | (np.sign(before) != np.sign(after)))
+        if closed.any():
+            self._close(closed, step)
+        opened = (after != 0) & ((before == 0) | closed)
+        self.opened[opened] = step
+
+    def _close(self, where: np.ndarray, step: int) -> None:
+        book, slot = np.nonzero(where)
+        self.rows.append(
+            np.stack(
+                [book, slot, self.opened[book, slot], np.full(book.size, step), self.pnl[book, slot]],
+                axis=1,
+            )
+        )
+        self.pnl[where] = 0.0
+
+    def finish(self, step: int, position: np.ndarray) -> np.ndarray:
+        """Close what is still open at the last mark; (M, 5) rows."""
+        if (position != 0).any():
+            self._close(position != 0, step)
+        return np.concatenate(self.rows) if self.rows else np.zeros((0, 5))
+
+
+class Backtester:
+    """Runs policies over windows of one market with one env configuration."""
+
+    def __init__(
+        self,
+        market: EnvMarket,
+        config: CommonEnvConfig,
+        *,
+        n_slots: int | None = None,
+        min_coverage: float = 0.9,
+    ) -> None:
+        self.market = market
+        self.config = config
+        if n_slots is None:
+            n_slots = config.n_symbols if isinstance(config, HierarchicalEnvConfig) else 1
+        self.n_slots = n_slots
+        self.min_coverage = min_coverage
+        self.benchmark_config = config.model_copy(update={"limits": RiskLimits()})
+
+    def run(
+        self,
+        policies: Sequence[BacktestPolicy],
+        window: Window,
+        *,
+        on_step: Callable[[int], None] | None = None,
+    ) -> dict[str, PolicyRun]:
+        """Every policy over ``window``: decisions on bars start .. stop-2, fills up to stop-1."""
+        if len(window) < 2:
+            raise ConfigError(f"window {window.start}-{window.stop - 1} has fewer than 2 bars")
+        names = [p.name for p in policies]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"policy names must be unique, got {names}")
+        rows = universe(self.market, window, self.min_coverage)
+        groups: dict[tuple[str, bool], _Group] = {}
+        for policy in policies:
+            key = (policy.layout, policy.constrained)
+            groups.setdefault(key, _Group(policy.layout, policy.constrained)).policies.append(
+                policy
+            )
+        out: dict[str, PolicyRun] = {}
+        for group in groups.values():
+            out.update(self._run_group(group, rows, window, on_step))
+        return {name: out[name] for name in names}
+
+    def _run_group(
+        self,
+        group: _Group,
+        rows: np.ndarray,
+        window: Window,
+        on_step: Callable[[int], None] | None,
+    ) -> dict[str, PolicyRun]:
+        books = make_books(rows, group.layout, self.n_slots)
+        n_books, n_slots = books.shape
+        n_pol = len(group.policies)
+        config = self.config if group.constrained else self.benchmark_config
+        # Agent books: the equal budget a neutral master gives; benchmarks: the whole book.
+        budget = min(1.0 / n_slots, config.limits.max_weight) if group.layout == "agent" else 1.0
+        core = TradingCore(self.market, config, n_pol * n_books, n_slots, budget)
+        symbols = np.tile(books, (n_pol, 1))
+        core.reset([Episode(s, window.start, window.stop) for s in symbols])
+        names = core.scheme.names
+        if names[0] != "HOLD":
+            raise ConfigError(f"the backtester needs HOLD as action 0, scheme has {names}")
+        steps = len(window) - 1
+        shape = (n_pol * n_books, n_slots)
+        equity = np.empty((shape[0], steps + 1))
+        equity[:, 0] = core.sim.equity
+        values = np.empty((*shape, steps))
+        net = np.empty((*shape, steps))
+        costs = np.empty((*shape, steps))
+        traded = np.empty((shape[0], steps))
+        n_actions = len(names)
+        action_counts = np.zeros((n_pol, steps, n_actions), np.int64)
+        trades = _TradeBook(shape)
+        slices = [slice(i * n_books, (i + 1) * n_books) for i in range(n_pol)]
+        for policy in group.policies:
+            policy.reset(n_books, n_slots)
+        need_obs = any(p.needs_observations for p in group.policies)
+        all_voluntary = np.ones(shape, bool)
+        for step in range(steps):
+            masks = core.masks()
+            observations = core.observe() if need_obs else None
+            actions = np.zeros(shape, np.int64)
+            targets = np.zeros(shape)
+            rebalance = np.zeros(shape, bool)
+            sim = core.sim
+            for policy, rows_of in zip(group.policies, slices, strict=True):
+                decision = policy.decide(
+                    StepContext(
+                        step=step,
+                        t=sim.t[rows_of],
+                        symbols=sim.symbol[rows_of],
+                        qty=sim.qty[rows_of],
+                        masks=masks[rows_of],
+                        observations=None if observations is None else observations[rows_of],
+                        market=self.market,
+                        action_names=names,
+                    )
+                )
+                if decision.actions is not None:
+                    actions[rows_of] = decision.actions
+                if decision.targets is not None and decision.rebalance is not None:
+                    targets[rows_of] = decision.targets
+                    rebalance[rows_of] = decision.rebalance
+            imposed = None
+            if rebalance.any():
+                imposed = Orders(
+                    active=rebalance,
+                    keep=np.zeros(shape),
+                    weight=targets,
+                    voluntary=all_voluntary,
+                )
+            before = sim.qty
+            result = core.step(actions, masks, imposed, rebalance if imposed is not None else None)
+            fills = result.fills
+            equity[:, step + 1] = fills.equity
+            values[..., step] = core.sim.qty * core.sim.mark
+            cost = fills.costs.total
+            costs[..., step] = cost
+            net[..., step] = fills.pnl - cost
+            traded[:, step] = fills.traded_notional
+            trades.update(step, before, core.sim.qty, fills.pnl - cost)
+            executed = result.executed
+            for i, rows_of in enumerate(slices):
+                action_counts[i, step] = np.bincount(
+                    executed[rows_of].reshape(-1), minlength=n_actions
+                )
+            if on_step is not None:
+                on_step(n_pol)
+        closed = trades.finish(steps - 1, core.sim.qty)
+        out = {}
+        for i, (policy, rows_of) in enumerate(zip(group.policies, slices, strict=True)):
+            mine = (closed[:, 0] >= rows_of.start) & (closed[:, 0] < rows_of.stop)
+            book = closed[mine, 0].astype(np.int64) - rows_of.start
+            slot = closed[mine, 1].astype(np.int64)
+            acts_by_scheme = policy.kind == "agent" or group.constrained
+            out[policy.name] = PolicyRun(
+                name=policy.name,
+                kind=policy.kind,
+                layout=group.layout,
+                symbols=books,
+                start=window.start,
+                capital=config.execution.initial_cash,
+                budget=budget,
+                equity=equity[rows_of],
+                values=values[rows_of],
+                net_pnl=net[rows_of],
+                costs=costs[rows_of],
+                traded=traded[rows_of],
+                trades={
+                    "book": book,
+                    "slot": slot,
+                    "symbol": books[book, slot],
+                    "open_step": closed[mine, 2].astype(np.int64),
+                    "close_step": closed[mine, 3].astype(np.int64),
+                    "pnl": closed[mine, 4],
+                },
+                action_counts=action_counts[i] if acts_by_scheme else None,
+                action_names=names,
+            )
+        return out

@@ -1,0 +1,455 @@
+"""One evaluation: agent(s) and baselines on the evaluated split, walk-forward folds and stress
+scenarios, per-book and per-symbol breakdowns, gates -> a report dictionary.
+
+Nothing here depends on the wall clock or on iteration order of unordered containers, so the
+same policy, data and config give the same report, byte for byte, once serialized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from multiagent import __version__
+from multiagent.config import RunConfig
+from multiagent.data.featurize import build_features
+from multiagent.data.splits import Fold, WalkForwardConfig, Window, walk_forward_folds
+from multiagent.envs.config import CommonEnvConfig
+from multiagent.envs.market import EnvMarket, build_market
+from multiagent.evaluation.backtest import Backtester, PolicyRun, universe
+from multiagent.evaluation.config import EvaluationConfig
+from multiagent.evaluation.gates import check_gates
+from multiagent.evaluation.metrics import (
+    annual_return,
+    clean,
+    herfindahl,
+    periods_per_year,
+    return_metrics,
+    trade_stats,
+)
+from multiagent.evaluation.policies import BacktestPolicy, default_baselines
+from multiagent.evaluation.scenarios import cost_scenarios, crashed_panel, most_volatile_windows
+from multiagent.training.prepare import PreparedData
+
+SCHEMA = "multiagent.report/1"
+BENCHMARK = "equal_weight"
+SUMMARY_KEYS = ("sharpe", "total_return", "max_drawdown", "turnover", "win_rate", "cost_ratio")
+
+
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+    runs: dict[str, PolicyRun]
+    """The evaluated split's runs (for plots)."""
+    timestamps: np.ndarray
+    """Fill bars of the evaluated split's steps."""
+    symbols: tuple[str, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def policy_metrics(
+    run: PolicyRun,
+    periods: float,
+    books: Sequence[int] | None = None,
+    benchmark: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Every metric of `multiagent.evaluation.metrics` for the combined books of a run."""
+    index = np.arange(run.equity.shape[0]) if books is None else np.asarray(books)
+    returns = run.returns(index)
+    out: dict[str, Any] = return_metrics(returns, periods)
+    mine = np.isin(run.trades["book"], index)
+    out.update(trade_stats(run.trades["pnl"][mine], run.capital))
+    out["closed_trades"] = int(mine.sum())
+    out["trades_per_episode"] = float(mine.sum() / index.size)
+    equity = run.equity[index].sum(axis=0)
+    out["turnover"] = float(np.mean(run.traded[index].sum(axis=0) / equity[:-1]))
+    costs = float(run.costs[index].sum())
+    gross = float(run.net_pnl[index].sum()) + costs
+    out["cost_ratio"] = costs / abs(gross) if abs(gross) > 1e-9 else None
+    values = run.values[index]
+    out["exposure"] = float((values != 0).mean())
+    out["gross_exposure"] = float(np.mean(np.abs(values).sum(axis=(0, 1)) / equity[1:]))
+    out["herfindahl"] = herfindahl(symbol_weights(run, index)[1].T)
+    out["excess_return"] = (
+        out["annual_return"] - annual_return(benchmark, periods) if benchmark is not None else None
+    )
+    return out
+
+
+def symbol_weights(run: PolicyRun, books: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(symbol rows, (S, T) weights of the combined books' equity held in each symbol)."""
+    index = np.arange(run.equity.shape[0]) if books is None else books
+    symbols = run.symbols[index]
+    rows, where = np.unique(symbols, return_inverse=True)
+    totals = np.zeros((rows.size, run.n_steps))
+    np.add.at(totals, where.reshape(-1), run.values[index].reshape(-1, run.n_steps))
+    return rows, totals / run.equity[index].sum(axis=0)[1:]
+
+
+class Evaluator:
+    """Evaluates policies on one prepared dataset with one run config."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        prepared: PreparedData,
+        settings: EvaluationConfig | None = None,
+        *,
+        console: Console | None = None,
+    ) -> None:
+        self.config = config
+        self.prepared = prepared
+        self.settings = settings or config.evaluation
+        self.console = console
+        self.env: CommonEnvConfig = config.env
+        self.market = build_market(prepared.panel, prepared.features, config.env.costs)
+        self.periods = periods_per_year(prepared.panel)
+        self.names = prepared.panel.symbols
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    # ------------------------------------------------------------------ public
+    def window(self) -> Window:
+        window: Window = getattr(self.prepared.split, self.settings.part)
+        if len(window) < 2:
+            raise ValueError(f"the {self.settings.part} split has fewer than 2 bars to evaluate")
+        return window
+
+    def baselines(self) -> list[BacktestPolicy]:
+        b = self.settings.baselines
+        seed = self.config.seed if b.random_seed is None else b.random_seed
+        return default_baselines(seed, b.momentum_lookback, b.rebalance_every)
+
+    def evaluate(self, agents: Sequence[BacktestPolicy], source: dict[str, Any]) -> Evaluation:
+        policies = [*agents, *self.baselines()]
+        window = self.window()
+        jobs = self._jobs(window)
+        folds, skipped = self._folds()
+        windows = [window, *(f.test for f in folds), *(w for _, _, _, ws in jobs for w in ws)]
+        total = sum((len(w) - 1) * len(policies) for w in windows)
+        self._progress = Progress(
+            TextColumn("evaluate {task.fields[what]}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=self.console is None,
+        )
+        with self._progress:
+            self._task = self._progress.add_task("eval", total=total, what="")
+            runs = self._run(policies, self.market, self.env, window, "split")
+            main = self._section(runs)
+            generalization = self._generalization(runs, agents)
+            walk_forward = self._walk_forward(policies, folds, skipped)
+            stress = self._stress(policies, jobs, main["policies"])
+        agent = agents[0].name if agents else None
+        gates = (
+            check_gates(self.settings.gates, agent, main["policies"], main["ranking"])
+            if agent
+            else None
+        )
+        panel = self.prepared.panel
+        times = pd.DatetimeIndex(panel.timestamps)
+        report = {
+            "schema": SCHEMA,
+            "version": __version__,
+            "source": source,
+            "seed": self.config.seed,
+            "data": {
+                "fingerprint": panel.fingerprint(),
+                "symbols": list(panel.symbols),
+                "bars": panel.n_bars,
+                "periods_per_year": self.periods,
+            },
+            "window": {
+                "part": self.settings.part,
+                "start_bar": window.start,
+                "stop_bar": window.stop,
+                "first_fill": str(times[window.start + 1]),
+                "last_fill": str(times[window.stop - 1]),
+                "steps": len(window) - 1,
+                "universe": [self.names[r] for r in universe(self.market, window)],
+            },
+            "env": {
+                "costs": self.env.costs.model_dump(mode="json"),
+                "execution": self.env.execution.model_dump(mode="json"),
+                "limits": self.env.limits.model_dump(mode="json"),
+                "scheme": self.env.scheme.kind,
+                "slots_per_book": self.config.env.n_symbols,
+            },
+            "agents": [a.name for a in agents],
+            "benchmark": BENCHMARK,
+            **main,
+            "generalization": generalization,
+            "walk_forward": walk_forward,
+            "stress": stress,
+            "gates": gates,
+        }
+        steps = np.arange(window.start + 1, window.stop)
+        return Evaluation(clean(report), runs, panel.timestamps[steps], self.names)
+
+    # ------------------------------------------------------------------ internals
+    def _run(
+        self,
+        policies: Sequence[BacktestPolicy],
+        market: EnvMarket,
+        env: CommonEnvConfig,
+        window: Window,
+        what: str,
+    ) -> dict[str, PolicyRun]:
+        progress, task = self._progress, self._task
+        if progress is not None:
+            progress.update(task, what=what)
+
+        def advance(n: int) -> None:
+            if progress is not None:
+                progress.advance(task, n)
+
+        tester = Backtester(
+            market, env, n_slots=self.config.env.n_symbols, min_coverage=self.settings.min_coverage
+        )
+        return tester.run(policies, window, on_step=advance)
+
+    def _section(self, runs: dict[str, PolicyRun]) -> dict[str, Any]:
+        """Metrics of every policy (buy-and-hold also per symbol, as ALL_<symbol>) + ranking."""
+        benchmark = runs[BENCHMARK].returns() if BENCHMARK in runs else None
+        rows: dict[str, dict[str, Any]] = {}
+        for name, run in runs.items():
+            rows[name] = {
+                "kind": run.kind,
+                "layout": run.layout,
+                "metrics": policy_metrics(run, self.periods, benchmark=benchmark),
+            }
+            if run.layout == "single":
+                for book, row in enumerate(run.symbols[:, 0]):
+                    rows[f"ALL_{self.names[row]}"] = {
+                        "kind": "baseline",
+                        "layout": "single",
+                        "metrics": policy_metrics(run, self.periods, [book], benchmark),
+                    }
+        ranked = sorted(rows, key=lambda n: (-rows[n]["metrics"]["sharpe"], n))
+        ranking = [
+            {"rank": i + 1, "policy": name, "kind": rows[name]["kind"]}
+            | {k: rows[name]["metrics"][k] for k in SUMMARY_KEYS}
+            for i, name in enumerate(ranked)
+        ]
+        return {"policies": rows, "ranking": ranking}
+
+    def _generalization(
+        self, runs: dict[str, PolicyRun], agents: Sequence[BacktestPolicy]
+    ) -> dict[str, Any]:
+        """Per book (episode) and per symbol, for each agent; symbols outside the training
+        episodes are flagged held out."""
+        trained = {s for v in self.prepared.train_views for s in v.symbols}
+        hold = runs.get("buy_and_hold")
+        hold_return = {}
+        if hold is not None:
+            for book, row in enumerate(hold.symbols[:, 0]):
+                hold_return[int(row)] = float(hold.equity[book, -1] / hold.equity[book, 0] - 1)
+        out: dict[str, Any] = {}
+        for agent in agents:
+            run = runs[agent.name]
+            books = [
+                {
+                    "book": k,
+                    "symbols": [self.names[r] for r in run.symbols[k]],
+                    "metrics": {
+                        key: value
+                        for key, value in policy_metrics(run, self.periods, [k]).items()
+                        if key in (*SUMMARY_KEYS, "annual_return", "closed_trades")
+                    },
+                }
+                for k in range(run.symbols.shape[0])
+            ]
+            symbols = []
+            rows = run.symbols.reshape(-1)
+            allocated = run.budget * run.capital
+            for row in np.unique(rows):
+                slots = np.argwhere(run.symbols == row)
+                pnl = sum(float(run.net_pnl[k, n].sum()) for k, n in slots)
+                trades = run.trades["pnl"][run.trades["symbol"] == row]
+                stats = trade_stats(trades, run.capital)
+                symbols.append(
+                    {
+                        "symbol": self.names[row],
+                        "held_out": self.names[row] not in trained,
+                        "slots": len(slots),
+                        "return_on_budget": pnl / (allocated * len(slots)),
+                        "buy_and_hold_return": hold_return.get(int(row)),
+                        "closed_trades": int(trades.size),
+                        "win_rate": stats["win_rate"],
+                        "exposure": float(
+                            np.mean([(run.values[k, n] != 0).mean() for k, n in slots])
+                        ),
+                    }
+                )
+            out[agent.name] = {"books": books, "symbols": symbols}
+        return out
+
+    def _folds(self) -> tuple[list[Fold], str | None]:
+        """Walk-forward folds after the training split, or why there are none."""
+        settings = self.settings.walk_forward
+        if not settings.enabled:
+            return [], "disabled"
+        try:
+            folds = walk_forward_folds(
+                self.prepared.panel.n_bars,
+                WalkForwardConfig(
+                    scheme=settings.scheme,
+                    train_bars=self.prepared.split.train.stop,
+                    test_bars=settings.test_bars,
+                    step=settings.step,
+                    purge=self.config.split.purge,
+                    max_folds=settings.max_folds,
+                ),
+            )
+        except ValueError as error:
+            return [], str(error)
+        return folds, None
+
+    def _walk_forward(
+        self, policies: Sequence[BacktestPolicy], folds: list[Fold], skipped: str | None
+    ) -> dict[str, Any] | None:
+        settings = self.settings.walk_forward
+        if not settings.enabled:
+            return None
+        if skipped is not None:
+            return {"skipped": skipped, "folds": [], "aggregate": {}}
+        split = self.prepared.split
+        rows = []
+        pooled: dict[str, list[np.ndarray]] = {}
+        for fold in folds:
+            runs = self._run(policies, self.market, self.env, fold.test, f"fold {fold.index}")
+            section = self._section(runs)
+            validation = split.validation
+            part = (
+                "validation"
+                if fold.test.stop <= validation.stop
+                else "test"
+                if fold.test.start >= split.test.start
+                else "validation+test"
+            )
+            rows.append(
+                {
+                    "fold": fold.index,
+                    "train_bars": [fold.train.start, fold.train.stop],
+                    "test_bars": [fold.test.start, fold.test.stop],
+                    "part": part,
+                    "policies": {
+                        name: {k: row["metrics"][k] for k in SUMMARY_KEYS}
+                        for name, row in section["policies"].items()
+                        if not name.startswith("ALL_")
+                    },
+                }
+            )
+            for name, run in runs.items():
+                pooled.setdefault(name, []).append(run.returns())
+        aggregate = {}
+        for name, series in pooled.items():
+            sharpes = [r["policies"][name]["sharpe"] for r in rows]
+            aggregate[name] = {
+                "mean_fold_sharpe": float(np.mean(sharpes)),
+                "std_fold_sharpe": float(np.std(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0,
+                "positive_folds": int(sum(s > 0 for s in sharpes)),
+                "pooled": return_metrics(np.concatenate(series), self.periods),
+            }
+        return {
+            "settings": settings.model_dump(mode="json"),
+            "note": "folds start after the training split; a fixed policy is not retrained "
+            "per fold, and folds in the validation split were seen by checkpoint selection",
+            "folds": rows,
+            "aggregate": aggregate,
+        }
+
+    def _jobs(self, window: Window) -> list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]]:
+        """Every stress scenario: (name, description, (market, env), windows), in a fixed order."""
+        settings = self.settings.stress
+        jobs: list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]] = []
+        if not settings.enabled:
+            return jobs
+        for name, description, env in cost_scenarios(self.env, settings):
+            jobs.append((name, description, (self.market, env), [window]))
+        rows = universe(self.market, window, self.settings.min_coverage)
+        volatile = most_volatile_windows(
+            self.market, rows, window, settings.volatile_windows, settings.volatile_window_bars
+        )
+        if volatile:
+            jobs.append(
+                (
+                    "volatile_windows",
+                    f"the {len(volatile)} most volatile {settings.volatile_window_bars}-bar "
+                    "windows of the evaluated split, returns chained",
+                    (self.market, self.env),
+                    volatile,
+                )
+            )
+        if settings.crash.enabled:
+            jobs.append(
+                (
+                    "crash",
+                    f"synthetic crash: every price -{settings.crash.drop:.0%} over "
+                    f"{settings.crash.bars} bars, {settings.crash.at:.0%} into the split",
+                    (self._crashed_market(window), self.env),
+                    [window],
+                )
+            )
+        return jobs
+
+    def _crashed_market(self, window: Window) -> EnvMarket:
+        panel = crashed_panel(self.prepared.panel, window, self.settings.stress.crash)
+        method = self.config.features.normalization.method
+        features = build_features(
+            panel,
+            self.config.features,
+            fit_end=self.prepared.split.train.stop - 1 if method == "train" else None,
+            use_cache=False,
+        )
+        return build_market(panel, features, self.env.costs)
+
+    def _stress(
+        self,
+        policies: Sequence[BacktestPolicy],
+        jobs: list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]],
+        base: dict[str, dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        if not self.settings.stress.enabled:
+            return None
+        names = [p.name for p in policies]
+        scenarios = [
+            {
+                "name": "base",
+                "description": "the evaluated split as is",
+                "windows": [],
+                "policies": {n: {k: base[n]["metrics"][k] for k in SUMMARY_KEYS} for n in names},
+            }
+        ]
+        for name, description, (market, env), windows in jobs:
+            series: dict[str, list[np.ndarray]] = {}
+            merged: dict[str, dict[str, Any]] = {}
+            for window in windows:
+                runs = self._run(policies, market, env, window, name)
+                for policy, run in runs.items():
+                    series.setdefault(policy, []).append(run.returns())
+                    if len(windows) == 1:
+                        merged[policy] = policy_metrics(run, self.periods)
+            if len(windows) > 1:  # chained windows: return metrics of the joined series
+                merged = {
+                    p: return_metrics(np.concatenate(s), self.periods) for p, s in series.items()
+                }
+            scenarios.append(
+                {
+                    "name": name,
+                    "description": description,
+                    "windows": [[w.start, w.stop] for w in windows],
+                    "policies": {
+                        p: {k: merged[p].get(k) for k in SUMMARY_KEYS} for p in names
+                    },
+                }
+            )
+        return {"scenarios": scenarios}

@@ -1,0 +1,79 @@
+"""Go/no-go and regression gates over a report's metrics.
+
+A gate whose metric is undefined (no closed trade gives no win rate) fails: a gate that cannot
+be checked is not a pass.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from multiagent.config import load_yaml, validate_mapping
+from multiagent.evaluation.config import Gate, GateSet
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+def load_gates(path: str | Path) -> GateSet:
+    """A gates YAML file (keys ``go`` and ``regression``); one clear error when malformed."""
+    path = Path(path)
+    return validate_mapping(GateSet, load_yaml(path), file=str(path))
+
+
+def _baseline_value(
+    gate: Gate, policies: dict[str, dict[str, Any]]
+) -> tuple[float | None, str | None]:
+    baselines = {n: p["metrics"] for n, p in policies.items() if p["kind"] == "baseline"}
+    if gate.baseline == "equal_weight":
+        candidates = {n: m for n, m in baselines.items() if n == "equal_weight"}
+    elif gate.baseline == "best_buy_and_hold":
+        candidates = {n: m for n, m in baselines.items() if n.startswith("ALL_")}
+    else:
+        candidates = baselines
+    scored = {n: m[gate.metric] for n, m in candidates.items() if m.get(gate.metric) is not None}
+    if not scored:
+        return None, None
+    lower_is_better = gate.op in ("<", "<=")
+    best = (min if lower_is_better else max)(sorted(scored), key=lambda n: scored[n])
+    return scored[best] + gate.offset, best
+
+
+def check_gates(
+    gates: GateSet, agent: str, policies: dict[str, dict[str, Any]], ranking: list[dict[str, Any]]
+) -> dict[str, Any]:
+    metrics = dict(policies[agent]["metrics"])
+    rank = next(r["rank"] for r in ranking if r["policy"] == agent)
+    metrics["rank_fraction"] = rank / len(ranking)
+    out: dict[str, Any] = {"agent": agent, "passed": True}
+    for group in ("go", "regression"):
+        results = []
+        for gate in getattr(gates, group):
+            threshold, against = (
+                (gate.value, None) if gate.baseline is None else _baseline_value(gate, policies)
+            )
+            value = metrics.get(gate.metric)
+            passed = (
+                value is not None
+                and threshold is not None
+                and OPS[gate.op](float(value), float(threshold))
+            )
+            results.append(
+                {
+                    "gate": gate.describe(),
+                    "value": value,
+                    "threshold": threshold,
+                    "against": against,
+                    "passed": passed,
+                }
+            )
+            out["passed"] = out["passed"] and passed
+        out[group] = results
+    return out

@@ -1,0 +1,220 @@
+"""Policies the backtester runs: baselines, rules, and an adapter for any greedy network.
+
+A policy decides for K books x N slots at once. It either sends scheme actions (exactly what a
+trained symbol agent sends: it trades through the agent's action scheme, budgets and risk
+limits) or target weights (benchmarks: an unconstrained investor with the same fills and costs
+but none of the agent's risk limits, so buy-and-hold is buy-and-hold).
+
+Layouts say which books a policy trades: ``agent`` (books of the agent's N slots), ``universe``
+(one book holding every symbol) or ``single`` (one book per symbol).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from multiagent.envs.market import EnvMarket
+
+Layout = Literal["agent", "universe", "single"]
+Kind = Literal["agent", "baseline"]
+
+
+@dataclass
+class StepContext:
+    """What a policy may look at on decision bar ``t``: nothing after the close of ``t``."""
+
+    step: int
+    t: np.ndarray
+    """(K,) decision bar of each book."""
+    symbols: np.ndarray
+    """(K, N) market rows of the slots."""
+    qty: np.ndarray
+    """(K, N) shares held."""
+    masks: np.ndarray
+    """(K, N, A) bool allowed scheme actions."""
+    observations: np.ndarray | None
+    """(K, N, D) float32 agent observations (only built when a policy needs them)."""
+    market: EnvMarket
+    action_names: tuple[str, ...]
+
+
+class Decision(NamedTuple):
+    actions: np.ndarray | None = None
+    """(K, N) scheme actions."""
+    targets: np.ndarray | None = None
+    """(K, N) target weights of equity, applied where ``rebalance``."""
+    rebalance: np.ndarray | None = None
+
+
+class BacktestPolicy:
+    name: str = "policy"
+    kind: Kind = "baseline"
+    layout: Layout = "agent"
+    constrained: bool = True
+    """Trade under the agent's risk limits (False: benchmark investor, default limits)."""
+    needs_observations: bool = False
+
+    def reset(self, n_books: int, n_slots: int) -> None:
+        """Called before each window."""
+
+    def decide(self, context: StepContext) -> Decision:
+        raise NotImplementedError
+
+
+def _action(names: tuple[str, ...], *candidates: str) -> int:
+    for name in candidates:
+        if name in names:
+            return names.index(name)
+    raise ValueError(f"the action scheme {names} has none of {candidates}")
+
+
+def directional_actions(
+    direction: np.ndarray, masks: np.ndarray, names: tuple[str, ...]
+) -> np.ndarray:
+    """BUY (the scheme's full buy) where ``direction > 0``, SELL where < 0, HOLD otherwise or
+    where that action is masked."""
+    buy = _action(names, "BUY", "BUY_LARGE", "BID_NEAR")
+    sell = _action(names, "SELL", "SELL_ALL", "ASK_NEAR")
+    want = np.where(direction > 0, buy, np.where(direction < 0, sell, 0))
+    allowed = np.take_along_axis(masks, want[..., None], axis=-1)[..., 0]
+    return np.where(allowed, want, 0)
+
+
+class CashPolicy(BacktestPolicy):
+    """Never trades: the zero line every policy must beat after costs."""
+
+    name = "cash"
+
+    def decide(self, context: StepContext) -> Decision:
+        return Decision(actions=np.zeros(context.symbols.shape, np.int64))
+
+
+class RandomPolicy(BacktestPolicy):
+    """Uniform among the allowed actions; the generator is re-seeded for every window."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, n_books: int, n_slots: int) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def decide(self, context: StepContext) -> Decision:
+        scores = self.rng.random(context.masks.shape)
+        return Decision(actions=np.argmax(np.where(context.masks, scores, -1.0), axis=-1))
+
+
+class MomentumPolicy(BacktestPolicy):
+    """Time-series momentum: long (or short, where the scheme shorts) the sign of the symbol's
+    return over the last ``lookback`` bars, known at the close of the decision bar."""
+
+    def __init__(self, lookback: int = 20) -> None:
+        self.lookback = lookback
+        self.name = f"momentum_{lookback}"
+
+    def decide(self, context: StepContext) -> Decision:
+        close = context.market.close
+        t = context.t[:, None]
+        now = close[context.symbols, t]
+        then = close[context.symbols, np.maximum(t - self.lookback, 0)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            past = now / then - 1.0
+        direction = np.where(np.isfinite(past) & (t >= self.lookback), np.sign(past), 0.0)
+        return Decision(actions=directional_actions(direction, context.masks, context.action_names))
+
+
+class EqualWeightPolicy(BacktestPolicy):
+    """1/N of equity in every symbol of the universe, rebalanced every ``rebalance_every`` bars."""
+
+    name = "equal_weight"
+    layout: Layout = "universe"
+    constrained = False
+
+    def __init__(self, rebalance_every: int = 21) -> None:
+        self.rebalance_every = rebalance_every
+
+    def decide(self, context: StepContext) -> Decision:
+        shape = context.symbols.shape
+        rebalance = np.full(shape, context.step % self.rebalance_every == 0)
+        return Decision(targets=np.full(shape, 1.0 / shape[1]), rebalance=rebalance)
+
+
+class BuyAndHoldPolicy(BacktestPolicy):
+    """All equity in one symbol, bought at the first fill and held (ALL_<symbol> in reports)."""
+
+    name = "buy_and_hold"
+    layout: Layout = "single"
+    constrained = False
+
+    def decide(self, context: StepContext) -> Decision:
+        # Buy until the position exists (a symbol without a bar at the first fill buys later).
+        flat = context.qty == 0
+        return Decision(targets=np.ones(flat.shape), rebalance=flat)
+
+
+class GreedyNetPolicy(BacktestPolicy):
+    """A trained symbol policy: argmax of its masked logits, recurrent state kept per slot.
+
+    ``net`` maps ``(observations (R, D), mask (R, A), state (R, S)) -> (logits, state)``: an
+    exported TorchScript file or the inference path of an RLModule.
+    """
+
+    kind: Kind = "agent"
+    needs_observations = True
+
+    def __init__(self, net: object, state_size: int, name: str = "agent") -> None:
+        import torch
+
+        self.torch = torch
+        self.net = net
+        self.state_size = state_size
+        self.name = name
+        self.state = torch.zeros(0, state_size)
+
+    def reset(self, n_books: int, n_slots: int) -> None:
+        self.state = self.torch.zeros(n_books * n_slots, self.state_size)
+
+    def decide(self, context: StepContext) -> Decision:
+        torch = self.torch
+        assert context.observations is not None
+        obs = context.observations
+        rows = obs.shape[0] * obs.shape[1]
+        with torch.no_grad():
+            logits, self.state = self.net(  # type: ignore[operator]
+                torch.from_numpy(np.ascontiguousarray(obs.reshape(rows, -1), np.float32)),
+                torch.from_numpy(context.masks.reshape(rows, -1).astype(np.float32)),
+                self.state,
+            )
+        return Decision(actions=logits.argmax(dim=-1).numpy().reshape(obs.shape[:2]))
+
+    @classmethod
+    def load(cls, path: str, name: str = "agent") -> GreedyNetPolicy:
+        """A policy written by `multiagent.rllib.policy.export_torchscript` (+ its .json)."""
+        import json
+        import warnings
+        from pathlib import Path
+
+        import torch
+
+        meta = json.loads(Path(path).with_suffix(".json").read_text())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(path))
+        return cls(net, int(meta["state_size"]), name)
+
+
+def default_baselines(
+    seed: int = 0, momentum_lookback: int = 20, rebalance_every: int = 21
+) -> list[BacktestPolicy]:
+    return [
+        CashPolicy(),
+        BuyAndHoldPolicy(),
+        EqualWeightPolicy(rebalance_every),
+        RandomPolicy(seed),
+        MomentumPolicy(momentum_lookback),
+    ]

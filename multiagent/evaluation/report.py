@@ -1,0 +1,230 @@
+"""Report files: ``report.json`` (versioned schema, byte-stable), ``report.md`` and PNG plots.
+
+``report.json`` holds no wall-clock time, host or absolute temp path, and floats are written by
+Python's shortest round-trip repr, so the same checkpoint and data give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from multiagent.evaluation.metrics import clean
+
+MULTISEED_SCHEMA = "multiagent.multiseed/1"
+STRESS_POLICIES = ("equal_weight", "buy_and_hold", "cash")
+
+
+def fresh_dir(path: Path, overwrite: bool = False) -> Path:
+    """``path`` if it is new (or ``overwrite``), else ``path-2``, ``path-3``...: earlier reports
+    are never replaced silently."""
+    if overwrite or not path.exists() or not any(path.iterdir()):
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    n = 2
+    while (candidate := path.with_name(f"{path.name}-{n}")).exists():
+        n += 1
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
+
+
+def _fmt(value: Any, kind: str = "num") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if kind == "pct":
+        return f"{value:+.1%}"
+    if kind == "frac":
+        return f"{value:.1%}"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.2f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
+    window, source = report["window"], report["source"]
+    agents = report["agents"]
+    costs = report["env"]["costs"]
+    out = [
+        "# Evaluation report",
+        "",
+        f"- policy: `{source.get('policy')}`" + (f" ({source['kind']})" if "kind" in source else ""),
+        f"- data: {len(report['data']['symbols'])} symbols, fingerprint "
+        f"`{report['data']['fingerprint'][:16]}`; seed {report['seed']}",
+        f"- window: the **{window['part']}** split, fills {window['first_fill']} .. "
+        f"{window['last_fill']} ({window['steps']} bars, {len(window['universe'])} symbols, "
+        f"books of {report['env']['slots_per_book']})",
+        f"- costs as in training: {costs['commission_bps']:g} bps commission, "
+        f"{costs['slippage_bps']:g} bps slippage, half spread from the data (else "
+        f"{costs['half_spread_bps']:g} bps), impact coefficient {costs['impact_coef']:g}; "
+        f"fills at {report['env']['execution']['fill_price']}",
+        "",
+    ]
+    gates = report.get("gates")
+    if gates:
+        verdict = "PASS" if gates["passed"] else "FAIL"
+        out += [f"## Gates: **{verdict}** ({gates['agent']})", ""]
+        rows = [
+            [group, g["gate"], _fmt(g["value"]), _fmt(g["threshold"]), g["against"] or "",
+             "pass" if g["passed"] else "**FAIL**"]
+            for group in ("go", "regression")
+            for g in gates[group]
+        ]
+        out += _table(["kind", "gate", "value", "threshold", "baseline", "result"], rows)
+    out += ["## Ranking by Sharpe", ""]
+    rows = [
+        [
+            str(r["rank"]),
+            f"**{r['policy']}**" if r["policy"] in agents else r["policy"],
+            _fmt(r["sharpe"]),
+            _fmt(r["total_return"], "pct"),
+            _fmt(r["max_drawdown"], "frac"),
+            _fmt(r["turnover"], "frac"),
+            _fmt(r["win_rate"], "frac"),
+            _fmt(r["cost_ratio"], "frac"),
+        ]
+        for r in report["ranking"]
+    ]
+    out += _table(
+        ["rank", "policy", "Sharpe", "return", "max DD", "turnover/bar", "win rate", "cost ratio"],
+        rows,
+    )
+    for agent in agents:
+        metrics = report["policies"][agent]["metrics"]
+        out += [f"## {agent}: all metrics", ""]
+        out += _table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()])
+    stress = report.get("stress")
+    if stress:
+        shown = [*agents, *(p for p in report["policies"] if p in STRESS_POLICIES)]
+        shown += [p for p in report["policies"] if p.startswith(("momentum", "random"))]
+        out += ["## Stress tests (Sharpe / return)", ""]
+        rows = [
+            [s["name"], s["description"]]
+            + [
+                f"{_fmt(s['policies'][p]['sharpe'])} / {_fmt(s['policies'][p]['total_return'], 'pct')}"
+                for p in shown
+            ]
+            for s in stress["scenarios"]
+        ]
+        out += _table(["scenario", "what", *shown], rows)
+    walk = report.get("walk_forward")
+    if walk and walk.get("folds"):
+        names = [n for n in walk["aggregate"] if not n.startswith("ALL_")]
+        out += ["## Walk-forward folds (Sharpe)", "", walk["note"] + ".", ""]
+        rows = [
+            [str(f["fold"]), f"{f['test_bars'][0]}-{f['test_bars'][1] - 1}", f["part"]]
+            + [_fmt(f["policies"][n]["sharpe"]) for n in names]
+            for f in walk["folds"]
+        ]
+        rows.append(
+            ["mean", "", ""] + [_fmt(walk["aggregate"][n]["mean_fold_sharpe"]) for n in names]
+        )
+        rows.append(
+            ["pooled", "", ""] + [_fmt(walk["aggregate"][n]["pooled"]["sharpe"]) for n in names]
+        )
+        out += _table(["fold", "bars", "part", *names], rows)
+    elif walk:
+        out += ["## Walk-forward", "", f"skipped: {walk.get('skipped')}", ""]
+    for agent, general in (report.get("generalization") or {}).items():
+        out += [f"## {agent}: per book (episode)", ""]
+        rows = [
+            [str(b["book"]), " ".join(b["symbols"]), _fmt(b["metrics"]["sharpe"]),
+             _fmt(b["metrics"]["total_return"], "pct"), _fmt(b["metrics"]["max_drawdown"], "frac")]
+            for b in general["books"]
+        ]
+        out += _table(["book", "symbols", "Sharpe", "return", "max DD"], rows)
+        out += [f"## {agent}: per symbol", ""]
+        rows = [
+            [s["symbol"] + (" (held out)" if s["held_out"] else ""),
+             _fmt(s["return_on_budget"], "pct"), _fmt(s["buy_and_hold_return"], "pct"),
+             str(s["closed_trades"]), _fmt(s["win_rate"], "frac"), _fmt(s["exposure"], "frac")]
+            for s in general["symbols"]
+        ]
+        out += _table(
+            ["symbol", "return on budget", "buy-and-hold", "trades", "win rate", "in position"],
+            rows,
+        )
+    if plots:
+        out += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
+    return "\n".join(out)
+
+
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> dict[str, float | int]:
+    """Mean and two-sided t interval of the mean; the half-width is 0 for one value."""
+    data = [float(v) for v in values]
+    n = len(data)
+    mean = sum(data) / n
+    if n < 2:
+        return {"n": n, "mean": mean, "std": 0.0, "low": mean, "high": mean}
+    std = math.sqrt(sum((v - mean) ** 2 for v in data) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "low": mean - half, "high": mean + half}
+
+
+def aggregate_seeds(reports: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """Each policy's summary metrics over several training seeds: mean and 95% CI."""
+    policies = [p for p in reports[0]["policies"] if not p.startswith("ALL_")]
+    keys = ("sharpe", "sortino", "total_return", "annual_return", "max_drawdown", "turnover",
+            "win_rate", "profit_factor", "cost_ratio")
+    table: dict[str, Any] = {}
+    for policy in policies:
+        row: dict[str, Any] = {}
+        for key in keys:
+            values = [
+                r["policies"][policy]["metrics"].get(key)
+                for r in reports
+                if policy in r["policies"]
+            ]
+            finite = [v for v in values if v is not None]
+            row[key] = confidence_interval(finite) if finite else None
+        table[policy] = row
+    gates = [r.get("gates") or {} for r in reports]
+    return {
+        "schema": MULTISEED_SCHEMA,
+        "runs": list(labels),
+        "seeds": [r["seed"] for r in reports],
+        "window": reports[0]["window"],
+        "policies": table,
+        "gates_passed": [bool(g.get("passed")) for g in gates],
+    }
+
+
+def render_multiseed(summary: dict[str, Any]) -> str:
+    out = [
+        "# Multi-seed evaluation",
+        "",
+        f"{len(summary['runs'])} runs (seeds {', '.join(map(str, summary['seeds']))}); the "
+        f"{summary['window']['part']} split; mean [95% CI].",
+        "",
+    ]
+    keys = ("sharpe", "total_return", "max_drawdown", "turnover", "win_rate")
+
+    def cell(ci: dict[str, Any] | None) -> str:
+        if ci is None:
+            return "-"
+        return f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+
+    rows = [[p] + [cell(summary["policies"][p][k]) for k in keys] for p in summary["policies"]]
+    out += _table(["policy", *keys], rows)
+    passed = summary["gates_passed"]
+    out += [f"Gates passed in {sum(passed)} of {len(passed)} runs.", ""]
+    return "\n".join(out)
+
+
+def write_json(path: Path, report: dict[str, Any]) -> Path:
+    path.write_text(dumps(report), encoding="utf-8")
+    return path
