@@ -7,13 +7,18 @@ last into 0, for exploratory runs).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from multiagent.cli_common import console, fail
+from multiagent.config import RunConfig
 from multiagent.errors import MultiagentError
+from multiagent.evaluation.config import EvaluationConfig
+
+if TYPE_CHECKING:
+    from multiagent.evaluation.run import ReportFiles
 
 GATE_EXIT = 3
 
@@ -33,7 +38,13 @@ WalkForwardOption = Annotated[bool, typer.Option(help="Run walk-forward folds.")
 StressOption = Annotated[bool, typer.Option(help="Run stress scenarios.")]
 
 
-def _settings(config, part, gates, walk_forward, stress):  # type: ignore[no-untyped-def]
+def _settings(
+    config: RunConfig,
+    part: str | None,
+    gates: Path | None,
+    walk_forward: bool,
+    stress: bool,
+) -> EvaluationConfig:
     from multiagent.evaluation.gates import load_gates
 
     settings = config.evaluation
@@ -51,7 +62,7 @@ def _settings(config, part, gates, walk_forward, stress):  # type: ignore[no-unt
     return settings.model_copy(update=update)
 
 
-def print_summary(files) -> None:  # type: ignore[no-untyped-def]
+def print_summary(files: ReportFiles) -> None:
     report = files.evaluation.report
     agents = set(report["agents"])
     table = Table(title=f"{report['window']['part']} split: ranking by Sharpe (top 10 + agents)")
@@ -73,7 +84,9 @@ def print_summary(files) -> None:  # type: ignore[no-untyped-def]
     console.print(table)
     gates = report.get("gates")
     if gates:
-        failed = [g["gate"] for group in ("go", "regression") for g in gates[group] if not g["passed"]]
+        failed = [
+            g["gate"] for group in ("go", "regression") for g in gates[group] if not g["passed"]
+        ]
         verdict = "[green]PASS[/]" if gates["passed"] else f"[red]FAIL[/] ({', '.join(failed)})"
         console.print(f"gates: {verdict}", highlight=False)
     console.print(f"report: {files.markdown} (+ report.json, {len(files.plots)} plots)")
@@ -187,5 +200,3 @@ def report(
         return
     if fail_on_gates and not all(f.passed for f in results):
         raise typer.Exit(code=GATE_EXIT)
-
-

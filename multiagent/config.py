@@ -21,8 +21,8 @@ from multiagent.data.synthetic import SyntheticMarketConfig
 from multiagent.data.validation import ValidationOptions
 from multiagent.encoder.config import EncoderConfig, PretrainConfig
 from multiagent.envs.config import HierarchicalEnvConfig
-from multiagent.evaluation.config import EvaluationConfig
 from multiagent.errors import ConfigError
+from multiagent.evaluation.config import EvaluationConfig
 from multiagent.training.config import SymbolTrainConfig
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -25,8 +25,8 @@ from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.sampling import Episode
 from multiagent.envs.simulator import Orders
-from multiagent.evaluation.policies import BacktestPolicy, Layout, StepContext
 from multiagent.errors import ConfigError
+from multiagent.evaluation.policies import BacktestPolicy, Layout, StepContext
 
 
 @dataclass
@@ -64,7 +64,7 @@ class PolicyRun:
     def n_steps(self) -> int:
         return self.equity.shape[1] - 1
 
-    def returns(self, books: Sequence[int] | None = None) -> np.ndarray:
+    def returns(self, books: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Per-bar returns of the books' combined equity (default: all books)."""
         equity = self.equity if books is None else self.equity[list(books)]
         total = equity.sum(axis=0)
@@ -122,7 +122,13 @@ class _TradeBook:
         book, slot = np.nonzero(where)
         self.rows.append(
             np.stack(
-                [book, slot, self.opened[book, slot], np.full(book.size, step), self.pnl[book, slot]],
+                [
+                    book,
+                    slot,
+                    self.opened[book, slot],
+                    np.full(book.size, step),
+                    self.pnl[book, slot],
+                ],
                 axis=1,
             )
         )

@@ -82,7 +82,9 @@ def policy_metrics(
     return out
 
 
-def symbol_weights(run: PolicyRun, books: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def symbol_weights(
+    run: PolicyRun, books: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(symbol rows, (S, T) weights of the combined books' equity held in each symbol)."""
     index = np.arange(run.equity.shape[0]) if books is None else books
     symbols = run.symbols[index]
@@ -322,7 +324,7 @@ class Evaluator:
         if skipped is not None:
             return {"skipped": skipped, "folds": [], "aggregate": {}}
         split = self.prepared.split
-        rows = []
+        rows: list[dict[str, Any]] = []
         pooled: dict[str, list[np.ndarray]] = {}
         for fold in folds:
             runs = self._run(policies, self.market, self.env, fold.test, f"fold {fold.index}")
@@ -367,7 +369,9 @@ class Evaluator:
             "aggregate": aggregate,
         }
 
-    def _jobs(self, window: Window) -> list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]]:
+    def _jobs(
+        self, window: Window
+    ) -> list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]]:
         """Every stress scenario: (name, description, (market, env), windows), in a fixed order."""
         settings = self.settings.stress
         jobs: list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]] = []
@@ -421,7 +425,7 @@ class Evaluator:
         if not self.settings.stress.enabled:
             return None
         names = [p.name for p in policies]
-        scenarios = [
+        scenarios: list[dict[str, Any]] = [
             {
                 "name": "base",
                 "description": "the evaluated split as is",
@@ -447,9 +451,7 @@ class Evaluator:
                     "name": name,
                     "description": description,
                     "windows": [[w.start, w.stop] for w in windows],
-                    "policies": {
-                        p: {k: merged[p].get(k) for k in SUMMARY_KEYS} for p in names
-                    },
+                    "policies": {p: {k: merged[p].get(k) for k in SUMMARY_KEYS} for p in names},
                 }
             )
         return {"scenarios": scenarios}

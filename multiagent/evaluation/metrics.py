@@ -14,19 +14,19 @@ Conventions
 | annual_return | ``(1 + total_return) ** (P / n) - 1`` (compound annual growth) |
 | annual_volatility | ``std(r, ddof=1) * sqrt(P)`` |
 | sharpe | ``mean(r) / std(r, ddof=1) * sqrt(P)``; 0 for a constant series |
-| sortino | ``mean(r) * P / (sqrt(mean(min(r, 0) ** 2)) * sqrt(P))``; inf-free: 0 when no loss |
+| sortino | ``mean(r) * P / (sqrt(mean(min(r, 0) ** 2)) * sqrt(P))``; 0 without a loss |
 | max_drawdown | ``max_t (1 - E_t / max_{s<=t} E_s)`` with ``E`` the compounded equity (from 1) |
 | max_drawdown_duration | longest run of bars spent below a previous equity peak |
 | calmar | ``annual_return / max_drawdown``; 0 without a drawdown |
 | win_rate | winning closed trades / closed trades (net of costs) |
-| profit_factor | ``sum(winning trade P&L) / abs(sum(losing trade P&L))``; inf-free: None without losses |
+| profit_factor | ``sum(winning P&L) / abs(sum(losing P&L))`` over trades; None without a loss |
 | average_trade | mean net P&L of a closed trade / initial capital |
 | trades_per_episode | closed trades / portfolios (books) evaluated |
 | turnover | mean over bars of traded notional / equity (0.5 = half the book traded per bar) |
 | cost_ratio | total costs / abs(gross P&L before costs); None when the gross P&L is 0 |
 | exposure | fraction of (bar, slot) pairs holding a position (time in the market) |
 | gross_exposure | mean over bars of sum(abs(position value)) / equity |
-| herfindahl | mean over invested bars of ``sum(w_i ** 2) / sum(abs(w_i)) ** 2`` (1/N even, 1 single) |
+| herfindahl | mean over invested bars of ``sum(w_i ** 2) / sum(abs(w_i)) ** 2`` (1/N to 1) |
 | excess_return | ``annual_return - annual_return(benchmark)`` |
 
 A trade opens when a slot goes from flat to a position and closes when it is flat again (or

@@ -8,13 +8,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from multiagent.evaluation.backtest import PolicyRun  # noqa: E402
-from multiagent.evaluation.evaluate import Evaluation, symbol_weights  # noqa: E402
-from multiagent.evaluation.metrics import drawdown_curve  # noqa: E402
+from multiagent.evaluation.backtest import PolicyRun
+from multiagent.evaluation.evaluate import Evaluation, symbol_weights
+from multiagent.evaluation.metrics import drawdown_curve
 
 # Saved without a timestamp or software tag, so the same evaluation writes the same files.
 PNG_METADATA = {"Software": None}

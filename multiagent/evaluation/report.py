@@ -49,6 +49,10 @@ def _fmt(value: Any, kind: str = "num") -> str:
     return f"{value:.2f}"
 
 
+def _sharpe_return(metrics: dict[str, Any]) -> str:
+    return f"{_fmt(metrics['sharpe'])} / {_fmt(metrics['total_return'], 'pct')}"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -62,7 +66,8 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
     out = [
         "# Evaluation report",
         "",
-        f"- policy: `{source.get('policy')}`" + (f" ({source['kind']})" if "kind" in source else ""),
+        f"- policy: `{source.get('policy')}`"
+        + (f" ({source['kind']})" if "kind" in source else ""),
         f"- data: {len(report['data']['symbols'])} symbols, fingerprint "
         f"`{report['data']['fingerprint'][:16]}`; seed {report['seed']}",
         f"- window: the **{window['part']}** split, fills {window['first_fill']} .. "
@@ -79,8 +84,14 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         verdict = "PASS" if gates["passed"] else "FAIL"
         out += [f"## Gates: **{verdict}** ({gates['agent']})", ""]
         rows = [
-            [group, g["gate"], _fmt(g["value"]), _fmt(g["threshold"]), g["against"] or "",
-             "pass" if g["passed"] else "**FAIL**"]
+            [
+                group,
+                g["gate"],
+                _fmt(g["value"]),
+                _fmt(g["threshold"]),
+                g["against"] or "",
+                "pass" if g["passed"] else "**FAIL**",
+            ]
             for group in ("go", "regression")
             for g in gates[group]
         ]
@@ -113,11 +124,7 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         shown += [p for p in report["policies"] if p.startswith(("momentum", "random"))]
         out += ["## Stress tests (Sharpe / return)", ""]
         rows = [
-            [s["name"], s["description"]]
-            + [
-                f"{_fmt(s['policies'][p]['sharpe'])} / {_fmt(s['policies'][p]['total_return'], 'pct')}"
-                for p in shown
-            ]
+            [s["name"], s["description"]] + [_sharpe_return(s["policies"][p]) for p in shown]
             for s in stress["scenarios"]
         ]
         out += _table(["scenario", "what", *shown], rows)
@@ -142,16 +149,26 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
     for agent, general in (report.get("generalization") or {}).items():
         out += [f"## {agent}: per book (episode)", ""]
         rows = [
-            [str(b["book"]), " ".join(b["symbols"]), _fmt(b["metrics"]["sharpe"]),
-             _fmt(b["metrics"]["total_return"], "pct"), _fmt(b["metrics"]["max_drawdown"], "frac")]
+            [
+                str(b["book"]),
+                " ".join(b["symbols"]),
+                _fmt(b["metrics"]["sharpe"]),
+                _fmt(b["metrics"]["total_return"], "pct"),
+                _fmt(b["metrics"]["max_drawdown"], "frac"),
+            ]
             for b in general["books"]
         ]
         out += _table(["book", "symbols", "Sharpe", "return", "max DD"], rows)
         out += [f"## {agent}: per symbol", ""]
         rows = [
-            [s["symbol"] + (" (held out)" if s["held_out"] else ""),
-             _fmt(s["return_on_budget"], "pct"), _fmt(s["buy_and_hold_return"], "pct"),
-             str(s["closed_trades"]), _fmt(s["win_rate"], "frac"), _fmt(s["exposure"], "frac")]
+            [
+                s["symbol"] + (" (held out)" if s["held_out"] else ""),
+                _fmt(s["return_on_budget"], "pct"),
+                _fmt(s["buy_and_hold_return"], "pct"),
+                str(s["closed_trades"]),
+                _fmt(s["win_rate"], "frac"),
+                _fmt(s["exposure"], "frac"),
+            ]
             for s in general["symbols"]
         ]
         out += _table(
@@ -178,8 +195,17 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> dict[st
 def aggregate_seeds(reports: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
     """Each policy's summary metrics over several training seeds: mean and 95% CI."""
     policies = [p for p in reports[0]["policies"] if not p.startswith("ALL_")]
-    keys = ("sharpe", "sortino", "total_return", "annual_return", "max_drawdown", "turnover",
-            "win_rate", "profit_factor", "cost_ratio")
+    keys = (
+        "sharpe",
+        "sortino",
+        "total_return",
+        "annual_return",
+        "max_drawdown",
+        "turnover",
+        "win_rate",
+        "profit_factor",
+        "cost_ratio",
+    )
     table: dict[str, Any] = {}
     for policy in policies:
         row: dict[str, Any] = {}

@@ -97,7 +97,7 @@ def log_to_mlflow(files: ReportFiles, uri: str, console: Console | None) -> None
             if report.get("gates") is not None:
                 mlflow.set_tag("gates_passed", str(report["gates"]["passed"]))
             mlflow.log_artifacts(str(files.directory), artifact_path="report")
-    except Exception as error:  # noqa: BLE001 - tracking is best effort by design
+    except Exception as error:
         message = f"MLflow logging to {uri} failed ({type(error).__name__}: {error}); "
         message += "the report files are on disk"
         log.warning(message)

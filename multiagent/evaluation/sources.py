@@ -56,8 +56,10 @@ def find_run_dir(path: Path) -> Path | None:
 
 def resolve(checkpoint: Path) -> PolicySource:
     if not checkpoint.exists():
-        raise ConfigError(f"{checkpoint}: no such checkpoint (give a policy.pt, an RLlib "
-                          "checkpoint folder or a run folder)")
+        raise ConfigError(
+            f"{checkpoint}: no such checkpoint (give a policy.pt, an RLlib "
+            "checkpoint folder or a run folder)"
+        )
     run_dir = find_run_dir(checkpoint.resolve())
     if checkpoint.is_file():
         if not checkpoint.with_suffix(".json").is_file():

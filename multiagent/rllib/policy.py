@@ -124,5 +124,5 @@ def load_rllib_policy(path: Path, name: str = "agent") -> GreedyNetPolicy:
     if found is None:
         raise ConfigError(f"{path}: no symbol RLModule checkpoint found under it")
     module = RLModule.from_checkpoint(str(found.resolve()))
-    net = InferencePolicy(module).eval()  # type: ignore[arg-type]
+    net = InferencePolicy(module).eval()
     return GreedyNetPolicy(net, net.state_size, name)
