@@ -31,10 +31,31 @@ def train_main(run_config: RunConfig, name: str, prepared: Any) -> None:
         result = train_symbols(
             run_config, folder, encoder_path=None if scratch else output.path, console=console
         )
+        _print_training(result)
+        if result.policy_path is not None:
+            _evaluate_main(run_config, folder, result.policy_path, prepared)
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
-    _print_training(result)
+
+
+def _evaluate_main(run_config: RunConfig, folder: Path, policy: Path, prepared: Any) -> None:
+    """The main job's last phase: the exported policy on the held-out split vs baselines.
+
+    Gates are reported, not enforced: the small preset is a smoke run, not a candidate."""
+    from multiagent.cli_evaluate import print_summary
+    from multiagent.evaluation.run import evaluate_source
+    from multiagent.evaluation.sources import PolicySource
+
+    files = evaluate_source(
+        PolicySource(policy, "torchscript", folder),
+        run_config,
+        folder / "report",
+        prepared=prepared,
+        shown_path=str(policy),
+        console=console,
+    )
+    print_summary(files)
 
 
 def _encoder_in(run_dir: Path) -> Path | None:

@@ -1,0 +1,95 @@
+"""Benchmark the evaluation path on the bundled default data.
+
+1. One backtest of the test split: an untrained greedy network (the shape of the trained
+   symbol policy: encoder-sized MLP) + every baseline, batched through one core per layout.
+2. The same policies one at a time (one core each), to show what stacking them buys.
+3. The whole `Evaluator` (split + walk-forward folds + 6 stress scenarios + breakdowns).
+
+Usage: python scripts/bench_eval.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from multiagent.config import load_preset
+from multiagent.envs.market import build_market
+from multiagent.envs.observations import ObservationBuilder
+from multiagent.evaluation.backtest import Backtester
+from multiagent.evaluation.evaluate import Evaluator
+from multiagent.evaluation.policies import GreedyNetPolicy, default_baselines
+from multiagent.training.prepare import prepare
+
+
+class TinyNet(nn.Module):
+    def __init__(self, dim: int, actions: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(dim, 64), nn.Tanh(), nn.Linear(64, actions))
+
+    def forward(
+        self, obs: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.body(obs).masked_fill(mask < 0.5, -1e9), state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    config = load_preset("default")
+    prepared = prepare(config)
+    market = build_market(prepared.panel, prepared.features, config.env.costs)
+    dim = ObservationBuilder(market, config.env.observation).dim
+    n_actions = {"discrete3": 3, "discrete7": 7, "limit5": 5}[config.env.scheme.kind]
+    net = TinyNet(dim, n_actions).eval()
+
+    def policies() -> list:  # type: ignore[type-arg]
+        return [GreedyNetPolicy(net, 0), *default_baselines(config.seed)]
+
+    window = prepared.split.test
+    tester = Backtester(market, config.env, n_slots=config.env.n_symbols)
+    steps = len(window) - 1
+    for label, batched in (
+        ("batched (one core per layout)", True),
+        ("one policy at a time", False),
+    ):
+        times = []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            if batched:
+                runs = tester.run(policies(), window)
+            else:
+                runs = {}
+                for policy in policies():
+                    runs.update(tester.run([policy], window))
+            times.append(time.perf_counter() - began)
+        slot_steps = sum(r.symbols.size for r in runs.values()) * steps
+        best = min(times)
+        print(
+            f"{label}: {len(runs)} policies x {steps} bars: {best:.2f}s best of {args.repeats} "
+            f"({slot_steps / best:,.0f} slot-steps/s, {len(runs) * steps / best:,.0f} "
+            "policy-bars/s)"
+        )
+    began = time.perf_counter()
+    evaluation = Evaluator(config, prepared).evaluate([GreedyNetPolicy(net, 0)], {"policy": "x"})
+    seconds = time.perf_counter() - began
+    folds = len(evaluation.report["walk_forward"]["folds"])
+    scenarios = len(evaluation.report["stress"]["scenarios"]) - 1
+    print(
+        f"full evaluation (split + {folds} walk-forward folds + {scenarios} stress scenarios, "
+        f"{len(evaluation.report['ranking'])} ranked rows): {seconds:.2f}s"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MiB; numpy {np.__version__}, torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
