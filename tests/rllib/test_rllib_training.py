@@ -200,3 +200,26 @@ def test_main_job_pretrains_and_trains_on_the_bundled_quick_preset(
     again = CliRunner().invoke(app, ["run", "--preset", "quick", "--no-train"])
     assert again.exit_code == 0
     assert not (tmp_path / "runs/quick-2").exists()  # no run folder without training
+    report = tmp_path / "runs/quick/report"
+    for name in ("report.json", "report.md", "equity.png", "drawdown.png", "actions.png"):
+        assert (report / name).stat().st_size > 0, name
+    assert "gates:" in result.output  # reported, not enforced, by the main job
+
+    # The RLlib checkpoint the policy was exported from scores exactly like the export, and
+    # `report` on the run folder reproduces the main job's report.json byte for byte.
+    ranking = json.loads((tmp_path / "runs/quick/symbols/ranking.json").read_text())
+    best = next(r for r in ranking if not r.get("deleted"))["checkpoint"]
+    out = tmp_path / "from_rllib"
+    evaluated = CliRunner().invoke(
+        app, ["evaluate", "--checkpoint", best, "--out", str(out), "--no-fail-on-gates"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    from_rllib = json.loads((out / "report.json").read_text())
+    from_export = json.loads((report / "report.json").read_text())
+    assert from_rllib["source"]["kind"] == "rllib"
+    assert from_rllib["policies"]["agent"] == from_export["policies"]["agent"]
+    rerun = CliRunner().invoke(app, ["report", "runs/quick", "--no-fail-on-gates"])
+    assert rerun.exit_code == 0, rerun.output
+    assert (report / "report.json").read_bytes() == (
+        tmp_path / "runs/quick/report-2/report.json"
+    ).read_bytes()
