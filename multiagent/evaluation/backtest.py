@@ -217,6 +217,7 @@ class Backtester:
         trades = _TradeBook(shape)
         slices = [slice(i * n_books, (i + 1) * n_books) for i in range(n_pol)]
         for policy in group.policies:
+            policy.check(core.observations.dim, names)
             policy.reset(n_books, n_slots)
         need_obs = any(p.needs_observations for p in group.policies)
         all_voluntary = np.ones(shape, bool)

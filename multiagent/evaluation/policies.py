@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from multiagent.envs.market import EnvMarket
+from multiagent.errors import ConfigError
 
 Layout = Literal["agent", "universe", "single"]
 Kind = Literal["agent", "baseline"]
@@ -59,6 +60,9 @@ class BacktestPolicy:
 
     def reset(self, n_books: int, n_slots: int) -> None:
         """Called before each window."""
+
+    def check(self, observation_dim: int, action_names: tuple[str, ...]) -> None:
+        """Raise `ConfigError` when the policy cannot act in this env (wrong shapes)."""
 
     def decide(self, context: StepContext) -> Decision:
         raise NotImplementedError
@@ -167,14 +171,41 @@ class GreedyNetPolicy(BacktestPolicy):
     kind: Kind = "agent"
     needs_observations = True
 
-    def __init__(self, net: object, state_size: int, name: str = "agent") -> None:
+    def __init__(
+        self,
+        net: object,
+        state_size: int,
+        name: str = "agent",
+        *,
+        observation_dim: int | None = None,
+        n_actions: int | None = None,
+    ) -> None:
         import torch
 
         self.torch = torch
         self.net = net
         self.state_size = state_size
         self.name = name
+        self.observation_dim = observation_dim
+        self.n_actions = n_actions
         self.state = torch.zeros(0, state_size)
+
+    def check(self, observation_dim: int, action_names: tuple[str, ...]) -> None:
+        problems = []
+        if self.observation_dim is not None and self.observation_dim != observation_dim:
+            problems.append(
+                f"observations of {self.observation_dim} values, the env gives {observation_dim}"
+            )
+        if self.n_actions is not None and self.n_actions != len(action_names):
+            problems.append(
+                f"{self.n_actions} actions, the env's scheme has {len(action_names)} {action_names}"
+            )
+        if problems:
+            raise ConfigError(
+                f"policy {self.name!r} does not fit this run config: it expects "
+                + " and ".join(problems)
+                + " (evaluate with the config the policy was trained with)"
+            )
 
     def reset(self, n_books: int, n_slots: int) -> None:
         self.state = self.torch.zeros(n_books * n_slots, self.state_size)
@@ -201,11 +232,29 @@ class GreedyNetPolicy(BacktestPolicy):
 
         import torch
 
-        meta = json.loads(Path(path).with_suffix(".json").read_text())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            net = torch.jit.load(str(path))
-        return cls(net, int(meta["state_size"]), name)
+        sidecar = Path(path).with_suffix(".json")
+        try:
+            meta = json.loads(sidecar.read_text())
+            state_size = int(meta["state_size"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"{sidecar}: not a policy sidecar ({type(error).__name__}: {error}); it is "
+                "written by the export next to policy.pt"
+            ) from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                net = torch.jit.load(str(path))
+        except (RuntimeError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ConfigError(f"{path}: not a TorchScript policy ({first})") from None
+        return cls(
+            net,
+            state_size,
+            name,
+            observation_dim=meta.get("observation_dim"),
+            n_actions=meta.get("n_actions"),
+        )
 
 
 def default_baselines(

@@ -13,6 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -125,4 +126,9 @@ def load_rllib_policy(path: Path, name: str = "agent") -> GreedyNetPolicy:
         raise ConfigError(f"{path}: no symbol RLModule checkpoint found under it")
     module = RLModule.from_checkpoint(str(found.resolve()))
     net = InferencePolicy(module).eval()
-    return GreedyNetPolicy(net, net.state_size, name)
+    space = getattr(module, "observation_space", None)
+    inner = space["observations"] if isinstance(space, gym.spaces.Dict) else space
+    dim = int(inner.shape[0]) if inner is not None and inner.shape else None
+    return GreedyNetPolicy(
+        net, net.state_size, name, observation_dim=dim, n_actions=int(module.action_space.n)
+    )
