@@ -176,7 +176,9 @@ class Evaluator:
                 "first_fill": str(times[window.start + 1]),
                 "last_fill": str(times[window.stop - 1]),
                 "steps": len(window) - 1,
-                "universe": [self.names[r] for r in universe(self.market, window)],
+                "universe": [
+                    self.names[r] for r in universe(self.market, window, self.settings.min_coverage)
+                ],
             },
             "env": {
                 "costs": self.env.costs.model_dump(mode="json"),
