@@ -1045,3 +1045,85 @@ def test_evaluator_accepts_a_universe_below_90_percent_coverage(
     )
     report = Evaluator(config, prepared, settings).evaluate([], {"policy": "none"}).report
     assert len(report["window"]["universe"]) == 5
+
+
+# ------------------------------------------------------------ 10. multi-seed and MLflow
+
+
+def make_run(root: Path, name: str, pt: Path, cfg: Path, seed: int) -> Path:
+    """A run folder as training leaves it: config.yaml (with its seed) + symbols/policy.pt."""
+    run_dir = root / name
+    (run_dir / "symbols").mkdir(parents=True)
+    config = yaml.safe_load(cfg.read_text())
+    config["seed"] = seed
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (run_dir / "symbols" / "policy.pt").write_bytes(pt.read_bytes())
+    (run_dir / "symbols" / "policy.json").write_bytes(pt.with_suffix(".json").read_bytes())
+    return run_dir
+
+
+def test_report_over_seeds_writes_confidence_intervals(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pt, cfg = exported
+    runs = [make_run(tmp_path / "runs", f"seed{s}", pt, cfg, s) for s in range(3)]
+    result = CliRunner().invoke(app, ["report", *map(str, runs), "--no-fail-on-gates", *FAST])
+    assert result.exit_code == 0, result.output
+    for run_dir in runs:
+        assert (run_dir / "report" / "report.json").is_file()
+    summary = json.loads((tmp_path / "runs" / "multiseed" / "multiseed.json").read_text())
+    assert summary["schema"] == "multiagent.multiseed/1"
+    assert summary["seeds"] == [0, 1, 2]
+    # the random baseline is seeded by the run's seed: its Sharpe varies over the runs
+    random_sharpe = [
+        json.loads((r / "report" / "report.json").read_text())["policies"]["random"]["metrics"][
+            "sharpe"
+        ]
+        for r in runs
+    ]
+    interval = summary["policies"]["random"]["sharpe"]
+    assert interval["n"] == 3
+    assert interval["mean"] == pytest.approx(np.mean(random_sharpe))
+    assert interval["low"] < interval["mean"] < interval["high"]
+    assert "Multi-seed evaluation" in (tmp_path / "runs/multiseed/multiseed.md").read_text()
+    # a folder without a trained policy: one clear error
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["report", str(empty)])
+    assert result.exit_code == 1
+    assert "no symbols/policy.pt" in result.output
+
+
+def test_report_is_logged_to_mlflow(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    import mlflow
+
+    pt, cfg = exported
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = invoke(
+        "--checkpoint", str(pt), "--config", str(cfg), "--out", str(tmp_path / "rep"),
+        "--tracking-uri", uri, "--no-fail-on-gates", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("multiagent-evaluation")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert "sharpe" in run.data.metrics
+    assert run.data.params["part"] == "test"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/report.json", "report/report.md", "report/equity.png"} <= artifacts
+
+
+def test_unreachable_tracking_server_warns_and_succeeds(
+    exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    pt, cfg = exported
+    result = invoke(
+        "--checkpoint", str(pt), "--config", str(cfg), "--out", str(tmp_path / "rep"),
+        "--tracking-uri", "http://127.0.0.1:9", "--no-fail-on-gates", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "MLflow logging to http://127.0.0.1:9 failed" in result.output
+    assert (tmp_path / "rep" / "report.json").is_file()
