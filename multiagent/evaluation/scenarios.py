@@ -24,36 +24,27 @@ def cost_scenarios(
     config: CommonEnvConfig, settings: StressSettings
 ) -> list[tuple[str, str, CommonEnvConfig]]:
     """(name, description, env config) of every cost shock, in a fixed order."""
-    costs = config.costs
-    out = []
-    for multiplier in settings.cost_multipliers:
-        update = {"cost_multiplier": costs.cost_multiplier * multiplier}
-        out.append(
-            (
-                f"costs_x{multiplier:g}",
-                f"every cost part x{multiplier:g} ({multiplier - 1:+.0%})",
-                config.model_copy(update={"costs": costs.model_copy(update=update)}),
-            )
-        )
+    shocks = [
+        ("cost_multiplier", m, f"costs_x{m:g}", f"every cost part x{m:g} ({m - 1:+.0%})")
+        for m in settings.cost_multipliers
+    ]
     if settings.spread_multiplier is not None:
-        update = {"spread_multiplier": costs.spread_multiplier * settings.spread_multiplier}
-        out.append(
-            (
-                f"spread_x{settings.spread_multiplier:g}",
-                f"quoted spread widened x{settings.spread_multiplier:g}",
-                config.model_copy(update={"costs": costs.model_copy(update=update)}),
-            )
-        )
+        m = settings.spread_multiplier
+        shocks.append(("spread_multiplier", m, f"spread_x{m:g}", f"quoted spread widened x{m:g}"))
     if settings.slippage_multiplier is not None:
-        update = {"slippage_multiplier": costs.slippage_multiplier * settings.slippage_multiplier}
-        out.append(
-            (
-                f"slippage_x{settings.slippage_multiplier:g}",
-                f"slippage shock x{settings.slippage_multiplier:g}",
-                config.model_copy(update={"costs": costs.model_copy(update=update)}),
-            )
+        m = settings.slippage_multiplier
+        shocks.append(("slippage_multiplier", m, f"slippage_x{m:g}", f"slippage shock x{m:g}"))
+    costs = config.costs
+    return [
+        (
+            name,
+            description,
+            config.model_copy(
+                update={"costs": costs.model_copy(update={key: getattr(costs, key) * m})}
+            ),
         )
-    return out
+        for key, m, name, description in shocks
+    ]
 
 
 def volatility_by_bar(market: EnvMarket, rows: np.ndarray) -> np.ndarray:
