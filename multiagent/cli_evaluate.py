@@ -113,11 +113,12 @@ def evaluate(
     """Backtest a trained policy against baselines on the held-out split, walk-forward folds
     and stress scenarios; write report.json, report.md and plots; exit 3 when a gate fails."""
     from multiagent.evaluation.run import evaluate_source
-    from multiagent.evaluation.sources import resolve, run_config_for
+    from multiagent.evaluation.sources import resolve, run_config_for, trained_symbols
 
     try:
         source = resolve(checkpoint)
         run_config = run_config_for(source, config)
+        trained = trained_symbols(source, run_config) if config is not None else None
         settings = _settings(run_config, part, gates, walk_forward, stress)
         default = (source.run_dir or Path.cwd()) / "report"
         files = evaluate_source(
@@ -129,6 +130,7 @@ def evaluate(
             overwrite=overwrite,
             tracking_uri=tracking_uri,
             console=console,
+            trained_symbols=trained,
         )
     except (MultiagentError, ValueError, OSError) as error:
         fail(error)

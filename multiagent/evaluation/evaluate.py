@@ -104,8 +104,12 @@ class Evaluator:
         settings: EvaluationConfig | None = None,
         *,
         console: Console | None = None,
+        trained_symbols: set[str] | None = None,
     ) -> None:
+        """``trained_symbols``: the symbols the policy trained on, when the evaluated data is
+        not the training data (default: the symbols of ``prepared``'s training episodes)."""
         self.config = config
+        self.trained_symbols = trained_symbols
         self.prepared = prepared
         self.settings = settings or config.evaluation
         self.console = console
@@ -250,7 +254,9 @@ class Evaluator:
     ) -> dict[str, Any]:
         """Per book (episode) and per symbol, for each agent; symbols outside the training
         episodes are flagged held out."""
-        trained = {s for v in self.prepared.train_views for s in v.symbols}
+        trained = self.trained_symbols
+        if trained is None:
+            trained = {s for v in self.prepared.train_views for s in v.symbols}
         hold = runs.get("buy_and_hold")
         hold_return = {}
         if hold is not None:

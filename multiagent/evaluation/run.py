@@ -46,6 +46,7 @@ def evaluate_source(
     plots: bool = True,
     tracking_uri: str | None = None,
     console: Console | None = None,
+    trained_symbols: set[str] | None = None,
 ) -> ReportFiles:
     """Backtest ``source`` with ``config`` and write ``report.json``, ``report.md`` and plots
     into ``out_dir`` (or ``out_dir-2``... when it holds an earlier report)."""
@@ -54,7 +55,9 @@ def evaluate_source(
     torch.set_num_threads(1)  # one thread: deterministic and fastest for these small nets
     prepared = prepared if prepared is not None else prepare(config)
     policy = source.load("agent")
-    evaluator = Evaluator(config, prepared, settings, console=console)
+    evaluator = Evaluator(
+        config, prepared, settings, console=console, trained_symbols=trained_symbols
+    )
     evaluation = evaluator.evaluate([policy], source.describe(shown_path or str(source.path)))
     directory = fresh_dir(out_dir, overwrite)
     written: list[Path] = []

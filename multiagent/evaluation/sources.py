@@ -75,6 +75,19 @@ def resolve(checkpoint: Path) -> PolicySource:
     )
 
 
+def trained_symbols(source: PolicySource, config: RunConfig) -> set[str] | None:
+    """The symbols of the run's training episodes when ``config`` is not the run's own (so a
+    wider universe in ``config`` shows which symbols the policy never saw), else None."""
+    if source.run_dir is None or not (source.run_dir / "config.yaml").is_file():
+        return None
+    own: RunConfig = load_config(source.run_dir / "config.yaml")
+    if own == config:
+        return None
+    from multiagent.training.prepare import prepare
+
+    return {s for view in prepare(own).train_views for s in view.symbols}
+
+
 def run_config_for(source: PolicySource, config: Path | None) -> RunConfig:
     if config is not None:
         return load_config(config)

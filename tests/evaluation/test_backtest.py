@@ -1127,3 +1127,25 @@ def test_unreachable_tracking_server_warns_and_succeeds(
     assert result.exit_code == 0, result.output
     assert "MLflow logging to http://127.0.0.1:9 failed" in result.output
     assert (tmp_path / "rep" / "report.json").is_file()
+
+
+def test_symbols_outside_the_training_run_are_flagged_held_out(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Train on a subset (the run's config), evaluate on the wider universe (--config)."""
+    pt, cfg = exported
+    wide = yaml.safe_load(cfg.read_text())
+    panel_symbols = prepare(load_preset("quick")).panel.symbols
+    held = panel_symbols[-1]
+    narrow = {**wide, "data": {**wide["data"], "symbols": list(panel_symbols[:-1])}}
+    run_dir = make_run(tmp_path, "run", pt, cfg, 0)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(narrow))
+    result = invoke(
+        "--checkpoint", str(run_dir), "--config", str(cfg), "--no-fail-on-gates", *FAST
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    flags = {s["symbol"]: s["held_out"] for s in report["generalization"]["agent"]["symbols"]}
+    assert flags[held] is True
+    assert not any(v for k, v in flags.items() if k != held)
+    assert f"{held} (held out)" in (run_dir / "report" / "report.md").read_text()
