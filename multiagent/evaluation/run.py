@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from multiagent.evaluation.sources import PolicySource
 from multiagent.training.prepare import PreparedData, prepare
 
 log = logging.getLogger(__name__)
+EXPERIMENT = "multiagent-evaluation"
 
 
 @dataclass
@@ -77,30 +81,60 @@ def evaluate_source(
     return files
 
 
+def reachable(uri: str, timeout: float = 3.0) -> bool:
+    """A tracking server answers HTTP at all (any status); non-HTTP stores are local."""
+    if not uri.startswith(("http://", "https://")):
+        return True
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def log_to_mlflow(files: ReportFiles, uri: str, console: Console | None) -> None:
     """The report folder as artifacts and the agent's metrics; a tracking failure warns once
-    and never fails the evaluation (the files are on disk either way)."""
-    try:
-        import mlflow
+    and never fails the evaluation (the files are on disk either way).
 
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("multiagent-evaluation")
+    Uses an explicit client: ``mlflow.set_tracking_uri`` would change the whole process's
+    default store (it sets ``MLFLOW_TRACKING_URI``), and a down server would then stall every
+    later MLflow call in retries."""
+    try:
+        if not reachable(uri):
+            raise ConnectionError("no answer within 3 s")
+        from mlflow.entities import Metric, Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(EXPERIMENT)
+        )
         report = files.evaluation.report
-        with mlflow.start_run(run_name=f"evaluate-{files.directory.parent.name}"):
-            mlflow.log_params(
-                {
-                    "policy": report["source"]["policy"],
-                    "part": report["window"]["part"],
-                    "seed": report["seed"],
-                    "data_fingerprint": report["data"]["fingerprint"],
-                }
-            )
-            metrics: dict[str, Any] = report["policies"]["agent"]["metrics"]
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
-            if report.get("gates") is not None:
-                mlflow.set_tag("gates_passed", str(report["gates"]["passed"]))
-            mlflow.log_artifacts(str(files.directory), artifact_path="report")
-    except Exception as error:
+        run = client.create_run(experiment_id, run_name=f"evaluate-{files.directory.parent.name}")
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        params = {
+            "policy": report["source"]["policy"],
+            "part": report["window"]["part"],
+            "seed": report["seed"],
+            "data_fingerprint": report["data"]["fingerprint"],
+        }
+        metrics: dict[str, Any] = report["policies"]["agent"]["metrics"]
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        if report.get("gates") is not None:
+            client.set_tag(run_id, "gates_passed", str(report["gates"]["passed"]))
+        client.log_artifacts(run_id, str(files.directory), artifact_path="report")
+        client.set_terminated(run_id)
+    except Exception as error:  # tracking is best effort by design
         message = f"MLflow logging to {uri} failed ({type(error).__name__}: {error}); "
         message += "the report files are on disk"
         log.warning(message)

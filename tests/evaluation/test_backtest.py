@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -1094,9 +1095,12 @@ def test_report_over_seeds_writes_confidence_intervals(
     assert "no symbols/policy.pt" in result.output
 
 
-def test_report_is_logged_to_mlflow(exported: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_is_logged_to_mlflow(
+    exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     pt, cfg = exported
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = invoke(
@@ -1112,13 +1116,13 @@ def test_report_is_logged_to_mlflow(exported: tuple[Path, Path], tmp_path: Path)
     assert run.data.params["part"] == "test"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.json", "report/report.md", "report/equity.png"} <= artifacts
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # no process-wide default left behind
 
 
 def test_unreachable_tracking_server_warns_and_succeeds(
     exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     pt, cfg = exported
     result = invoke(
         "--checkpoint", str(pt), "--config", str(cfg), "--out", str(tmp_path / "rep"),
@@ -1127,6 +1131,7 @@ def test_unreachable_tracking_server_warns_and_succeeds(
     assert result.exit_code == 0, result.output
     assert "MLflow logging to http://127.0.0.1:9 failed" in result.output
     assert (tmp_path / "rep" / "report.json").is_file()
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
 
 def test_symbols_outside_the_training_run_are_flagged_held_out(
