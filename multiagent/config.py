@@ -23,7 +23,7 @@ from multiagent.encoder.config import EncoderConfig, PretrainConfig
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.errors import ConfigError
 from multiagent.evaluation.config import EvaluationConfig
-from multiagent.training.config import SymbolTrainConfig
+from multiagent.training.config import JointTrainConfig, MasterTrainConfig, SymbolTrainConfig
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -81,6 +81,8 @@ class RunConfig(BaseModel):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     symbols: SymbolTrainConfig = Field(default_factory=SymbolTrainConfig)
+    master: MasterTrainConfig = Field(default_factory=MasterTrainConfig)
+    joint: JointTrainConfig = Field(default_factory=JointTrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
     runs_dir: str = Field("runs", description="Where run folders are created.")

@@ -158,7 +158,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         if missing:
             raise ValueError(f"step() needs an action for every live agent; missing {missing}")
         core = self.core
-        decision = self._step % self.config.communication_interval == 0
+        decision = self.decision_due()
         imposed, imposed_mask = None, None
         if decision:
             self._apply_master(actions[MASTER])
@@ -197,6 +197,40 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
 
     def state(self) -> np.ndarray:
         return np.concatenate([self._obs.reshape(-1), self._master_obs])
+
+    def decision_due(self) -> bool:
+        """Whether the master's action on the next `step` is applied."""
+        return self._step % self.config.communication_interval == 0
+
+    # the global state split for a centralized critic ------------------------------------
+    @property
+    def window_dim(self) -> int:
+        """Length of the feature-window block that starts every slot observation."""
+        return self.core.observations.feature_dim
+
+    @property
+    def critic_state_dim(self) -> int:
+        return self.n_slots * (self.core.observations.dim - self.window_dim) + self.master_dim
+
+    def market_windows(self) -> np.ndarray:
+        """(N x W*F,) every slot's feature window: the market part of `state()`."""
+        return self._obs[0, :, : self.window_dim].reshape(-1)
+
+    def master_inputs(self, state: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The master's inputs for a MAPPO module: its observation (``obs``) and the slots'
+        windows (``market``) for the actor, and ``state`` (`critic_state`) for the critic."""
+        return {
+            "obs": self._master_obs,
+            "market": self.market_windows(),
+            "state": self.critic_state() if state is None else state,
+        }
+
+    def critic_state(self) -> np.ndarray:
+        """`state()` without the feature windows: every slot's position, P&L and budget block,
+        the portfolio block and the master's observation. With `market_windows` it is all of
+        `state()`; kept apart so a critic can embed the windows and nothing is stored twice."""
+        blocks = self._obs[0, :, self.window_dim :].reshape(-1)
+        return np.concatenate([blocks, self._master_obs])
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

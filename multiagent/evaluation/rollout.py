@@ -1,9 +1,9 @@
-"""Deterministic rollouts of a symbol policy through the hierarchical env (master neutral).
+"""Deterministic rollouts of a symbol policy, and optionally a master, through the hierarchical env.
 
-Every symbol slot acts on its own observation with the same policy; the master keeps equal
-budgets, so this measures the symbol policy alone. View i runs with seed ``seed + i`` (which
-fixes the symbols drawn for the extra slots), so the same policy, data and seed give the same
-figures. Sharpe pools the per-bar portfolio returns of all views.
+Every symbol slot acts on its own observation with the same policy; without a master policy
+the master keeps equal budgets, so this measures the symbol policy alone. View i runs with seed
+``seed + i`` (which fixes the symbols drawn for the extra slots), so the same policy, data and
+seed give the same figures. Sharpe pools the per-bar portfolio returns of all views.
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ class SymbolPolicy(Protocol):
         ...
 
 
+class MasterPolicy(Protocol):
+    """Sets the budgets and risk mode from the master's inputs (`master_inputs` of the env)."""
+
+    def act(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """-> the ``MultiDiscrete([L] * N + [3])`` action."""
+        ...
+
+
 @dataclass
 class SymbolEvaluation:
     returns: list[np.ndarray]
@@ -50,9 +58,13 @@ def evaluate_symbol_policy(
     seed: int = 0,
     periods_per_year: float = 252.0,
     max_views: int | None = None,
+    master: MasterPolicy | None = None,
 ) -> SymbolEvaluation:
+    """Greedy rollouts on every view; ``master`` sets the budgets on its decision bars (None:
+    equal budgets, neutral mode, i.e. independent symbol agents)."""
     env = HierarchicalTradingEnv(market, views, config)
-    master = default_neutral_action(env.n_slots, config.budget_levels)
+    neutral = default_neutral_action(env.n_slots, config.budget_levels)
+    master_action = neutral
     n_views = len(env.sampler.views) if max_views is None else min(max_views, len(views))
     all_returns: list[np.ndarray] = []
     summaries: list[dict[str, Any]] = []
@@ -69,7 +81,9 @@ def evaluate_symbol_policy(
             masks = np.stack([observations[a]["action_mask"] for a in agents])
             chosen = policy.act(obs, masks)
             actions: dict[str, Any] = {a: int(x) for a, x in zip(agents, chosen, strict=True)}
-            actions[MASTER] = master
+            if master is not None and env.decision_due():
+                master_action = master.act(env.master_inputs())
+            actions[MASTER] = master_action
             observations, _, _, _, infos = env.step(actions)
             equity.append(infos[MASTER]["equity"])
         curve = np.asarray(equity)

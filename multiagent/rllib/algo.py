@@ -1,4 +1,4 @@
-"""Typed run config -> RLlib `PPOConfig` for the shared 'symbol' policy (the only translation)."""
+"""Typed run config -> RLlib `PPOConfig` of each training phase (the only translation)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from multiagent.config import RunConfig
+from multiagent.envs.hierarchical_env import MASTER
 from multiagent.rllib.callbacks import TelemetryCallbacks
-from multiagent.rllib.env import ENV_NAME, SYMBOL_MODULE, register
+from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, register
 from multiagent.rllib.learner import SharedEncoderPPOLearner
-from multiagent.rllib.modules import SharedEncoderMultiRLModule, SymbolRLModule
+from multiagent.rllib.modules import MasterRLModule, SharedEncoderMultiRLModule, SymbolRLModule
+from multiagent.training.config import HierarchyPhase, PPOSettings
 
 
 def to_symbol_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
@@ -36,28 +38,16 @@ def symbol_model_config(config: RunConfig, n_features: int) -> dict[str, Any]:
     }
 
 
-def build_ppo_config(
-    config: RunConfig,
-    observation_space: gym.Space[Any],
-    action_space: gym.Space[Any],
-    n_features: int,
-) -> PPOConfig:
+def ppo_training(config: RunConfig, ppo: PPOSettings, env_config: dict[str, Any]) -> PPOConfig:
+    """The parts every phase shares: env, runners, learner class, PPO settings, callbacks."""
     register()
-    train = config.symbols
-    ppo, runners = train.ppo, train.runners
+    runners = config.symbols.runners
     entropy: Any = (
         [list(pair) for pair in ppo.entropy_schedule] if ppo.entropy_schedule else ppo.entropy_coeff
     )
     return (
         PPOConfig()
-        .environment(
-            ENV_NAME,
-            env_config={
-                "run": config.model_dump(mode="json"),
-                "part": "train",
-                "balanced": train.balanced_sampling,
-            },
-        )
+        .environment(ENV_NAME, env_config={"run": config.model_dump(mode="json"), **env_config})
         .framework("torch")
         .env_runners(
             num_env_runners=runners.num_env_runners,
@@ -81,6 +71,22 @@ def build_ppo_config(
             minibatch_size=ppo.minibatch_size,
             num_epochs=ppo.num_epochs,
         )
+        .callbacks(TelemetryCallbacks)
+        .debugging(seed=config.seed)
+        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+
+
+def build_ppo_config(
+    config: RunConfig,
+    observation_space: gym.Space[Any],
+    action_space: gym.Space[Any],
+    n_features: int,
+) -> PPOConfig:
+    """Phase 2: the shared symbol policy alone (the master's seat keeps equal budgets)."""
+    train = config.symbols
+    return (
+        ppo_training(config, train.ppo, {"part": "train", "balanced": train.balanced_sampling})
         .multi_agent(
             policies={SYMBOL_MODULE},
             policy_mapping_fn=to_symbol_module,
@@ -99,7 +105,89 @@ def build_ppo_config(
                 },
             )
         )
-        .callbacks(TelemetryCallbacks)
-        .debugging(seed=config.seed)
-        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+
+
+def to_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
+    """The master to its module, every symbol agent to the one shared symbol policy."""
+    return MASTER_MODULE if agent_id == MASTER else SYMBOL_MODULE
+
+
+def hierarchy_model_configs(
+    config: RunConfig, phase: HierarchyPhase, n_features: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(symbol, master) model configs of phase 3 or 4: what is frozen, what learns how fast.
+
+    Phase 3 freezes the symbol actor (its core and actor head) and the shared encoder (it feeds
+    the symbol actor); the symbol value head adapts when ``master.symbol_value_heads_adapt``.
+    Phase 4 unfreezes the symbol actor and the encoder at ``joint.symbol_actor_lr`` /
+    ``joint.encoder_lr``; everything else learns at ``joint.ppo.lr``."""
+    symbol = symbol_model_config(config, n_features)
+    master = {
+        "window": symbol["window"],
+        "n_features": n_features,
+        "encoder": symbol["encoder"],
+        "n_slots": config.env.n_symbols,
+        "hidden": list(config.master.policy.hidden),
+        "critic_hidden": list(config.master.policy.critic_hidden),
+    }
+    if phase == "master":
+        symbol.update(encoder_mode="frozen", frozen=["core", "pi"])
+        master.update(encoder_mode="frozen")
+    else:
+        joint = config.joint
+        symbol.update(
+            encoder_mode="finetune",
+            encoder_lr=joint.encoder_lr,
+            centralized_critic=joint.centralized_critic,
+            part_lrs={"core": joint.symbol_actor_lr, "pi": joint.symbol_actor_lr},
+        )
+        master.update(encoder_mode="finetune", encoder_lr=joint.encoder_lr)
+    return symbol, master
+
+
+def build_hierarchy_config(
+    config: RunConfig,
+    phase: HierarchyPhase,
+    spaces: dict[str, tuple[gym.Space[Any], gym.Space[Any]]],
+    n_features: int,
+) -> PPOConfig:
+    """Phases 3 (master MAPPO, symbol actors frozen) and 4 (joint fine-tuning)."""
+    settings = config.master if phase == "master" else config.joint
+    symbol_config, master_config = hierarchy_model_configs(config, phase, n_features)
+    trained = [MASTER_MODULE]
+    if phase == "joint" or config.master.symbol_value_heads_adapt:
+        trained.append(SYMBOL_MODULE)
+    env_config = {
+        "part": "train",
+        "balanced": config.symbols.balanced_sampling,
+        "master": True,
+        "symbol_state": phase == "joint" and config.joint.centralized_critic,
+    }
+    specs = {
+        SYMBOL_MODULE: RLModuleSpec(
+            module_class=SymbolRLModule,
+            observation_space=spaces[SYMBOL_MODULE][0],
+            action_space=spaces[SYMBOL_MODULE][1],
+            model_config=symbol_config,
+        ),
+        MASTER_MODULE: RLModuleSpec(
+            module_class=MasterRLModule,
+            observation_space=spaces[MASTER_MODULE][0],
+            action_space=spaces[MASTER_MODULE][1],
+            model_config=master_config,
+        ),
+    }
+    return (
+        ppo_training(config, settings.ppo, env_config)
+        .multi_agent(
+            policies={SYMBOL_MODULE, MASTER_MODULE},
+            policy_mapping_fn=to_module,
+            policies_to_train=trained,
+        )
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(
+                multi_rl_module_class=SharedEncoderMultiRLModule, rl_module_specs=specs
+            )
+        )
     )

@@ -56,15 +56,13 @@ class TelemetryCallbacks(RLlibCallback):
         if metrics_logger is None:
             return
         infos = episode.get_infos(-1)
-        summary = next(
-            (
-                info["episode"]
-                for info in infos.values()
-                if isinstance(info, dict) and "episode" in info
-            ),
-            None,
-        )
-        if summary is None:
+        # Every symbol agent carries the summary on the last step (the master does not).
+        summaries = [
+            info["episode"]
+            for info in infos.values()
+            if isinstance(info, dict) and "episode" in info
+        ]
+        if not summaries:
             return
-        for key, value in episode_telemetry(summary, len(infos)).items():
+        for key, value in episode_telemetry(summaries[0], len(summaries)).items():
             metrics_logger.log_value((TELEMETRY, key), value, reduce="mean")

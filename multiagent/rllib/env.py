@@ -1,7 +1,7 @@
 """The hierarchical env as an RLlib `MultiAgentEnv`, and the env creator the runners call.
 
-`SymbolAgentsEnv` exposes the symbol agents only; the master's seat is filled by a fixed action
-(equal budgets, neutral risk mode) until the master is trained (phase 3). Infos carry nothing per
+`TradingAgentsEnv` exposes the symbol agents and, from phase 3, the master (see its docstring);
+`SymbolAgentsEnv` is the phase-2 view with the master's seat fixed. Infos carry nothing per
 step (RLlib stores every info); the last step's infos carry the episode telemetry summary, which
 `callbacks.TelemetryCallbacks` turns into metrics.
 
@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import register_env
@@ -28,8 +29,9 @@ from multiagent.envs.hierarchical_env import MASTER, HierarchicalTradingEnv, def
 from multiagent.envs.market import EnvMarket
 from multiagent.training.prepare import PreparedData, prepare
 
-ENV_NAME = "multiagent_symbol_agents"
+ENV_NAME = "multiagent_trading_agents"
 SYMBOL_MODULE = "symbol"
+MASTER_MODULE = "master"
 
 
 def balanced_weights(views: Sequence[EpisodeView]) -> np.ndarray:
@@ -40,7 +42,119 @@ def balanced_weights(views: Sequence[EpisodeView]) -> np.ndarray:
     return np.array([1.0 / counts[view.symbols] for view in views])
 
 
-class SymbolAgentsEnv(MultiAgentEnv):
+class TradingAgentsEnv(MultiAgentEnv):
+    """The hierarchical env for RLlib: symbol agents every bar, the master on decision bars.
+
+    ``master=False`` leaves the master's seat to a fixed action (equal budgets, neutral mode):
+    phase 2 trains the symbol policy alone. ``master=True`` exposes the master only on the bars
+    where its action is applied (every ``communication_interval``), so each of its transitions
+    is one decision; its reward is the sum of the portfolio rewards of the bars in between.
+
+    Master observation ``Dict(obs, market, state)``: ``obs`` is its own observation, ``market``
+    every slot's feature window (the actor pools their shared-encoder embeddings), ``state`` the
+    rest of the global state (every slot's position block, the portfolio block, ``obs``). Its
+    actor reads ``obs`` and ``market``; its centralized critic reads all three, which together
+    are the env's ``state()``. With ``symbol_state`` the symbol agents' observations carry the
+    same ``state`` for a centralized symbol critic (the joint phase's switch).
+    """
+
+    def __init__(
+        self,
+        market: EnvMarket,
+        views: Sequence[EpisodeView],
+        config: HierarchicalEnvConfig,
+        *,
+        balanced: bool = True,
+        master: bool = False,
+        symbol_state: bool = False,
+    ) -> None:
+        super().__init__()
+        self.env = env = HierarchicalTradingEnv(market, views, config)
+        if balanced:
+            env.set_sampling_weights(balanced_weights(views).tolist())
+        self.with_master = master
+        self.symbol_state = symbol_state
+        self.interval = config.communication_interval
+        state_space = gym.spaces.Box(-np.inf, np.inf, (env.critic_state_dim,), np.float32)
+        symbol_space: gym.spaces.Space[Any] = env.observation_space(env.symbol_agents[0])
+        if symbol_state:
+            assert isinstance(symbol_space, gym.spaces.Dict)
+            symbol_space = gym.spaces.Dict({**symbol_space.spaces, "state": state_space})
+        symbol_action = env.action_space(env.symbol_agents[0])
+        self.observation_spaces = dict.fromkeys(env.symbol_agents, symbol_space)
+        self.action_spaces = dict.fromkeys(env.symbol_agents, symbol_action)
+        self.possible_agents = list(env.symbol_agents)
+        if master:
+            self.possible_agents.append(MASTER)
+            self.observation_spaces[MASTER] = gym.spaces.Dict(
+                {
+                    "obs": env.observation_space(MASTER),
+                    "market": gym.spaces.Box(
+                        -np.inf, np.inf, (env.n_slots * env.window_dim,), np.float32
+                    ),
+                    "state": state_space,
+                }
+            )
+            self.action_spaces[MASTER] = env.action_space(MASTER)
+        self.agents: list[str] = []
+        self.observation_space = symbol_space
+        self.action_space = symbol_action
+        self._neutral = default_neutral_action(env.n_slots, config.budget_levels)
+        self._master_action: Any = self._neutral
+        self._master_reward = 0.0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        observations, _ = self.env.reset(seed=seed, options=options)
+        self.agents = list(self.possible_agents)
+        self._master_action = self._neutral
+        self._master_reward = 0.0
+        return self._observations(observations, master=self.with_master), {}
+
+    def step(
+        self, action_dict: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
+        actions = dict(action_dict)
+        if self.with_master and MASTER in actions:
+            self._master_action = actions[MASTER]
+        # On bars between decisions the env ignores the master's action; the last one is passed.
+        actions[MASTER] = self._master_action
+        observations, rewards, terminations, truncations, infos = self.env.step(actions)
+        done = not self.env.agents
+        self._master_reward += rewards.pop(MASTER)
+        decides = self.with_master and (done or self.env.decision_due())
+        out_obs = self._observations(observations, master=decides)
+        if decides:
+            rewards[MASTER] = self._master_reward
+            self._master_reward = 0.0
+        if not self.with_master:
+            terminations.pop(MASTER, None)
+            truncations.pop(MASTER, None)
+        terminations["__all__"] = done and any(terminations.values())
+        truncations["__all__"] = done and not terminations["__all__"]
+        out_infos: dict[str, Any] = {}
+        if done:
+            summary = infos[MASTER]["episode"]
+            out_infos = {agent: {"episode": summary} for agent in self.env.symbol_agents}
+            self.agents = []
+        return out_obs, rewards, terminations, truncations, out_infos
+
+    def _observations(self, observations: dict[str, Any], *, master: bool) -> dict[str, Any]:
+        del observations[MASTER]
+        if self.symbol_state or master:
+            state = self.env.critic_state()
+        if self.symbol_state:
+            for agent in self.env.symbol_agents:
+                observations[agent] = {**observations[agent], "state": state}
+        if master:
+            observations[MASTER] = self.env.master_inputs(state)
+        return observations
+
+
+class SymbolAgentsEnv(TradingAgentsEnv):
+    """The symbol agents alone (phase 2): the master's seat keeps equal budgets."""
+
     def __init__(
         self,
         market: EnvMarket,
@@ -49,45 +163,7 @@ class SymbolAgentsEnv(MultiAgentEnv):
         *,
         balanced: bool = True,
     ) -> None:
-        super().__init__()
-        self.env = HierarchicalTradingEnv(market, views, config)
-        if balanced:
-            self.env.set_sampling_weights(balanced_weights(views).tolist())
-        self.possible_agents = list(self.env.symbol_agents)
-        self.agents: list[str] = []
-        space = self.env.observation_space(self.possible_agents[0])
-        action = self.env.action_space(self.possible_agents[0])
-        self.observation_spaces = dict.fromkeys(self.possible_agents, space)
-        self.action_spaces = dict.fromkeys(self.possible_agents, action)
-        self.observation_space = space
-        self.action_space = action
-        self._master = default_neutral_action(self.env.n_slots, config.budget_levels)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        observations, _ = self.env.reset(seed=seed, options=options)
-        del observations[MASTER]
-        self.agents = list(self.possible_agents)
-        return observations, {}
-
-    def step(
-        self, action_dict: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
-        actions = dict(action_dict)
-        actions[MASTER] = self._master
-        observations, rewards, terminations, truncations, infos = self.env.step(actions)
-        for out in (observations, rewards, terminations, truncations):
-            out.pop(MASTER, None)
-        done = not self.env.agents
-        terminations["__all__"] = done and any(terminations.values())
-        truncations["__all__"] = done and not terminations["__all__"]
-        out_infos: dict[str, Any] = {}
-        if done:
-            summary = infos[MASTER]["episode"]
-            out_infos = {agent: {"episode": summary} for agent in self.possible_agents}
-            self.agents = []
-        return observations, rewards, terminations, truncations, out_infos
+        super().__init__(market, views, config, balanced=balanced)
 
 
 _MARKETS: dict[str, tuple[EnvMarket, PreparedData]] = {}
@@ -112,14 +188,19 @@ def market_for(config: RunConfig) -> tuple[EnvMarket, PreparedData]:
     return _MARKETS[key]
 
 
-def make_symbol_agents_env(env_config: dict[str, Any]) -> SymbolAgentsEnv:
+def make_agents_env(env_config: dict[str, Any]) -> TradingAgentsEnv:
     config = RunConfig.model_validate(env_config["run"])
     market, prepared = market_for(config)
     views = prepared.views(env_config.get("part", "train"))
-    return SymbolAgentsEnv(
-        market, views, config.env, balanced=bool(env_config.get("balanced", True))
+    return TradingAgentsEnv(
+        market,
+        views,
+        config.env,
+        balanced=bool(env_config.get("balanced", True)),
+        master=bool(env_config.get("master", False)),
+        symbol_state=bool(env_config.get("symbol_state", False)),
     )
 
 
 def register() -> None:
-    register_env(ENV_NAME, make_symbol_agents_env)
+    register_env(ENV_NAME, make_agents_env)

@@ -1,9 +1,10 @@
 """PPO learner for modules sharing one encoder: one optimizer, one step per shared weight.
 
 RLlib's default registers one optimizer per module, which would step a shared encoder once per
-module. Here one Adam holds every trainable parameter exactly once, in two groups: the encoder
-at its own learning rate (``encoder_lr`` of the module config; absent when frozen) and the rest
-at ``lr``. Gradients are clipped by global norm over all of them.
+module. Here one Adam holds every trainable parameter exactly once, grouped by learning rate:
+the encoder at ``encoder_lr`` of the module config, a part named in ``part_lrs`` (the joint
+phase's symbol actor at 1e-5) at its rate, the rest at ``lr``. Frozen parameters
+(``requires_grad`` off) are left out. Gradients are clipped by global norm over all of them.
 
 The entropy coefficient of each module is its configured value or schedule times a boost that
 `set_entropy_boost` changes at run time: the entropy guard's lever (see `trainer`).
@@ -17,7 +18,7 @@ import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.utils.lambda_defaultdict import LambdaDefaultDict
 
-from multiagent.encoder.model import MarketEncoder
+from multiagent.rllib.modules import PARTS
 
 
 class BoostedScheduler:
@@ -51,38 +52,43 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
         return float(self.entropy_coeff_schedulers_per_module[module_id].boost)
 
     def configure_optimizers(self) -> None:
+        groups: dict[float, list[torch.nn.Parameter]] = {}
         seen: set[int] = set()
-        encoder_params: list[torch.nn.Parameter] = []
-        other_params: list[torch.nn.Parameter] = []
-        encoder_lr: float | None = None
         owner: str | None = None
         for module_id in sorted(self.module.keys()):
             module = self.module[module_id]
             if not self.rl_module_is_compatible(module):
                 continue
             owner = owner or module_id
-            encoder = getattr(module, "encoder", None)
-            encoder_ids = (
-                {id(p) for p in encoder.parameters()}
-                if isinstance(encoder, MarketEncoder)
-                else set()
-            )
-            if encoder_ids and encoder_lr is None:
-                encoder_lr = float(module.model_config.get("encoder_lr", self.config.lr))
-            for param in module.parameters():
+            for param, lr in self._param_rates(module):
                 if id(param) in seen or not param.requires_grad:
                     continue
                 seen.add(id(param))
-                (encoder_params if id(param) in encoder_ids else other_params).append(param)
+                groups.setdefault(lr, []).append(param)
         if owner is None:
             return
-        groups: list[dict[str, Any]] = [{"params": other_params, "lr": float(self.config.lr)}]
-        if encoder_params:
-            groups.append({"params": encoder_params, "lr": encoder_lr})
-        optimizer = torch.optim.Adam(groups)
-        self.register_optimizer(
-            module_id=owner, optimizer=optimizer, params=other_params + encoder_params
-        )
+        params = [p for group in groups.values() for p in group]
+        optimizer = torch.optim.Adam([{"params": g, "lr": lr} for lr, g in groups.items()])
+        self.register_optimizer(module_id=owner, optimizer=optimizer, params=params)
+
+    def _param_rates(self, module: Any) -> list[tuple[torch.nn.Parameter, float]]:
+        """(parameter, learning rate) of every parameter of ``module``: ``lr`` unless the
+        module's ``part_lrs`` names its part (`modules.PARTS`); the encoder at ``encoder_lr``."""
+        cfg = module.model_config
+        base = float(self.config.lr)
+        rates = {part: float(lr) for part, lr in (cfg.get("part_lrs") or {}).items()}
+        rates.setdefault("encoder", float(cfg.get("encoder_lr", base)))
+        out: list[tuple[torch.nn.Parameter, float]] = []
+        claimed: set[int] = set()
+        for part in PARTS:
+            child = getattr(module, part, None)
+            if not isinstance(child, torch.nn.Module):
+                continue
+            for param in child.parameters():
+                claimed.add(id(param))
+                out.append((param, rates.get(part, base)))
+        out += [(p, base) for p in module.parameters() if id(p) not in claimed]
+        return out
 
     def postprocess_gradients(self, gradients_dict: dict[Any, Any]) -> dict[Any, Any]:
         clip = self.config.grad_clip

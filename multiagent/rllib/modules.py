@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.core.rl_module.torch import TorchRLModule
@@ -52,9 +53,28 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0, logits, torch.full_like(logits, MASKED_LOGIT))
 
 
+PARTS = ("encoder", "core", "pi", "vf")
+"""The parameter groups of our modules: the learner's per-part learning rates and the phases'
+freezing address them by these names."""
+
+
+def freeze_parts(module: nn.Module, parts: Any) -> None:
+    """``requires_grad_(False)`` on the named parts (`PARTS`) a phase keeps fixed."""
+    for part in parts or ():
+        if part not in PARTS:
+            raise ValueError(f"unknown module part {part!r}; expected one of {PARTS}")
+        child = getattr(module, part, None)
+        if isinstance(child, nn.Module):
+            child.requires_grad_(False)
+
+
 class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
     """model_config: window, n_features, encoder (EncoderConfig dict), encoder_mode, hidden,
-    recurrent (none|gru|lstm), recurrent_size."""
+    recurrent (none|gru|lstm), recurrent_size, centralized_critic, frozen (parts), part_lrs.
+
+    With ``centralized_critic`` the value head also reads ``obs["state"]`` (the global state
+    minus the feature windows, see `env.TradingAgentsEnv`); the actor never does.
+    """
 
     def setup(self) -> None:
         cfg = self.model_config
@@ -79,9 +99,13 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
             self.core = nn.LSTM(in_dim, self.recurrent_size, batch_first=True)
         if self.core is not None:
             in_dim = self.recurrent_size
-        hidden = [in_dim, *[int(h) for h in cfg.get("hidden", (64, 64))]]
-        self.pi = mlp(hidden, n_actions)
-        self.vf = mlp(hidden, 1)
+        hidden = [int(h) for h in cfg.get("hidden", (64, 64))]
+        self.pi = mlp([in_dim, *hidden], n_actions)
+        self.centralized_critic = bool(cfg.get("centralized_critic", False))
+        if self.centralized_critic:
+            in_dim += int(self.observation_space["state"].shape[0])
+        self.vf = mlp([in_dim, *hidden], 1)
+        freeze_parts(self, cfg.get("frozen"))
 
     # state ---------------------------------------------------------------------------
     def get_initial_state(self) -> dict[str, np.ndarray]:
@@ -131,7 +155,77 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
     ) -> torch.Tensor:
         if embeddings is None:
             embeddings, _ = self.features(batch)
+        if self.centralized_critic:
+            embeddings = torch.cat([embeddings, batch[Columns.OBS]["state"].float()], dim=-1)
         return self.vf(embeddings).squeeze(-1)
+
+
+class MasterRLModule(TorchRLModule, ValueFunctionAPI):
+    """The master (portfolio/risk allocator): MAPPO's actor and centralized critic.
+
+    Observation ``Dict(obs, market, state)`` (`env.TradingAgentsEnv`). The actor reads its own
+    observation and the slots' windows through the shared encoder, pooled over slots (mean and
+    max: invariant to the arbitrary slot order); the critic reads every slot's embedding in slot
+    order, next to every slot's position block and the portfolio telemetry (``state``): the
+    global state. Action ``MultiDiscrete([L] * N + [3])``: a budget level per slot and a risk
+    mode, one categorical head each.
+
+    model_config: window, n_features, encoder, encoder_mode, n_slots, hidden, critic_hidden,
+    frozen, part_lrs.
+    """
+
+    def setup(self) -> None:
+        cfg = self.model_config
+        self.window = int(cfg["window"])
+        self.n_features = int(cfg["n_features"])
+        self.n_slots = int(cfg["n_slots"])
+        self.encoder = MarketEncoder(
+            self.n_features, self.window, EncoderConfig.model_validate(cfg.get("encoder", {}))
+        )
+        self.encoder_mode = cfg.get("encoder_mode", "frozen")
+        if self.encoder_mode == "frozen":
+            self.encoder.requires_grad_(False)
+        space = self.observation_space
+        own = int(space["obs"].shape[0])
+        state = int(space["state"].shape[0])
+        embedding = self.encoder.embedding_dim
+        nvec = [int(n) for n in self.action_space.nvec]
+        self.pi = mlp(
+            [own + 2 * embedding, *[int(h) for h in cfg.get("hidden", (64, 64))]], sum(nvec)
+        )
+        critic = [int(h) for h in cfg.get("critic_hidden", (128, 64))]
+        self.vf = mlp([self.n_slots * embedding + state, *critic], 1)
+        self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(input_lens=nvec)
+        freeze_parts(self, cfg.get("frozen"))
+
+    def embed(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, N, E): the shared encoder's embedding of every slot's window."""
+        market = batch[Columns.OBS]["market"].float()
+        windows = market.reshape(-1, self.window, self.n_features)
+        return self.encoder(windows).reshape(market.shape[0], self.n_slots, -1)
+
+    def actor_logits(self, batch: dict[str, Any], embeddings: torch.Tensor) -> torch.Tensor:
+        own = batch[Columns.OBS]["obs"].float()
+        pooled = torch.cat([embeddings.mean(dim=1), embeddings.amax(dim=1)], dim=-1)
+        return self.pi(torch.cat([own, pooled], dim=-1))
+
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.actor_logits(batch, self.embed(batch))}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        embeddings = self.embed(batch)
+        return {
+            Columns.ACTION_DIST_INPUTS: self.actor_logits(batch, embeddings),
+            Columns.EMBEDDINGS: embeddings,
+        }
+
+    def compute_values(
+        self, batch: dict[str, Any], embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if embeddings is None:
+            embeddings = self.embed(batch)
+        state = batch[Columns.OBS]["state"].float()
+        return self.vf(torch.cat([embeddings.flatten(1), state], dim=-1)).squeeze(-1)
 
 
 class SharedEncoderMultiRLModule(MultiRLModule):
@@ -149,6 +243,10 @@ class SharedEncoderMultiRLModule(MultiRLModule):
                 shared = encoder
             else:
                 module.encoder = shared
+        # One object, one rule: frozen when any sharing module's config says so.
+        modes = {getattr(m, "encoder_mode", None) for m in self._rl_modules.values()}
+        if shared is not None and "frozen" in modes:
+            shared.requires_grad_(False)
 
     @property
     def shared_encoder(self) -> MarketEncoder | None:

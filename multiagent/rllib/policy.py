@@ -16,6 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from ray.rllib.core.columns import Columns
 from torch import nn
 
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
@@ -23,7 +24,7 @@ from multiagent.errors import ConfigError
 from multiagent.evaluation.policies import GreedyNetPolicy
 from multiagent.evaluation.sources import module_checkpoint
 from multiagent.rllib.env import SYMBOL_MODULE
-from multiagent.rllib.modules import SymbolRLModule, head_inputs, mask_logits
+from multiagent.rllib.modules import MasterRLModule, SymbolRLModule, head_inputs, mask_logits
 
 
 class InferencePolicy(nn.Module):
@@ -132,3 +133,23 @@ def load_rllib_policy(path: Path, name: str = "agent") -> GreedyNetPolicy:
     return GreedyNetPolicy(
         net, net.state_size, name, observation_dim=dim, n_actions=int(module.action_space.n)
     )
+
+
+class GreedyMasterPolicy:
+    """`evaluation.rollout.MasterPolicy` over a `MasterRLModule`: the most likely budget level
+    of every slot and the most likely risk mode (each categorical head's argmax)."""
+
+    def __init__(self, module: MasterRLModule) -> None:
+        self.module = module.eval()
+        self.sizes = [int(n) for n in module.action_space.nvec]
+
+    def act(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        batch = {
+            Columns.OBS: {
+                key: torch.from_numpy(np.ascontiguousarray(value, np.float32)[None])
+                for key, value in inputs.items()
+            }
+        }
+        with torch.no_grad():
+            logits = self.module.actor_logits(batch, self.module.embed(batch))[0]
+        return np.array([int(head.argmax()) for head in torch.split(logits, self.sizes)])

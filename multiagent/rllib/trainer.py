@@ -1,14 +1,17 @@
-"""`multiagent train symbols`: the PPO loop around RLlib with checkpoints, evaluation and guards.
+"""The PPO loop around RLlib that every phase runs: checkpoints, evaluation, keep-best, resume.
 
-Run folder layout::
+`PhaseTrainer` is the loop; `SymbolTrainer` is phase 2 (`multiagent train symbols`, with the
+entropy guard); `hierarchy.HierarchyTrainer` phases 3 and 4. Run folder layout, per phase
+(``symbols``, ``master``, ``joint``)::
 
-    RUN/config.yaml                       the run config (resume reads it back)
-    RUN/symbols/metrics.jsonl             one row per iteration (telemetry, losses, eval)
-    RUN/symbols/checkpoints/iter_00010/   algo/ (RLlib checkpoint) + trainer_state.json
-    RUN/symbols/ranking.json              checkpoints ranked by validation Sharpe
-    RUN/symbols/policy.pt (+ .json)       TorchScript export of the best checkpoint's policy
+    RUN/config.yaml                     the run config (resume reads it back)
+    RUN/PHASE/metrics.jsonl             one row per iteration (telemetry, losses, eval)
+    RUN/PHASE/checkpoints/iter_00010/   algo/ (RLlib checkpoint) + trainer_state.json
+    RUN/PHASE/ranking.json              checkpoints ranked by validation Sharpe
+    RUN/PHASE/policy.pt (+ .json)       TorchScript export of the best checkpoint's symbol policy
 
-Every checkpoint is evaluated on the validation split (greedy actions, master neutral); between
+Every checkpoint is evaluated on the validation split (greedy actions; the master neutral in
+phase 2, the trained master from phase 3); between
 checkpoints ``eval_every`` adds evaluations to the log. Only the ``keep_best`` best checkpoints
 by validation Sharpe and the latest one (what ``--resume`` continues from) are kept.
 
@@ -41,6 +44,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from multiagent.config import RunConfig
 from multiagent.encoder import check_features, read_encoder
+from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.rollout import SymbolEvaluation, evaluate_symbol_policy
@@ -48,6 +52,7 @@ from multiagent.rllib.algo import build_ppo_config
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
 from multiagent.rllib.policy import GreedyPolicy, export_torchscript
+from multiagent.training.config import PhaseSettings
 from multiagent.training.runs import append_jsonl, load_run_config, save_run_config, write_json
 
 STATE_FILE = "trainer_state.json"
@@ -68,7 +73,7 @@ def init_ray(num_cpus: int | None = None) -> None:
 
 
 @dataclass
-class SymbolTrainResult:
+class PhaseResult:
     run_dir: Path
     iteration: int
     history: list[dict[str, Any]]
@@ -77,9 +82,40 @@ class SymbolTrainResult:
     policy_path: Path | None
     validation: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def best_checkpoint(self) -> Path | None:
+        return best_checkpoint(self.ranking)
 
-def _flat_result(result: dict[str, Any], iteration: int, seconds: float) -> dict[str, Any]:
-    learner = result.get("learners", {}).get(SYMBOL_MODULE, {})
+
+SymbolTrainResult = PhaseResult
+
+
+def best_checkpoint(ranking: list[dict[str, Any]]) -> Path | None:
+    live = [r for r in ranking if not r.get("deleted")]
+    return Path(live[0]["checkpoint"]) if live else None
+
+
+def read_ranking(phase_dir: Path) -> list[dict[str, Any]]:
+    path = phase_dir / "ranking.json"
+    if not path.is_file():
+        raise ConfigError(f"{phase_dir} has no ranking.json: the phase has not checkpointed yet")
+    return list(json.loads(path.read_text()))
+
+
+LEARNER_KEYS = {
+    "policy_entropy": "entropy",
+    "entropy_coeff": "curr_entropy_coeff",
+    "policy_loss": "policy_loss",
+    "vf_loss": "vf_loss",
+    "vf_explained_var": "vf_explained_var",
+    "kl": "mean_kl_loss",
+}
+
+
+def _flat_result(
+    result: dict[str, Any], iteration: int, seconds: float, modules: tuple[str, ...]
+) -> dict[str, Any]:
+    """One metrics row: the symbol module's learner figures unprefixed, others' prefixed."""
     runners = result.get("env_runners", {})
     row: dict[str, Any] = {
         "iteration": iteration,
@@ -88,13 +124,16 @@ def _flat_result(result: dict[str, Any], iteration: int, seconds: float) -> dict
         "agent_steps": runners.get("num_agent_steps_sampled_lifetime", {}),
         "episodes": runners.get("num_episodes_lifetime", 0),
         "reward_mean": runners.get("episode_return_mean", float("nan")),
-        "policy_entropy": learner.get("entropy", float("nan")),
-        "entropy_coeff": learner.get("curr_entropy_coeff", float("nan")),
-        "policy_loss": learner.get("policy_loss", float("nan")),
-        "vf_loss": learner.get("vf_loss", float("nan")),
-        "vf_explained_var": learner.get("vf_explained_var", float("nan")),
-        "kl": learner.get("mean_kl_loss", float("nan")),
     }
+    for module_id in modules:
+        learner = result.get("learners", {}).get(module_id, {})
+        prefix = "" if module_id == SYMBOL_MODULE else f"{module_id}_"
+        for key, source in LEARNER_KEYS.items():
+            row[prefix + key] = learner.get(source, float("nan"))
+    module_returns = runners.get("module_episode_returns_mean", {})
+    for module_id in modules:
+        if module_id != SYMBOL_MODULE and module_id in module_returns:
+            row[f"{module_id}_reward_mean"] = module_returns[module_id]
     telemetry = runners.get(TELEMETRY, {})
     for key in TELEMETRY_KEYS:  # NaN when no episode ended during the iteration
         row[key] = telemetry.get(key, float("nan"))
@@ -105,7 +144,181 @@ def _flat_result(result: dict[str, Any], iteration: int, seconds: float) -> dict
     }
 
 
-class SymbolTrainer:
+class PhaseTrainer:
+    """The loop of one PPO phase; subclasses build ``self.algo`` and say how to evaluate."""
+
+    phase = "symbols"
+    modules: tuple[str, ...] = (SYMBOL_MODULE,)
+    algo: Any
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        settings: PhaseSettings,
+        *,
+        console: Console | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.settings = settings
+        self.dir = run_dir / self.phase
+        self.console = console
+        self.market, self.prepared = market_for(config)
+        self.periods = periods_per_year(self.prepared.panel)
+        self.iteration = 0
+        self.ranking: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.latest: Path | None = None
+
+    # hooks ---------------------------------------------------------------------------
+    def evaluate(self, part: str = "validation") -> SymbolEvaluation:
+        raise NotImplementedError
+
+    def after_iteration(self, row: dict[str, Any]) -> None:
+        """Adjust the run after an iteration (the symbol phase's entropy guard)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def status(self, row: dict[str, Any]) -> str:
+        return f"reward {row['reward_mean']:.2f}"
+
+    # checkpoints ---------------------------------------------------------------------
+    def restore(self, checkpoint: Path) -> None:
+        state_file = checkpoint / STATE_FILE
+        if not state_file.is_file() or not (checkpoint / "algo").is_dir():
+            raise ConfigError(
+                f"{checkpoint} is not a {self.phase} checkpoint (no {STATE_FILE}/algo)"
+            )
+        self.algo.restore_from_path(str((checkpoint / "algo").resolve()))
+        state = json.loads(state_file.read_text())
+        self.iteration = int(state["iteration"])
+        self.ranking = list(state["ranking"])
+        self.latest = checkpoint
+        self.load_extra_state(state)
+
+    def save(self, val_sharpe: float) -> Path:
+        """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state."""
+        path = self.dir / "checkpoints" / f"iter_{self.iteration:05d}"
+        if path.exists():
+            raise ConfigError(f"{path} exists; refusing to overwrite a checkpoint")
+        self.algo.save_to_path(str((path / "algo").resolve()))
+        self.latest = path
+        self.ranking.append(
+            {"checkpoint": str(path), "iteration": self.iteration, "val_sharpe": val_sharpe}
+        )
+        self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
+        self._prune()
+        write_json(
+            path / STATE_FILE,
+            {"iteration": self.iteration, "ranking": self.ranking, **self.extra_state()},
+        )
+        return path
+
+    def _prune(self) -> None:
+        keep = {r["checkpoint"] for r in self.ranking[: self.settings.keep_best]}
+        if self.latest is not None:
+            keep.add(str(self.latest))
+        for entry in list(self.ranking[self.settings.keep_best :]):
+            if entry["checkpoint"] not in keep:
+                shutil.rmtree(entry["checkpoint"], ignore_errors=True)
+                entry["deleted"] = True
+        write_json(self.dir / "ranking.json", self.ranking)
+
+    # loop ----------------------------------------------------------------------------
+    def train(
+        self,
+        iterations: int,
+        *,
+        checkpoint_every: int | None = None,
+        eval_every: int | None = None,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    ) -> PhaseResult:
+        checkpoint_every = checkpoint_every or self.settings.checkpoint_every
+        eval_every = eval_every or self.settings.eval_every
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_run_config(self.config, self.run_dir)
+        progress = Progress(
+            TextColumn(f"train {self.phase}"),
+            BarColumn(),
+            TextColumn("iter {task.completed:.0f}/{task.total:.0f} {task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=self.console is None,
+        )
+        validation: dict[str, float] = {}
+        with progress:
+            task = progress.add_task("train", total=iterations, completed=self.iteration, status="")
+            while self.iteration < iterations:
+                began = time.perf_counter()
+                result = self.algo.train()
+                self.iteration += 1
+                row = _flat_result(
+                    result, self.iteration, time.perf_counter() - began, self.modules
+                )
+                self.after_iteration(row)
+                checkpoint = self.iteration % checkpoint_every == 0 or self.iteration == iterations
+                if checkpoint or self.iteration % eval_every == 0:
+                    validation = self.evaluate().metrics
+                    row.update({f"val_{k}": v for k, v in validation.items()})
+                if checkpoint:
+                    self.save(validation["sharpe"])
+                append_jsonl(self.dir / "metrics.jsonl", row)
+                self.history.append(row)
+                if on_iteration is not None:
+                    on_iteration(row)
+                status = self.status(row)
+                if "val_sharpe" in row:
+                    status += f" val Sharpe {row['val_sharpe']:.2f}"
+                progress.update(task, completed=self.iteration, status=status)
+        policy_path = self.export_best()
+        return PhaseResult(
+            self.run_dir,
+            self.iteration,
+            self.history,
+            self.ranking,
+            self.latest,
+            policy_path,
+            validation,
+        )
+
+    def best_module(self, module_id: str) -> Any:
+        """``module_id`` of the best-ranked checkpoint (the live one when that is it)."""
+        best = best_checkpoint(self.ranking)
+        if best is None or best == self.latest:
+            return self.algo.get_module(module_id)
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        return RLModule.from_checkpoint(str(module_path(best, module_id).resolve()))
+
+    def export_best(self) -> Path | None:
+        """TorchScript of the best-ranked checkpoint's symbol policy."""
+        return export_torchscript(
+            self.best_module(SYMBOL_MODULE), self.dir / "policy.pt", self.example_obs
+        )
+
+    @property
+    def example_obs(self) -> np.ndarray:
+        env = HierarchicalTradingEnv(self.market, self.prepared.train_views, self.config.env)
+        observations, _ = env.reset(seed=self.config.seed)
+        return np.stack([observations[a]["observations"] for a in env.symbol_agents])
+
+    def stop(self) -> None:
+        self.algo.stop()
+
+
+def module_path(checkpoint: Path, module_id: str) -> Path:
+    """The RLModule folder of ``module_id`` inside one of our phase checkpoints."""
+    return checkpoint / "algo" / "learner_group" / "learner" / "rl_module" / module_id
+
+
+class SymbolTrainer(PhaseTrainer):
+    """Phase 2: PPO on the shared symbol policy, master neutral, with the entropy guard."""
+
     def __init__(
         self,
         config: RunConfig,
@@ -115,16 +328,9 @@ class SymbolTrainer:
         console: Console | None = None,
         resuming: bool = False,
     ) -> None:
-        self.config = config
-        self.run_dir = run_dir
-        self.dir = run_dir / "symbols"
-        self.console = console
-        self.market, self.prepared = market_for(config)
+        super().__init__(config, run_dir, config.symbols, console=console)
         env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
         self.n_actions = env.env.core.scheme.n_actions
-        self.example_obs = np.stack(
-            [o["observations"] for o in env.reset(seed=config.seed)[0].values()]
-        )
         self.encoder_state: dict[str, torch.Tensor] | None = None
         mode = config.symbols.policy.encoder
         if mode != "scratch" and not resuming:
@@ -145,16 +351,10 @@ class SymbolTrainer:
             config, env.observation_space, env.action_space, self.market.n_features
         )
         self.algo = ppo_config.build_algo()
-        self.iteration = 0
         self.boost = 1.0
-        self.ranking: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-        self.latest: Path | None = None
-        self.periods = periods_per_year(self.prepared.panel)
         if self.encoder_state is not None:
             self._load_encoder(self.encoder_state)
 
-    # setup ---------------------------------------------------------------------------
     def _load_encoder(self, state: dict[str, torch.Tensor]) -> None:
         def load(learner: Any) -> None:
             learner.module[SYMBOL_MODULE].encoder.load_state_dict(state)
@@ -164,15 +364,10 @@ class SymbolTrainer:
             from_worker_or_learner_group=self.algo.learner_group, inference_only=True
         )
 
-    def restore(self, checkpoint: Path) -> None:
-        state_file = checkpoint / STATE_FILE
-        if not state_file.is_file() or not (checkpoint / "algo").is_dir():
-            raise ConfigError(f"{checkpoint} is not a symbols checkpoint (no {STATE_FILE}/algo)")
-        self.algo.restore_from_path(str((checkpoint / "algo").resolve()))
-        state = json.loads(state_file.read_text())
-        self.iteration = int(state["iteration"])
-        self.ranking = list(state["ranking"])
-        self.latest = checkpoint
+    def extra_state(self) -> dict[str, Any]:
+        return {"entropy_boost": self.boost}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self._set_boost(float(state["entropy_boost"]))
 
     def _set_boost(self, boost: float) -> None:
@@ -181,7 +376,6 @@ class SymbolTrainer:
             lambda learner: learner.set_entropy_boost(SYMBOL_MODULE, boost)
         )
 
-    # loop ----------------------------------------------------------------------------
     def evaluate(self, part: str = "validation") -> SymbolEvaluation:
         module = self.algo.get_module(SYMBOL_MODULE)
         return evaluate_symbol_policy(
@@ -191,7 +385,17 @@ class SymbolTrainer:
             self.config.env,
             seed=self.config.seed,
             periods_per_year=self.periods,
-            max_views=self.config.symbols.eval_views,
+            max_views=self.settings.eval_views,
+        )
+
+    def after_iteration(self, row: dict[str, Any]) -> None:
+        self._guard(row["policy_entropy"])
+        row["entropy_boost"] = self.boost
+
+    def status(self, row: dict[str, Any]) -> str:
+        return (
+            f"reward {row['reward_mean']:.2f} entropy {row['policy_entropy']:.3f} "
+            f"trades/step {row.get('voluntary_trade_rate', float('nan')):.3f}"
         )
 
     def _guard(self, entropy: float) -> None:
@@ -205,107 +409,6 @@ class SymbolTrainer:
         if boost != self.boost:
             self._set_boost(boost)
 
-    def save(self, val_sharpe: float) -> Path:
-        """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state."""
-        path = self.dir / "checkpoints" / f"iter_{self.iteration:05d}"
-        if path.exists():
-            raise ConfigError(f"{path} exists; refusing to overwrite a checkpoint")
-        self.algo.save_to_path(str((path / "algo").resolve()))
-        self.latest = path
-        self.ranking.append(
-            {"checkpoint": str(path), "iteration": self.iteration, "val_sharpe": val_sharpe}
-        )
-        self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
-        self._prune()
-        write_json(
-            path / STATE_FILE,
-            {"iteration": self.iteration, "entropy_boost": self.boost, "ranking": self.ranking},
-        )
-        return path
-
-    def _prune(self) -> None:
-        keep = {r["checkpoint"] for r in self.ranking[: self.config.symbols.keep_best]}
-        if self.latest is not None:
-            keep.add(str(self.latest))
-        for entry in list(self.ranking[self.config.symbols.keep_best :]):
-            if entry["checkpoint"] not in keep:
-                shutil.rmtree(entry["checkpoint"], ignore_errors=True)
-                entry["deleted"] = True
-        write_json(self.dir / "ranking.json", self.ranking)
-
-    def train(
-        self,
-        iterations: int,
-        *,
-        checkpoint_every: int | None = None,
-        eval_every: int | None = None,
-        on_iteration: Callable[[dict[str, Any]], None] | None = None,
-    ) -> SymbolTrainResult:
-        settings = self.config.symbols
-        checkpoint_every = checkpoint_every or settings.checkpoint_every
-        eval_every = eval_every or settings.eval_every
-        self.dir.mkdir(parents=True, exist_ok=True)
-        save_run_config(self.config, self.run_dir)
-        progress = Progress(
-            TextColumn("train symbols"),
-            BarColumn(),
-            TextColumn("iter {task.completed:.0f}/{task.total:.0f} {task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            disable=self.console is None,
-        )
-        validation: dict[str, float] = {}
-        with progress:
-            task = progress.add_task("train", total=iterations, completed=self.iteration, status="")
-            while self.iteration < iterations:
-                began = time.perf_counter()
-                result = self.algo.train()
-                self.iteration += 1
-                row = _flat_result(result, self.iteration, time.perf_counter() - began)
-                self._guard(row["policy_entropy"])
-                row["entropy_boost"] = self.boost
-                checkpoint = self.iteration % checkpoint_every == 0 or self.iteration == iterations
-                if checkpoint or self.iteration % eval_every == 0:
-                    validation = self.evaluate().metrics
-                    row.update({f"val_{k}": v for k, v in validation.items()})
-                if checkpoint:
-                    self.save(validation["sharpe"])
-                append_jsonl(self.dir / "metrics.jsonl", row)
-                self.history.append(row)
-                if on_iteration is not None:
-                    on_iteration(row)
-                status = (
-                    f"reward {row['reward_mean']:.2f} entropy {row['policy_entropy']:.3f} "
-                    f"trades/step {row.get('voluntary_trade_rate', float('nan')):.3f}"
-                )
-                if "val_sharpe" in row:
-                    status += f" val Sharpe {row['val_sharpe']:.2f}"
-                progress.update(task, completed=self.iteration, status=status)
-        policy_path = self.export_best()
-        return SymbolTrainResult(
-            self.run_dir,
-            self.iteration,
-            self.history,
-            self.ranking,
-            self.latest,
-            policy_path,
-            validation,
-        )
-
-    def export_best(self) -> Path | None:
-        """TorchScript of the best-ranked checkpoint's policy (the current one if none)."""
-        live = [r for r in self.ranking if not r.get("deleted")]
-        module = self.algo.get_module(SYMBOL_MODULE)
-        if live and live[0]["checkpoint"] != str(self.latest):
-            from ray.rllib.core.rl_module.rl_module import RLModule
-
-            path = Path(live[0]["checkpoint"]) / "algo" / "learner_group" / "learner" / "rl_module"
-            module = RLModule.from_checkpoint(str((path / SYMBOL_MODULE).resolve()))
-        return export_torchscript(module, self.dir / "policy.pt", self.example_obs)
-
-    def stop(self) -> None:
-        self.algo.stop()
-
 
 def train_symbols(
     config: RunConfig | None,
@@ -317,7 +420,7 @@ def train_symbols(
     checkpoint_every: int | None = None,
     eval_every: int | None = None,
     console: Console | None = None,
-) -> SymbolTrainResult:
+) -> PhaseResult:
     """Train (or resume) the symbol policy; ``config`` is read from the run folder on resume."""
     if resume is not None:
         config = load_run_config(run_dir)

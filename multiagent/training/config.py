@@ -86,8 +86,8 @@ class EntropyGuardConfig(_Frozen):
     )
 
 
-class SymbolTrainConfig(_Frozen):
-    """`multiagent train symbols`: PPO on the shared 'symbol' policy."""
+class PhaseSettings(_Frozen):
+    """What every PPO phase has: its length, checkpoint and evaluation cadence, PPO settings."""
 
     iterations: int = Field(20, ge=1)
     checkpoint_every: int = Field(5, ge=1)
@@ -96,10 +96,59 @@ class SymbolTrainConfig(_Frozen):
     eval_views: int | None = Field(
         None, ge=1, description="Validation views evaluated (null = all, in order)."
     )
+    ppo: PPOSettings = Field(default_factory=PPOSettings)
+
+
+class SymbolTrainConfig(PhaseSettings):
+    """`multiagent train symbols` (phase 2): PPO on the shared 'symbol' policy."""
+
     balanced_sampling: bool = Field(
         True, description="Draw episode views so every symbol is equally likely to lead one."
     )
-    ppo: PPOSettings = Field(default_factory=PPOSettings)
     policy: PolicyNetConfig = Field(default_factory=PolicyNetConfig)
     runners: RunnerSettings = Field(default_factory=RunnerSettings)
     entropy_guard: EntropyGuardConfig = Field(default_factory=EntropyGuardConfig)
+
+
+HierarchyPhase = Literal["master", "joint"]
+PHASES = ("pretrain", "symbols", "master", "joint")
+"""The pipeline's phases, in order."""
+
+
+class MasterNetConfig(_Frozen):
+    """The master RLModule: actor over its observation and the pooled slot embeddings; critic
+    over the global state."""
+
+    hidden: tuple[int, ...] = Field((64, 64), min_length=1, description="Actor MLP.")
+    critic_hidden: tuple[int, ...] = Field((128, 64), min_length=1, description="Critic MLP.")
+
+
+class MasterTrainConfig(PhaseSettings):
+    """Phase 3: MAPPO on the master; the symbol actors and the shared encoder stay frozen."""
+
+    iterations: int = Field(20, ge=1)
+    symbol_value_heads_adapt: bool = Field(
+        True, description="Train the symbol value heads alongside (their actors stay frozen)."
+    )
+    policy: MasterNetConfig = Field(default_factory=MasterNetConfig)
+
+
+def _joint_ppo() -> PPOSettings:
+    return PPOSettings(lr=1e-4)
+
+
+class JointTrainConfig(PhaseSettings):
+    """Phase 4: joint fine-tuning; the symbol actors learn again, slowly."""
+
+    iterations: int = Field(10, ge=1)
+    ppo: PPOSettings = Field(
+        default_factory=_joint_ppo,
+        description="PPO settings; ppo.lr is the master's and the value heads' rate.",
+    )
+    symbol_actor_lr: float = Field(1e-5, gt=0, description="Symbol actor (and core) rate.")
+    encoder_lr: float = Field(1e-5, gt=0, description="Shared encoder rate.")
+    centralized_critic: bool = Field(
+        False,
+        description="Symbol value heads also read the global state (a new value head: the "
+        "phase-2 one has another input size).",
+    )

@@ -1,0 +1,123 @@
+"""Phases 3 and 4: the master trained with MAPPO over frozen symbol actors, then joint tuning.
+
+Both phases run the symbol agents and the master in one `TradingAgentsEnv`, one
+`SharedEncoderMultiRLModule` ('symbol' shared by every slot, 'master') and stock PPO. MAPPO is
+PPO whose value function is a centralized critic: `modules.MasterRLModule` computes its values
+from the global state while its actor reads only its own inputs, so PPO's GAE and clipped loss
+run unchanged on top of a better baseline.
+
+A phase starts from the best checkpoint (by validation Sharpe) of the phase before it: phase 3
+takes phase 2's symbol module, phase 4 takes both modules of phase 3. A parameter whose shape
+changed between phases (the symbol value head's input once ``joint.centralized_critic`` is on)
+starts fresh; which ones did is recorded in ``RUN/PHASE/init.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from multiagent.config import RunConfig
+from multiagent.errors import ConfigError
+from multiagent.evaluation.rollout import SymbolEvaluation, evaluate_symbol_policy
+from multiagent.rllib.algo import build_hierarchy_config
+from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE, TradingAgentsEnv
+from multiagent.rllib.policy import GreedyMasterPolicy, GreedyPolicy
+from multiagent.rllib.trainer import PhaseTrainer, module_path
+from multiagent.training.config import HierarchyPhase
+from multiagent.training.runs import write_json
+
+
+def load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load every tensor of ``state`` whose name and shape ``module`` has; -> names left as
+    initialized."""
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
+
+
+class HierarchyTrainer(PhaseTrainer):
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        phase: HierarchyPhase,
+        *,
+        init_from: Path | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.phase = phase
+        self.modules = (SYMBOL_MODULE, MASTER_MODULE)
+        super().__init__(
+            config, run_dir, config.master if phase == "master" else config.joint, console=console
+        )
+        symbol_state = phase == "joint" and config.joint.centralized_critic
+        env = TradingAgentsEnv(
+            self.market,
+            self.prepared.train_views,
+            config.env,
+            master=True,
+            symbol_state=symbol_state,
+        )
+        first = env.env.symbol_agents[0]
+        spaces = {
+            SYMBOL_MODULE: (env.observation_spaces[first], env.action_spaces[first]),
+            MASTER_MODULE: (env.observation_spaces["master"], env.action_spaces["master"]),
+        }
+        self.algo = build_hierarchy_config(
+            config, phase, spaces, self.market.n_features
+        ).build_algo()
+        if init_from is not None:
+            self.initialize_from(init_from)
+
+    def initialize_from(self, checkpoint: Path) -> dict[str, list[str]]:
+        """Copy the modules of an earlier phase's checkpoint into this phase's modules."""
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        states: dict[str, dict[str, torch.Tensor]] = {}
+        for module_id in self.modules:
+            path = module_path(checkpoint, module_id)
+            if path.is_dir():
+                states[module_id] = RLModule.from_checkpoint(str(path.resolve())).state_dict()
+        if SYMBOL_MODULE not in states:
+            raise ConfigError(f"{checkpoint}: no symbol module to start phase {self.phase} from")
+
+        def load(learner: Any) -> dict[str, list[str]]:
+            return {
+                module_id: load_matching(learner.module[module_id], state)
+                for module_id, state in states.items()
+            }
+
+        results = self.algo.learner_group.foreach_learner(load)
+        fresh = [result.get() for result in results][0]
+        self.algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.algo.learner_group, inference_only=True
+        )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json(
+            self.dir / "init.json",
+            {"from": str(checkpoint), "modules": sorted(states), "initialized_fresh": fresh},
+        )
+        return dict(fresh)
+
+    def evaluate(self, part: str = "validation") -> SymbolEvaluation:
+        return evaluate_symbol_policy(
+            GreedyPolicy.from_module(self.algo.get_module(SYMBOL_MODULE)),
+            self.market,
+            self.prepared.views(part),
+            self.config.env,
+            seed=self.config.seed,
+            periods_per_year=self.periods,
+            max_views=self.settings.eval_views,
+            master=GreedyMasterPolicy(self.algo.get_module(MASTER_MODULE)),
+        )
+
+    def status(self, row: dict[str, Any]) -> str:
+        return (
+            f"master reward {row.get('master_reward_mean', float('nan')):.2f} "
+            f"entropy {row['master_policy_entropy']:.3f}"
+        )
