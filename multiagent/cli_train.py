@@ -11,32 +11,60 @@ from rich.table import Table
 
 from multiagent.cli_common import console, fail, run_config_from
 from multiagent.config import RunConfig
-from multiagent.errors import MultiagentError
+from multiagent.errors import ConfigError, MultiagentError
 
 train_app = typer.Typer(help="Train agents on Ray (RLlib PPO).", no_args_is_help=True)
 
 
 def train_main(run_config: RunConfig, name: str, prepared: Any) -> None:
-    from multiagent.rllib.trainer import train_symbols
-    from multiagent.training.pretrain_phase import run_pretrain
-    from multiagent.training.runs import new_run_dir, save_run_config
+    """The main job's training: the whole pipeline, then the test-split reports."""
+    from multiagent.training.pipeline import run_pipeline
+    from multiagent.training.runs import new_run_dir
 
     try:
         folder = new_run_dir(run_config.runs_dir, name)
-        save_run_config(run_config, folder)
         console.print(f"run folder: {folder}", highlight=False)
-        output = run_pretrain(run_config, prepared, folder / "encoder", console=console)
-        _print_pretrain(output)
-        scratch = run_config.symbols.policy.encoder == "scratch"
-        result = train_symbols(
-            run_config, folder, encoder_path=None if scratch else output.path, console=console
-        )
-        _print_training(result)
-        if result.policy_path is not None:
-            _evaluate_main(run_config, folder, result.policy_path, prepared)
+        result = run_pipeline(run_config, folder, prepared=prepared, console=console)
+        _print_pipeline(result)
+        if result.symbol_policy is not None:
+            _evaluate_main(run_config, folder, result.symbol_policy, prepared)
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
+
+
+def _print_pipeline(result: Any) -> None:
+    table = Table(title=f"Pipeline {result.run_dir}")
+    for column in ("phase", "iterations", "validation", "seconds", "best checkpoint / output"):
+        table.add_column(column)
+    for phase, record in result.phases.items():
+        val = record.get("validation") or {}
+        if "sharpe" in val:
+            shown = f"Sharpe {val['sharpe']:.2f}, max DD {val['max_drawdown']:.1%}"
+        elif "loss" in val:
+            shown = f"loss {val['loss']:.4f}"
+        else:
+            shown = record.get("note", "")
+        table.add_row(
+            phase,
+            str(record.get("iterations", "-")),
+            shown,
+            f"{record.get('seconds', 0):.0f}",
+            str(record.get("best_checkpoint") or record.get("output") or "-"),
+        )
+    console.print(table)
+    if result.comparison is not None:
+        from multiagent.evaluation.hierarchy import HEADER, system_rows
+
+        comparison = Table(
+            title=f"Hierarchy on the {result.comparison['part']} split "
+            f"({result.comparison['episodes']} episodes, greedy)"
+        )
+        for column in HEADER:
+            comparison.add_column(column)
+        for row in system_rows(result.comparison):
+            comparison.add_row(*row)
+        console.print(comparison)
 
 
 def _evaluate_main(run_config: RunConfig, folder: Path, policy: Path, prepared: Any) -> None:
@@ -167,3 +195,57 @@ def train_symbols_command(
         fail(error)
         return
     _print_training(result)
+
+
+@train_app.command("pipeline")
+def train_pipeline_command(
+    config: Annotated[Path | None, typer.Option(help="Run config YAML.")] = None,
+    preset: Annotated[str, typer.Option(help="Embedded preset when no --config.")] = "default",
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Run folder; an existing one with --from-phase (default: a new one)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run folder to continue: finished phases are skipped, a running one "
+            "goes on from its latest checkpoint."
+        ),
+    ] = None,
+    from_phase: Annotated[
+        str | None, typer.Option(help="First phase: pretrain, symbols, master or joint.")
+    ] = None,
+    to_phase: Annotated[str | None, typer.Option(help="Last phase (default: joint).")] = None,
+) -> None:
+    """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
+    frozen), then fine-tune both; each phase checkpointed and resumable."""
+    from multiagent.training.pipeline import run_pipeline
+    from multiagent.training.runs import new_run_dir
+
+    try:
+        if resume is not None:
+            folder, run_config = resume, None
+        elif from_phase is not None:
+            if run_dir is None:
+                raise ConfigError(
+                    "--from-phase continues an existing run: give its folder with --run-dir"
+                )
+            folder, run_config = run_dir, None
+            if config is not None:
+                run_config, _ = run_config_from(config, preset)
+        else:
+            run_config, name = run_config_from(config, preset)
+            folder = run_dir or new_run_dir(run_config.runs_dir, name)
+        console.print(f"run folder: {folder}", highlight=False)
+        result = run_pipeline(
+            run_config,
+            folder,
+            from_phase=from_phase,
+            to_phase=to_phase,
+            resume=resume is not None,
+            console=console,
+        )
+    except (MultiagentError, ValueError) as error:
+        fail(error)
+        return
+    _print_pipeline(result)

@@ -96,6 +96,9 @@ def evaluate_symbol_policy(
         if all_returns
         else 0.0,
         "max_drawdown": max((max_drawdown(r) for r in all_returns), default=0.0),
+        "mean_max_drawdown": float(np.mean([max_drawdown(r) for r in all_returns]))
+        if all_returns
+        else 0.0,
         "trades_per_episode": float(np.mean([s["trades"] for s in summaries]))
         if summaries
         else 0.0,

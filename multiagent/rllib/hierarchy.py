@@ -93,7 +93,7 @@ class HierarchyTrainer(PhaseTrainer):
             }
 
         results = self.algo.learner_group.foreach_learner(load)
-        fresh = [result.get() for result in results][0]
+        fresh = next(result.get() for result in results)
         self.algo.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.algo.learner_group, inference_only=True
         )
@@ -121,3 +121,50 @@ class HierarchyTrainer(PhaseTrainer):
             f"master reward {row.get('master_reward_mean', float('nan')):.2f} "
             f"entropy {row['master_policy_entropy']:.3f}"
         )
+
+
+def compare_systems(
+    config: RunConfig, checkpoints: dict[str, Path], *, part: str = "test"
+) -> dict[str, Any]:
+    """Run the independent, hierarchical and joint systems on ``part`` (see
+    `evaluation.hierarchy`); ``checkpoints`` maps phase (symbols, master, joint) -> checkpoint."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from multiagent.evaluation.hierarchy import SCHEMA
+    from multiagent.evaluation.metrics import periods_per_year
+    from multiagent.rllib.env import market_for
+
+    market, prepared = market_for(config)
+    periods = periods_per_year(prepared.panel)
+    systems: dict[str, Any] = {}
+    episodes = 0
+    for system, phase in (
+        ("independent", "symbols"),
+        ("hierarchical", "master"),
+        ("joint", "joint"),
+    ):
+        checkpoint = checkpoints.get(phase)
+        if checkpoint is None:
+            continue
+        symbol = RLModule.from_checkpoint(str(module_path(checkpoint, SYMBOL_MODULE).resolve()))
+        master = None
+        if system != "independent":
+            module = RLModule.from_checkpoint(str(module_path(checkpoint, MASTER_MODULE).resolve()))
+            master = GreedyMasterPolicy(module)
+        evaluation = evaluate_symbol_policy(
+            GreedyPolicy.from_module(symbol),
+            market,
+            prepared.views(part),
+            config.env,
+            seed=config.seed,
+            periods_per_year=periods,
+            master=master,
+        )
+        systems[system] = {**evaluation.metrics, "checkpoint": str(checkpoint)}
+        episodes = int(evaluation.metrics["episodes"])
+    return {
+        "schema": SCHEMA,
+        "part": part,
+        "episodes": episodes,
+        "systems": systems,
+    }

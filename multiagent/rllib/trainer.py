@@ -53,7 +53,13 @@ from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
 from multiagent.rllib.policy import GreedyPolicy, export_torchscript
 from multiagent.training.config import PhaseSettings
-from multiagent.training.runs import append_jsonl, load_run_config, save_run_config, write_json
+from multiagent.training.runs import (
+    append_jsonl,
+    load_run_config,
+    save_run_config,
+    write_atomic,
+    write_json,
+)
 
 STATE_FILE = "trainer_state.json"
 
@@ -200,6 +206,18 @@ class PhaseTrainer:
         self.ranking = list(state["ranking"])
         self.latest = checkpoint
         self.load_extra_state(state)
+        self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop logged rows past the restored iteration (a killed run logged them, then died
+        before its next checkpoint): the resumed run logs those iterations again."""
+        log = self.dir / "metrics.jsonl"
+        if not log.is_file():
+            return
+        rows = [line for line in log.read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line).get("iteration", 0) <= self.iteration]
+        if len(kept) != len(rows):
+            write_atomic(log, "".join(line + "\n" for line in kept))
 
     def save(self, val_sharpe: float) -> Path:
         """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state."""

@@ -60,6 +60,13 @@ def write_json(path: Path, payload: Any) -> None:
     write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it as JSON ({exc})", file=str(path)) from None
+
+
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps(row, sort_keys=True, default=float) + "\n")

@@ -1,0 +1,287 @@
+"""`multiagent train pipeline`: pretrain -> symbols -> master -> joint, one resumable program.
+
+1. ``pretrain``: the shared encoder, masked next-step prediction (``RUN/encoder``);
+2. ``symbols``: PPO on the shared symbol policy, master seat neutral (``RUN/symbols``);
+3. ``master``: MAPPO on the master over the frozen symbol actors (``RUN/master``);
+4. ``joint``: everything learns, the symbol actors at a low rate (``RUN/joint``).
+
+Each PPO phase starts from the best checkpoint (validation Sharpe) of the one before it.
+``RUN/pipeline.json`` records every phase's status, output, best checkpoint, validation figures
+and time; it is rewritten after each phase, so a killed pipeline knows where it stood:
+``--resume`` skips finished phases and continues a running one from its latest checkpoint.
+``--from-phase`` reruns from a phase on an existing run; the outputs it replaces are moved to
+``RUN/archive/PHASE-N`` first (never deleted). ``--to-phase`` stops early, so one phase can run
+alone. After the joint phase the three systems are compared on the test split
+(`evaluation.hierarchy`).
+
+The entrypoint is Ray-native: it joins ``RAY_ADDRESS`` when set (``ray job submit``), otherwise it
+starts a private local Ray.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from multiagent.config import RunConfig
+from multiagent.errors import ConfigError
+from multiagent.training.config import PHASES
+from multiagent.training.prepare import PreparedData, prepare
+from multiagent.training.runs import load_run_config, read_json, save_run_config, write_json
+
+PIPELINE_FILE = "pipeline.json"
+PHASE_DIRS = {"pretrain": "encoder", "symbols": "symbols", "master": "master", "joint": "joint"}
+
+
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    phases: dict[str, dict[str, Any]]
+    comparison: dict[str, Any] | None
+
+    @property
+    def symbol_policy(self) -> Path | None:
+        """The phase-2 symbol policy export (the independent agents), when trained."""
+        path = self.phases.get("symbols", {}).get("policy")
+        return Path(path) if path else None
+
+
+def phase_range(from_phase: str | None, to_phase: str | None) -> list[str]:
+    for name in (from_phase, to_phase):
+        if name is not None and name not in PHASES:
+            raise ConfigError(f"no phase {name!r}; the phases are {', '.join(PHASES)}")
+    first = PHASES.index(from_phase) if from_phase else 0
+    last = PHASES.index(to_phase) if to_phase else len(PHASES) - 1
+    if first > last:
+        raise ConfigError(f"--from-phase {from_phase} comes after --to-phase {to_phase}")
+    return list(PHASES[first : last + 1])
+
+
+def latest_checkpoint(phase_dir: Path) -> Path | None:
+    from multiagent.rllib.trainer import STATE_FILE
+
+    found = sorted(p.parent for p in (phase_dir / "checkpoints").glob(f"iter_*/{STATE_FILE}"))
+    return found[-1] if found else None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        *,
+        prepared: PreparedData | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.console = console
+        self._prepared = prepared
+        path = run_dir / PIPELINE_FILE
+        self.state: dict[str, Any] = read_json(path) if path.is_file() else {"phases": {}}
+
+    @property
+    def prepared(self) -> PreparedData:
+        if self._prepared is None:
+            self._prepared = prepare(self.config)
+        return self._prepared
+
+    @property
+    def phases(self) -> dict[str, dict[str, Any]]:
+        phases: dict[str, dict[str, Any]] = self.state["phases"]
+        return phases
+
+    def _write(self) -> None:
+        write_json(self.run_dir / PIPELINE_FILE, self.state)
+
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, highlight=False)
+
+    # orchestration -------------------------------------------------------------------
+    def run(
+        self,
+        phases: list[str],
+        *,
+        resume: bool = False,
+        on_phase: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> PipelineResult:
+        save_run_config(self.config, self.run_dir)
+        self._check_inputs(phases[0])
+        if not resume:
+            self._archive(phases)
+        for phase in phases:
+            record = self.phases.get(phase, {})
+            if resume and record.get("status") == "done":
+                self._say(f"[{phase}] done earlier, skipped")
+                continue
+            began = time.perf_counter()
+            continuing = resume and record.get("status") == "running"
+            out = self.run_dir / PHASE_DIRS[phase]
+            if continuing and (phase == "pretrain" or latest_checkpoint(out) is None):
+                # Nothing to continue from (pretraining keeps no checkpoint): start it over,
+                # keeping the partial output in the archive.
+                self._archive([phase])
+                continuing = False
+            self.phases[phase] = {"status": "running", "started_from": record.get("started_from")}
+            self._write()
+            self._say(f"[{phase}] {'resuming' if continuing else 'starting'}")
+            outcome = getattr(self, f"_run_{phase}")(continuing)
+            outcome.update(status="done", seconds=round(time.perf_counter() - began, 2))
+            self.phases[phase] = outcome
+            self._write()
+            if on_phase is not None:
+                on_phase(phase, outcome)
+        comparison = None
+        if phases[-1] == "joint":
+            comparison = self._compare()
+        return PipelineResult(self.run_dir, dict(self.phases), comparison)
+
+    def _check_inputs(self, first: str) -> None:
+        """A phase needs the phase before it finished (its output is the starting point)."""
+        index = PHASES.index(first)
+        if index == 0:
+            return
+        before = PHASES[index - 1]
+        if before == "pretrain" and self.config.symbols.policy.encoder == "scratch":
+            return
+        if self.phases.get(before, {}).get("status") != "done":
+            raise ConfigError(
+                f"phase {first} starts from phase {before}'s output, but {self.run_dir} has no "
+                f"finished {before} phase (see {self.run_dir / PIPELINE_FILE})"
+            )
+
+    def _archive(self, phases: list[str]) -> None:
+        """Move outputs of phases about to run aside: a rerun never overwrites them."""
+        for phase in phases:
+            out = self.run_dir / PHASE_DIRS[phase]
+            if not out.exists():
+                continue
+            archive = self.run_dir / "archive"
+            archive.mkdir(exist_ok=True)
+            n = 1
+            while (archive / f"{phase}-{n}").exists():
+                n += 1
+            shutil.move(str(out), str(archive / f"{phase}-{n}"))
+            self._say(f"[{phase}] earlier output moved to {archive / f'{phase}-{n}'}")
+            self.phases.pop(phase, None)
+
+    # phases --------------------------------------------------------------------------
+    def _run_pretrain(self, continuing: bool) -> dict[str, Any]:
+        from multiagent.training.pretrain_phase import run_pretrain
+
+        out = self.run_dir / PHASE_DIRS["pretrain"]
+        if self.config.symbols.policy.encoder == "scratch":
+            return {"output": None, "note": "symbols.policy.encoder is scratch: no pretraining"}
+        output = run_pretrain(self.config, self.prepared, out, console=self.console)
+        result = output.result
+        best = result.history[result.best_epoch - 1]
+        return {
+            "output": str(output.path),
+            "best_epoch": result.best_epoch,
+            "validation": {"loss": best["val_loss"], "next_return": best["val_next_return"]},
+        }
+
+    def _run_symbols(self, continuing: bool) -> dict[str, Any]:
+        from multiagent.rllib.trainer import SymbolTrainer
+
+        encoder = self.run_dir / PHASE_DIRS["pretrain"] / "encoder.pt"
+        scratch = self.config.symbols.policy.encoder == "scratch"
+        trainer = SymbolTrainer(
+            self.config,
+            self.run_dir,
+            encoder_path=None if scratch else encoder,
+            console=self.console,
+            resuming=continuing,
+        )
+        return self._train(trainer, "symbols", continuing)
+
+    def _run_master(self, continuing: bool) -> dict[str, Any]:
+        return self._run_hierarchy("master", "symbols", continuing)
+
+    def _run_joint(self, continuing: bool) -> dict[str, Any]:
+        return self._run_hierarchy("joint", "master", continuing)
+
+    def _run_hierarchy(self, phase: str, source: str, continuing: bool) -> dict[str, Any]:
+        from multiagent.rllib.hierarchy import HierarchyTrainer
+
+        start = Path(self.phases[source]["best_checkpoint"])
+        trainer = HierarchyTrainer(
+            self.config,
+            self.run_dir,
+            phase,  # type: ignore[arg-type]
+            init_from=None if continuing else start,
+            console=self.console,
+        )
+        outcome = self._train(trainer, phase, continuing)
+        outcome["started_from"] = str(start)
+        return outcome
+
+    def _train(self, trainer: Any, phase: str, continuing: bool) -> dict[str, Any]:
+        try:
+            if continuing:
+                latest = latest_checkpoint(self.run_dir / phase)
+                if latest is not None:
+                    trainer.restore(latest)
+                    self._say(f"[{phase}] resumed at iteration {trainer.iteration} ({latest})")
+            result = trainer.train(trainer.settings.iterations)
+        finally:
+            trainer.stop()
+        best = result.best_checkpoint
+        return {
+            "output": str(self.run_dir / phase),
+            "iterations": result.iteration,
+            "best_checkpoint": str(best) if best else None,
+            "policy": str(result.policy_path) if result.policy_path else None,
+            "validation": result.validation,
+        }
+
+    def _compare(self) -> dict[str, Any]:
+        from multiagent.evaluation.hierarchy import write_comparison
+        from multiagent.rllib.hierarchy import compare_systems
+
+        comparison = compare_systems(
+            self.config,
+            {name: Path(self.phases[name]["best_checkpoint"]) for name in PHASES[1:]},
+            part="test",
+        )
+        write_comparison(comparison, self.run_dir / "hierarchy")
+        self.state["comparison"] = comparison
+        self._write()
+        return comparison
+
+
+def run_pipeline(
+    config: RunConfig | None,
+    run_dir: Path,
+    *,
+    from_phase: str | None = None,
+    to_phase: str | None = None,
+    resume: bool = False,
+    prepared: PreparedData | None = None,
+    console: Console | None = None,
+) -> PipelineResult:
+    """Run the phases ``from_phase..to_phase``; on ``resume`` the config is the run folder's."""
+    from multiagent.rllib.trainer import init_ray
+
+    if resume or from_phase is not None:
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a run folder (no config.yaml) to continue")
+        stored = load_run_config(run_dir)
+        if config is not None and config != stored:
+            raise ConfigError(
+                f"{run_dir} was made with another config; continue it without --config/--preset"
+            )
+        config = stored
+    if config is None:
+        raise ConfigError("a run config is needed unless continuing a run")
+    phases = phase_range(from_phase, to_phase)
+    init_ray()
+    pipeline = Pipeline(config, run_dir, prepared=prepared, console=console)
+    return pipeline.run(phases, resume=resume)
