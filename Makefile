@@ -1,4 +1,4 @@
-# The two README commands: `make run` (main job on the bundled default) and `make test`.
+# The two README commands: `make run` (main job, quick preset, bundled data) and `make test`.
 # Both create .venv and install the project on first use; nothing else needs to be installed.
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/multiagent run
+	$(BIN)/multiagent run --preset quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check multiagent tests scripts

@@ -279,12 +279,14 @@ def run(
     preset: Annotated[str, typer.Option(help="Embedded preset when no --config.")] = "default",
     no_cache: Annotated[bool, typer.Option(help="Recompute features, ignore the cache.")] = False,
     train: Annotated[
-        bool, typer.Option(help="Pretrain the encoder and train the symbol policy.")
+        bool,
+        typer.Option(help="Run the training pipeline (pretrain, symbols, master, joint)."),
     ] = True,
 ) -> None:
     """The main job: load + validate data, build features, split, cut episode views, roll a
-    seeded baseline through the hierarchical env, pretrain the shared encoder, then train the
-    symbol policy with PPO and evaluate it on the validation split."""
+    seeded baseline through the hierarchical env, then the training pipeline (pretrain the
+    shared encoder, PPO symbol policy, MAPPO master, joint fine-tuning) and the test-split
+    reports."""
     from multiagent.training.prepare import prepare
     from multiagent.training.rollout import random_rollout
 

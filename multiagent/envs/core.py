@@ -116,7 +116,12 @@ class TradingCore:
         reward, terms = self.rewards.step(fills, self.sim, self.budget, executed)
         self.telemetry.record(fills, executed, sanitized)
         if self.track_risk:
-            self.risk.update(fills.equity / fills.equity_before - 1.0, fills.asset_return)
+            net = fills.pnl - fills.costs.total
+            self.risk.update(
+                fills.equity / fills.equity_before - 1.0,
+                fills.asset_return,
+                net / fills.equity_before[:, None],
+            )
         return CoreStep(fills, reward, terms, executed, sanitized)
 
 

@@ -19,7 +19,7 @@ steps is ignored: a no-op step, flagged in its observation):
 
 | | |
 |---|---|
-| observation | ``Box(2F + 9 + 2N + 5)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights; ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
+| observation | ``Box(2F + 9 + 3N + 5)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; per-slot recent net P&L (N: EWMA per bar, % of equity, same half-life as the volatility); portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights; ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
 | action | ``MultiDiscrete([L] * N + [3])``: a budget level per slot (``budget_levels``, multiples of the equal share ``max_gross_exposure / N``) and a risk mode (defensive, neutral, aggressive: budgets x ``risk_mode_scales``) |
 | reward | portfolio-level risk-adjusted return (`multiagent.envs.rewards.master_reward`), every step |
 
@@ -41,7 +41,7 @@ Info: per symbol agent ``reward_terms`` (a record of the weighted terms) and ``s
 master gets ``reward_terms``, ``decision``, ``budgets``, ``risk_mode``, ``equity`` and, on the last
 step, ``episode`` (telemetry summary with portfolio volatility, correlation, concentration).
 
-Version history: 1 - first release.
+Version history: 1 - first release. 2 - the master observes each slot's recent net P&L.
 """
 
 from __future__ import annotations
@@ -63,14 +63,14 @@ from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_mark
 from multiagent.envs.simulator import Orders
 from multiagent.envs.symbol_env import masked_observation_space
 
-VERSION = 1
+VERSION = 2
 MASTER = "master"
 MASTER_TERM_DTYPE = np.dtype([(name, np.float64) for name in MASTER_TERMS])
 
 
 class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
     metadata: ClassVar[dict[str, Any]] = {
-        "name": "hierarchical_trading_v1",
+        "name": "hierarchical_trading_v2",
         "render_modes": ["ansi"],
         "version": VERSION,
     }
@@ -106,7 +106,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         )
         self._symbol_action_space: gym.spaces.Space[Any] = gym.spaces.Discrete(scheme.n_actions)
         f = market.n_features
-        self.master_dim = 2 * f + len(PORTFOLIO_FIELDS) + 2 * n + 5
+        self.master_dim = 2 * f + len(PORTFOLIO_FIELDS) + 3 * n + 5
         self._master_obs_space = gym.spaces.Box(-np.inf, np.inf, (self.master_dim,), np.float32)
         self._levels = np.asarray(config.budget_levels, dtype=float)
         self._master_action_space = gym.spaces.MultiDiscrete([len(self._levels)] * n + [3])
@@ -322,7 +322,8 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         weights = obs[:, end]  # the slot block starts with the weight
         out[k : k + n] = weights
         out[k + n : k + 2 * n] = core.budget[0]
-        k += 2 * n
+        out[k + 2 * n : k + 3 * n] = core.risk.slot_pnl[0] * 100.0
+        k += 3 * n
         interval = self.config.communication_interval
         to_decision = (-self._step) % interval
         out[k] = np.sqrt(core.risk.portfolio_var[0]) * 100.0

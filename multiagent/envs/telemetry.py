@@ -98,19 +98,30 @@ class PortfolioRisk:
         self.n_slots = n_slots
         self.portfolio_var = np.zeros(n_envs)
         self.cov = np.zeros((n_envs, n_slots, n_slots))
+        self.slot_pnl = np.zeros((n_envs, n_slots))
+        """EWMA of each slot's net P&L per bar, as a fraction of equity (the master's view of
+        how each symbol agent is doing lately)."""
         self.seen = np.zeros(n_envs, np.int64)
 
     def reset(self, envs: np.ndarray | None = None) -> None:
         index = slice(None) if envs is None else envs
         self.portfolio_var[index] = 0.0
         self.cov[index] = 0.0
+        self.slot_pnl[index] = 0.0
         self.seen[index] = 0
 
-    def update(self, portfolio_return: np.ndarray, asset_returns: np.ndarray) -> None:
+    def update(
+        self,
+        portfolio_return: np.ndarray,
+        asset_returns: np.ndarray,
+        slot_returns: np.ndarray | None = None,
+    ) -> None:
         a = self.alpha
         self.portfolio_var = (1 - a) * self.portfolio_var + a * portfolio_return**2
         self.cov *= 1 - a
         self.cov += a * asset_returns[:, :, None] * asset_returns[:, None, :]
+        if slot_returns is not None:
+            self.slot_pnl = (1 - a) * self.slot_pnl + a * slot_returns
         self.seen += 1
 
     def volatility(self) -> np.ndarray:

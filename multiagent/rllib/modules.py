@@ -27,6 +27,7 @@ from torch import nn
 
 from multiagent.encoder.config import EncoderConfig
 from multiagent.encoder.model import MarketEncoder
+from multiagent.envs.observations import PORTFOLIO_FIELDS
 
 MASKED_LOGIT = -1e9
 
@@ -53,7 +54,7 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0, logits, torch.full_like(logits, MASKED_LOGIT))
 
 
-PARTS = ("encoder", "core", "pi", "vf")
+PARTS = ("encoder", "core", "context", "pi", "vf")
 """The parameter groups of our modules: the learner's per-part learning rates and the phases'
 freezing address them by these names."""
 
@@ -163,12 +164,19 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
 class MasterRLModule(TorchRLModule, ValueFunctionAPI):
     """The master (portfolio/risk allocator): MAPPO's actor and centralized critic.
 
-    Observation ``Dict(obs, market, state)`` (`env.TradingAgentsEnv`). The actor reads its own
-    observation and the slots' windows through the shared encoder, pooled over slots (mean and
-    max: invariant to the arbitrary slot order); the critic reads every slot's embedding in slot
-    order, next to every slot's position block and the portfolio telemetry (``state``): the
-    global state. Action ``MultiDiscrete([L] * N + [3])``: a budget level per slot and a risk
-    mode, one categorical head each.
+    Observation ``Dict(obs, market, state)`` (`env.TradingAgentsEnv`); action
+    ``MultiDiscrete([L] * N + [3])``: a budget level per slot and a risk mode.
+
+    Actor (reads ``obs`` and ``market`` only): the slots' windows go through the shared encoder;
+    a context vector comes from the master's observation and the embeddings pooled over slots
+    (mean and max). One budget head, shared by every slot, scores the L levels of slot i from
+    slot i's embedding, its weight, budget and recent P&L, and the context; the risk-mode head reads the
+    context. Slots are filled in random order each episode, so a head per slot position would
+    have to learn the same thing N times; the shared head is equivariant to the slot order.
+
+    Critic (MAPPO's centralized value): every slot's embedding in slot order, next to the rest of
+    the global state (every slot's position block, the portfolio block, the master's
+    observation).
 
     model_config: window, n_features, encoder, encoder_mode, n_slots, hidden, critic_hidden,
     frozen, part_lrs.
@@ -190,8 +198,17 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
         state = int(space["state"].shape[0])
         embedding = self.encoder.embedding_dim
         nvec = [int(n) for n in self.action_space.nvec]
-        self.pi = mlp(
-            [own + 2 * embedding, *[int(h) for h in cfg.get("hidden", (64, 64))]], sum(nvec)
+        self.n_levels, self.n_modes = nvec[0], nvec[-1]
+        # The master observation's per-slot weights, budgets and recent P&L (N each) start after
+        # the mean and max of the features (2F) and the portfolio block (see the env's spec).
+        self.slot_fields_at = 2 * self.n_features + len(PORTFOLIO_FIELDS)
+        hidden = [int(h) for h in cfg.get("hidden", (64, 64))]
+        self.context = mlp([own + 2 * embedding, *hidden[:-1]], hidden[-1])
+        self.pi = nn.ModuleDict(
+            {
+                "budget": mlp([embedding + 3 + hidden[-1], hidden[-1]], self.n_levels),
+                "mode": nn.Linear(hidden[-1], self.n_modes),
+            }
         )
         critic = [int(h) for h in cfg.get("critic_hidden", (128, 64))]
         self.vf = mlp([self.n_slots * embedding + state, *critic], 1)
@@ -205,9 +222,17 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
         return self.encoder(windows).reshape(market.shape[0], self.n_slots, -1)
 
     def actor_logits(self, batch: dict[str, Any], embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, N * L + 3): the budget levels of slot 0, 1, ... then the risk modes."""
         own = batch[Columns.OBS]["obs"].float()
         pooled = torch.cat([embeddings.mean(dim=1), embeddings.amax(dim=1)], dim=-1)
-        return self.pi(torch.cat([own, pooled], dim=-1))
+        context = torch.tanh(self.context(torch.cat([own, pooled], dim=-1)))
+        n, k = self.n_slots, self.slot_fields_at
+        slot_fields = own[:, k : k + 3 * n].reshape(-1, 3, n).transpose(1, 2)
+        per_slot = torch.cat(
+            [embeddings, slot_fields, context.unsqueeze(1).expand(-1, n, -1)], dim=-1
+        )
+        budget = self.pi["budget"](per_slot).flatten(1)
+        return torch.cat([budget, self.pi["mode"](context)], dim=-1)
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.actor_logits(batch, self.embed(batch))}
