@@ -22,7 +22,7 @@ from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
-from multiagent.evaluation.rollout import SymbolEvaluation, evaluate_symbol_policy
+from multiagent.evaluation.rollout import evaluate_symbol_policy
 from multiagent.rllib.algo import build_hierarchy_config
 from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE, TradingAgentsEnv
 from multiagent.rllib.policy import GreedyMasterPolicy, GreedyPolicy
@@ -104,17 +104,8 @@ class HierarchyTrainer(PhaseTrainer):
         )
         return dict(fresh)
 
-    def evaluate(self, part: str = "validation") -> SymbolEvaluation:
-        return evaluate_symbol_policy(
-            GreedyPolicy.from_module(self.algo.get_module(SYMBOL_MODULE)),
-            self.market,
-            self.prepared.views(part),
-            self.config.env,
-            seed=self.config.seed,
-            periods_per_year=self.periods,
-            max_views=self.settings.eval_views,
-            master=GreedyMasterPolicy(self.algo.get_module(MASTER_MODULE)),
-        )
+    def master_policy(self) -> GreedyMasterPolicy:
+        return GreedyMasterPolicy(self.algo.get_module(MASTER_MODULE))
 
     def status(self, row: dict[str, Any]) -> str:
         return (

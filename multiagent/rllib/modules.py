@@ -170,9 +170,9 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
     Actor (reads ``obs`` and ``market`` only): the slots' windows go through the shared encoder;
     a context vector comes from the master's observation and the embeddings pooled over slots
     (mean and max). One budget head, shared by every slot, scores the L levels of slot i from
-    slot i's embedding, its weight, budget and recent P&L, and the context; the risk-mode head reads the
-    context. Slots are filled in random order each episode, so a head per slot position would
-    have to learn the same thing N times; the shared head is equivariant to the slot order.
+    slot i's embedding, its weight, budget and recent P&L, and the context; the risk-mode head
+    reads the context. Slots are filled in random order each episode, so a head per slot
+    position would learn the same thing N times; the shared head is equivariant to slot order.
 
     Critic (MAPPO's centralized value): every slot's embedding in slot order, next to the rest of
     the global state (every slot's position block, the portfolio block, the master's

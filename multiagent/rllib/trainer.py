@@ -47,7 +47,7 @@ from multiagent.encoder import check_features, read_encoder
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
-from multiagent.evaluation.rollout import SymbolEvaluation, evaluate_symbol_policy
+from multiagent.evaluation.rollout import MasterPolicy, SymbolEvaluation, evaluate_symbol_policy
 from multiagent.rllib.algo import build_ppo_config
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
@@ -178,8 +178,22 @@ class PhaseTrainer:
         self.latest: Path | None = None
 
     # hooks ---------------------------------------------------------------------------
+    def master_policy(self) -> MasterPolicy | None:
+        """The master evaluations run with (None: equal budgets, neutral mode)."""
+        return None
+
     def evaluate(self, part: str = "validation") -> SymbolEvaluation:
-        raise NotImplementedError
+        """Greedy rollouts of the current policies on ``part`` (validation by default)."""
+        return evaluate_symbol_policy(
+            GreedyPolicy.from_module(self.algo.get_module(SYMBOL_MODULE)),
+            self.market,
+            self.prepared.views(part),
+            self.config.env,
+            seed=self.config.seed,
+            periods_per_year=self.periods,
+            max_views=self.settings.eval_views,
+            master=self.master_policy(),
+        )
 
     def after_iteration(self, row: dict[str, Any]) -> None:
         """Adjust the run after an iteration (the symbol phase's entropy guard)."""
@@ -392,18 +406,6 @@ class SymbolTrainer(PhaseTrainer):
         self.boost = boost
         self.algo.learner_group.foreach_learner(
             lambda learner: learner.set_entropy_boost(SYMBOL_MODULE, boost)
-        )
-
-    def evaluate(self, part: str = "validation") -> SymbolEvaluation:
-        module = self.algo.get_module(SYMBOL_MODULE)
-        return evaluate_symbol_policy(
-            GreedyPolicy.from_module(module),
-            self.market,
-            self.prepared.views(part),
-            self.config.env,
-            seed=self.config.seed,
-            periods_per_year=self.periods,
-            max_views=self.settings.eval_views,
         )
 
     def after_iteration(self, row: dict[str, Any]) -> None:
