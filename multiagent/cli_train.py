@@ -219,10 +219,11 @@ def train_pipeline_command(
 ) -> None:
     """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
     frozen), then fine-tune both; each phase checkpointed and resumable."""
-    from multiagent.training.pipeline import run_pipeline
+    from multiagent.training.pipeline import phase_range, run_pipeline
     from multiagent.training.runs import new_run_dir
 
     try:
+        phase_range(from_phase, to_phase)  # a bad name fails before any folder is made
         if resume is not None:
             folder, run_config = resume, None
         elif from_phase is not None:

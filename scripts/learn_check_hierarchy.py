@@ -91,13 +91,20 @@ CONFIG: dict[str, Any] = {
             "gamma": 0.95,
             "lr": 3e-4,
             "entropy_coeff": 0.002,
+            "vf_clip_param": 1000.0,
         },
     },
     "joint": {
         "checkpoint_every": 2,
         "eval_every": 2,
         "keep_best": 2,
-        "ppo": {"train_batch_size": 2000, "minibatch_size": 250, "gamma": 0.95, "lr": 1e-4},
+        "ppo": {
+            "train_batch_size": 2000,
+            "minibatch_size": 250,
+            "gamma": 0.95,
+            "lr": 1e-4,
+            "vf_clip_param": 1000.0,
+        },
     },
 }
 

@@ -98,7 +98,7 @@ def compare_runs(
         gates[system] = {
             "sharpe_gain": gain,
             "drawdown_cut": cut,
-            "passed": bool(gain >= min_sharpe_gain and cut >= min_drawdown_cut),
+            "passed": bool(gain >= min_sharpe_gain - 1e-9 and cut >= min_drawdown_cut - 1e-9),
         }
     out["gate"] = {
         "min_sharpe_gain": min_sharpe_gain,

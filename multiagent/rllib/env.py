@@ -132,7 +132,12 @@ class TradingAgentsEnv(MultiAgentEnv):
             terminations.pop(MASTER, None)
             truncations.pop(MASTER, None)
         terminations["__all__"] = done and any(terminations.values())
-        truncations["__all__"] = done and not terminations["__all__"]
+        if done and not terminations["__all__"]:
+            # Out of data is a truncation: only ``__all__`` says so. RLlib reads any per-agent
+            # flag on the last step as a termination, and GAE would then bootstrap with 0.
+            terminations, truncations = {"__all__": False}, {"__all__": True}
+        else:
+            truncations["__all__"] = False
         out_infos: dict[str, Any] = {}
         if done:
             summary = infos[MASTER]["episode"]

@@ -59,6 +59,8 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
             module = self.module[module_id]
             if not self.rl_module_is_compatible(module):
                 continue
+            if not self.should_module_be_updated(module_id):
+                continue  # not in policies_to_train: its gradients stay None
             owner = owner or module_id
             for param, lr in self._param_rates(module):
                 if id(param) in seen or not param.requires_grad:

@@ -123,10 +123,17 @@ class MasterNetConfig(_Frozen):
     critic_hidden: tuple[int, ...] = Field((128, 64), min_length=1, description="Critic MLP.")
 
 
+def _master_ppo() -> PPOSettings:
+    # The master's returns sum several bars of scaled portfolio returns: a value clip of 10
+    # (reward units squared) would zero the value gradient of most rows.
+    return PPOSettings(vf_clip_param=1000.0)
+
+
 class MasterTrainConfig(PhaseSettings):
     """Phase 3: MAPPO on the master; the symbol actors and the shared encoder stay frozen."""
 
     iterations: int = Field(20, ge=1)
+    ppo: PPOSettings = Field(default_factory=_master_ppo)
     symbol_value_heads_adapt: bool = Field(
         True, description="Train the symbol value heads alongside (their actors stay frozen)."
     )
@@ -134,7 +141,7 @@ class MasterTrainConfig(PhaseSettings):
 
 
 def _joint_ppo() -> PPOSettings:
-    return PPOSettings(lr=1e-4)
+    return PPOSettings(lr=1e-4, vf_clip_param=1000.0)
 
 
 class JointTrainConfig(PhaseSettings):

@@ -102,7 +102,7 @@ class Pipeline:
 
     def _say(self, text: str) -> None:
         if self.console is not None:
-            self.console.print(text, highlight=False)
+            self.console.print(text, markup=False, highlight=False)
 
     # orchestration -------------------------------------------------------------------
     def run(
@@ -138,6 +138,12 @@ class Pipeline:
             self._write()
             if on_phase is not None:
                 on_phase(phase, outcome)
+        for later in PHASES[PHASES.index(phases[-1]) + 1 :]:
+            stale = self.phases.get(later)
+            if stale is not None and stale.get("status") == "done" and not resume:
+                stale["status"] = "stale"  # built on the outputs this run replaced
+                stale["note"] = f"an earlier phase was rerun; rerun from {later}"
+        self._write()
         comparison = None
         if phases[-1] == "joint":
             comparison = self._compare()

@@ -1101,6 +1101,7 @@ def test_report_is_logged_to_mlflow(
     import mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
     pt, cfg = exported
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = invoke(

@@ -183,10 +183,11 @@ def test_cli_pretrain_train_and_resume(tmp_path: Path) -> None:
     assert "not a run folder" in result.output or "not a symbols checkpoint" in result.output
 
 
-def test_main_job_pretrains_and_trains_on_the_bundled_quick_preset(
+def test_main_job_runs_the_pipeline_on_the_bundled_quick_preset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """README command 1 on the quick preset, end to end (runs/ lands in a temp folder)."""
+    """README command 1 on the quick preset, end to end: the four phases, the hierarchy
+    comparison and the report (runs/ lands in a temp folder)."""
     from typer.testing import CliRunner
 
     from multiagent.cli import app
@@ -194,9 +195,20 @@ def test_main_job_pretrains_and_trains_on_the_bundled_quick_preset(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["run", "--preset", "quick"])
     assert result.exit_code == 0, result.output
-    assert "encoder: runs/quick/encoder/encoder.pt" in result.output
-    assert "validation (greedy, master neutral): Sharpe" in result.output
-    assert (tmp_path / "runs/quick/symbols/policy.pt").is_file()
+    run = tmp_path / "runs/quick"
+    pipeline = json.loads((run / "pipeline.json").read_text())
+    assert [
+        pipeline["phases"][p]["status"] for p in ("pretrain", "symbols", "master", "joint")
+    ] == ["done"] * 4
+    assert pipeline["phases"]["pretrain"]["output"] == "runs/quick/encoder/encoder.pt"
+    assert (
+        pipeline["phases"]["master"]["started_from"]
+        == pipeline["phases"]["symbols"]["best_checkpoint"]
+    )
+    comparison = json.loads((run / "hierarchy/comparison.json").read_text())
+    assert set(comparison["systems"]) == {"independent", "hierarchical", "joint"}
+    assert "Hierarchy on the test split" in result.output
+    assert (run / "symbols/policy.pt").is_file()
     again = CliRunner().invoke(app, ["run", "--preset", "quick", "--no-train"])
     assert again.exit_code == 0
     assert not (tmp_path / "runs/quick-2").exists()  # no run folder without training

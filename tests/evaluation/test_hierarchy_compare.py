@@ -1,0 +1,256 @@
+"""The hierarchy comparison: multi-seed aggregation and its gate, the written files, and the
+greedy rollout with a master policy (no Ray)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from multiagent.data.featurize import FeaturePipelineConfig, compute_features
+from multiagent.data.synthetic import SyntheticMarketConfig, generate_market
+from multiagent.envs.config import HierarchicalEnvConfig
+from multiagent.envs.hierarchical_env import HierarchicalTradingEnv, default_neutral_action
+from multiagent.envs.market import EnvMarket, build_market
+from multiagent.envs.sampling import whole_market_views
+from multiagent.evaluation.hierarchy import (
+    COMPARED,
+    SCHEMA,
+    compare_runs,
+    render_comparison,
+    render_multiseed,
+    write_comparison,
+)
+from multiagent.evaluation.rollout import evaluate_symbol_policy
+
+T_975_2 = float(stats.t.ppf(0.975, 2))  # two-sided 95% t quantile, 3 seeds
+
+
+def metrics(sharpe: float, drawdown: float, **other: float) -> dict[str, float]:
+    row = {
+        "sharpe": sharpe,
+        "mean_max_drawdown": drawdown,
+        "max_drawdown": 2 * drawdown,
+        "turnover": 1.0,
+        "mean_episode_return": 0.0,
+    }
+    row.update(other)
+    return row
+
+
+def seed_comparison(**systems: tuple[float, float]) -> dict[str, Any]:
+    """One seed's comparison (the shape `rllib.hierarchy.compare_systems` writes):
+    system -> (sharpe, mean max drawdown)."""
+    return {
+        "schema": SCHEMA,
+        "part": "test",
+        "episodes": 4,
+        "systems": {name: metrics(*values) for name, values in systems.items()},
+    }
+
+
+# Dyadic values: every sum, mean and difference below is exact in binary floating point.
+SEEDS = [
+    seed_comparison(independent=(0.5, 0.25), hierarchical=(0.75, 0.125), joint=(0.5, 0.25)),
+    seed_comparison(independent=(1.0, 0.5), hierarchical=(1.5, 0.25), joint=(1.25, 0.5)),
+    seed_comparison(independent=(0.75, 0.375), hierarchical=(1.0, 0.25), joint=(0.5, 0.375)),
+]
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    mean = float(np.mean(values))
+    half = T_975_2 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def test_means_intervals_and_paired_differences() -> None:
+    summary = compare_runs(SEEDS)
+    assert summary["seeds"] == 3 and summary["schema"] == SCHEMA
+    assert list(summary["systems"]) == ["independent", "hierarchical", "joint"]
+    for system in ("independent", "hierarchical", "joint"):
+        entry = summary["systems"][system]
+        assert set(entry) == set(COMPARED) | {f"{m}_vs_independent" for m in COMPARED}
+        for metric in COMPARED:
+            values = [s["systems"][system][metric] for s in SEEDS]
+            mean, low, high = interval(values)
+            assert entry[metric]["n"] == 3
+            assert entry[metric]["mean"] == pytest.approx(mean, abs=1e-12)
+            assert entry[metric]["low"] == pytest.approx(low, abs=1e-12)
+            assert entry[metric]["high"] == pytest.approx(high, abs=1e-12)
+
+    sharpe = summary["systems"]["hierarchical"]["sharpe_vs_independent"]
+    diffs = [0.25, 0.5, 0.25]
+    mean, low, high = interval(diffs)
+    assert sharpe["mean"] == pytest.approx(1 / 3)
+    assert sharpe["std"] == pytest.approx(float(np.std(diffs, ddof=1)))
+    assert (sharpe["low"], sharpe["high"]) == pytest.approx((low, high))
+    assert sharpe["high"] - sharpe["low"] > 0
+    drawdown = summary["systems"]["hierarchical"]["mean_max_drawdown_vs_independent"]
+    assert drawdown["mean"] == pytest.approx(np.mean([-0.125, -0.25, -0.125]))
+    # The independent agents against themselves: exactly zero, with no spread.
+    own = summary["systems"]["independent"]["sharpe_vs_independent"]
+    assert (own["mean"], own["std"], own["low"], own["high"]) == (0.0, 0.0, 0.0, 0.0)
+    joint = summary["systems"]["joint"]["sharpe_vs_independent"]
+    assert joint["mean"] == 0.0 and joint["low"] < 0 < joint["high"]
+
+    gate = summary["gate"]
+    assert (gate["min_sharpe_gain"], gate["min_drawdown_cut"]) == (0.2, 0.15)
+    hierarchical = gate["systems"]["hierarchical"]
+    assert hierarchical["sharpe_gain"] == pytest.approx(1 / 3)
+    assert hierarchical["drawdown_cut"] == pytest.approx(1 - (0.625 / 3) / 0.375)
+    assert hierarchical["passed"] is True
+    assert gate["systems"]["joint"] == {"sharpe_gain": 0.0, "drawdown_cut": 0.0, "passed": False}
+    assert gate["passed"] is True  # the gate is the hierarchical system's
+
+
+def test_differences_are_paired_by_seed() -> None:
+    """Seeds differ a lot, the master adds a steady 0.25: the paired interval of the gain sits
+    well above 0 although the two systems' own intervals overlap."""
+    seeds = [
+        seed_comparison(independent=(base, 0.5), hierarchical=(base + gain, 0.25))
+        for base, gain in ((-1.0, 0.25), (0.5, 0.25), (2.0, 0.375))
+    ]
+    summary = compare_runs(seeds)
+    independent = summary["systems"]["independent"]["sharpe"]
+    hierarchical = summary["systems"]["hierarchical"]["sharpe"]
+    assert hierarchical["low"] < independent["high"]  # unpaired: overlapping
+    paired = summary["systems"]["hierarchical"]["sharpe_vs_independent"]
+    assert paired["low"] > 0
+    assert paired["high"] - paired["low"] < 0.1 * (independent["high"] - independent["low"])
+    assert "joint" not in summary["systems"] and "joint" not in summary["gate"]["systems"]
+
+
+@pytest.mark.parametrize(
+    ("gain", "hierarchical_drawdown", "passed"),
+    [
+        (0.25, 0.375, True),  # Sharpe gain and drawdown cut both exactly at the threshold
+        (0.25 - 2**-20, 0.375, False),  # Sharpe just short
+        (0.25, 0.375 + 2**-20, False),  # drawdown cut just short
+        (1.0, 0.4375, False),  # a large gain does not make up for a small cut (12.5%)
+        (0.5, 0.0, True),
+    ],
+)
+def test_gate_boundaries(gain: float, hierarchical_drawdown: float, passed: bool) -> None:
+    seeds = [
+        seed_comparison(independent=(base, 0.5), hierarchical=(base + gain, hierarchical_drawdown))
+        for base in (0.5, 1.0, 1.5)
+    ]
+    summary = compare_runs(seeds, min_sharpe_gain=0.25, min_drawdown_cut=0.25)
+    verdict = summary["gate"]["systems"]["hierarchical"]
+    assert verdict["sharpe_gain"] == pytest.approx(gain, abs=1e-12)
+    assert verdict["drawdown_cut"] == pytest.approx(1 - hierarchical_drawdown / 0.5, abs=1e-12)
+    assert verdict["passed"] is passed
+    assert summary["gate"]["passed"] is passed
+
+
+def test_gate_fails_without_a_drawdown_to_cut_or_a_hierarchical_system() -> None:
+    flat = [seed_comparison(independent=(0.5, 0.0), hierarchical=(2.0, 0.0))] * 3
+    verdict = compare_runs(flat)["gate"]["systems"]["hierarchical"]
+    assert verdict["drawdown_cut"] == 0.0 and verdict["passed"] is False
+    # A seed without the hierarchical system: the system is left out, and the gate fails.
+    partial = [*SEEDS[:2], seed_comparison(independent=(0.5, 0.25), joint=(2.0, 0.0625))]
+    summary = compare_runs(partial)
+    assert set(summary["systems"]) == {"independent", "joint"}
+    assert summary["gate"]["passed"] is False
+    assert summary["gate"]["systems"]["joint"]["passed"] is True
+
+
+def test_written_and_rendered_comparisons(tmp_path: Path) -> None:
+    comparison = seed_comparison(
+        independent=(0.5, 0.25), hierarchical=(0.75, 0.125), joint=(float("nan"), 0.25)
+    )
+    folder = write_comparison(comparison, tmp_path / "hierarchy")
+    written = json.loads((folder / "comparison.json").read_text())
+    assert written["systems"]["hierarchical"] == comparison["systems"]["hierarchical"]
+    assert written["systems"]["joint"]["sharpe"] is None  # NaN is not JSON
+    markdown = (folder / "comparison.md").read_text()
+    assert markdown == render_comparison(comparison)
+    assert markdown.startswith("# Hierarchy comparison (test split, 4 episodes)\n")
+    assert "| independent | 0.50 | 25.0% | 50.0% | 1.00 | +0.00% |" in markdown
+    assert "| hierarchical | 0.75 | 12.5% | 25.0% | 1.00 | +0.00% |" in markdown
+
+    text = render_multiseed(compare_runs(SEEDS))
+    assert text.startswith("# Hierarchy comparison over 3 seeds (mean [95% CI])")
+    assert "- hierarchical: Sharpe +0.33, drawdown cut +44.4%: PASS" in text
+    assert "- joint: Sharpe +0.00, drawdown cut +0.0%: FAIL" in text
+
+
+# the rollout with a master ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def market() -> EnvMarket:
+    panel = generate_market(SyntheticMarketConfig(n_symbols=6, n_bars=300, seed=5)).panel
+    return build_market(panel, compute_features(panel, FeaturePipelineConfig()))
+
+
+ENV = HierarchicalEnvConfig(n_symbols=3, communication_interval=4, max_episode_bars=50)
+
+
+class BuyWhenAllowed:
+    """BUY (action 1) whenever the mask allows it, else HOLD."""
+
+    def reset(self, env: HierarchicalTradingEnv) -> None:
+        pass
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return np.where(masks[:, 1] > 0, 1, 0)
+
+
+class FixedMaster:
+    def __init__(self, action: np.ndarray, env: HierarchicalTradingEnv) -> None:
+        self.action = action
+        self.calls = 0
+        self.shapes = {
+            "obs": (env.master_dim,),
+            "market": (env.n_slots * env.window_dim,),
+            "state": (env.critic_state_dim,),
+        }
+
+    def act(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        assert {k: v.shape for k, v in inputs.items()} == self.shapes
+        self.calls += 1
+        return self.action
+
+
+def evaluate(market: EnvMarket, master: FixedMaster | None) -> Any:
+    return evaluate_symbol_policy(
+        BuyWhenAllowed(),
+        market,
+        whole_market_views(market),
+        ENV,
+        seed=3,
+        max_views=3,
+        master=master,
+    )
+
+
+def test_a_neutral_master_is_the_independent_system(market: EnvMarket) -> None:
+    env = HierarchicalTradingEnv(market, config=ENV)
+    master = FixedMaster(default_neutral_action(3, ENV.budget_levels), env)
+    with_master = evaluate(market, master)
+    without = evaluate(market, None)
+    assert with_master.metrics == without.metrics
+    assert without.metrics["exposure"] > 0.3 and without.metrics["episodes"] == 3
+    for a, b in zip(with_master.returns, without.returns, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Asked on decision bars only: steps 0, 4, 8, ... of every episode.
+    steps = [summary["steps"] for summary in with_master.summaries]
+    assert master.calls == sum(math.ceil(s / ENV.communication_interval) for s in steps)
+
+
+def test_a_master_cutting_every_budget_keeps_the_book_flat(market: EnvMarket) -> None:
+    env = HierarchicalTradingEnv(market, config=ENV)
+    zero = np.array([0, 0, 0, 1])  # budget level 0.0 for every slot, neutral mode
+    result = evaluate(market, FixedMaster(zero, env))
+    assert result.metrics["exposure"] == 0.0
+    assert result.metrics["trades_per_episode"] == 0.0
+    assert result.metrics["mean_episode_return"] == 0.0
+    assert all(np.all(r == 0) for r in result.returns)
+    aggressive = evaluate(market, FixedMaster(np.array([4, 4, 4, 2]), env))
+    assert aggressive.metrics["exposure"] > evaluate(market, None).metrics["exposure"]
