@@ -74,7 +74,6 @@ class TradingAgentsEnv(MultiAgentEnv):
             env.set_sampling_weights(balanced_weights(views).tolist())
         self.with_master = master
         self.symbol_state = symbol_state
-        self.interval = config.communication_interval
         state_space = gym.spaces.Box(-np.inf, np.inf, (env.critic_state_dim,), np.float32)
         symbol_space: gym.spaces.Space[Any] = env.observation_space(env.symbol_agents[0])
         if symbol_state:

@@ -7,9 +7,9 @@ from the global state while its actor reads only its own inputs, so PPO's GAE an
 run unchanged on top of a better baseline.
 
 A phase starts from the best checkpoint (by validation Sharpe) of the phase before it: phase 3
-takes phase 2's symbol module, phase 4 takes both modules of phase 3. A parameter whose shape
-changed between phases (the symbol value head's input once ``joint.centralized_critic`` is on)
-starts fresh; which ones did is recorded in ``RUN/PHASE/init.json``.
+takes phase 2's symbol module, phase 4 takes both modules of phase 3. Only a value head
+may start fresh (the symbol value head's input grows once ``joint.centralized_critic`` is on),
+recorded in ``RUN/PHASE/init.json``; any other mismatch is an error.
 """
 
 from __future__ import annotations
@@ -94,6 +94,15 @@ class HierarchyTrainer(PhaseTrainer):
 
         results = self.algo.learner_group.foreach_learner(load)
         fresh = next(result.get() for result in results)
+        # Only a value head may start fresh (its input grows with joint.centralized_critic);
+        # anything else means the checkpoint is from another architecture or env spec.
+        wrong = {m: [k for k in keys if not k.startswith("vf.")] for m, keys in fresh.items()}
+        wrong = {m: keys for m, keys in wrong.items() if keys}
+        if wrong:
+            raise ConfigError(
+                f"{checkpoint} does not fit phase {self.phase}'s modules (parameters missing or "
+                f"of another shape: {wrong}); was it made by an older version or another config?"
+            )
         self.algo.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.algo.learner_group, inference_only=True
         )

@@ -93,9 +93,6 @@ class PhaseResult:
         return best_checkpoint(self.ranking)
 
 
-SymbolTrainResult = PhaseResult
-
-
 def best_checkpoint(ranking: list[dict[str, Any]]) -> Path | None:
     live = [r for r in ranking if not r.get("deleted")]
     return Path(live[0]["checkpoint"]) if live else None
