@@ -14,8 +14,11 @@ import typer
 from rich.table import Table
 
 from multiagent.cli_common import console, errors, fail, run_config_from
+from multiagent.cli_compare import compare
 from multiagent.cli_evaluate import evaluate, report
 from multiagent.cli_train import pretrain, train_app, train_main
+from multiagent.cli_tune import tune_command
+from multiagent.config import with_curriculum_file
 from multiagent.data.bundled import BUNDLED, load_bundled
 from multiagent.data.errors import DataFixWarning
 from multiagent.data.loaders import Layout, load_panel
@@ -39,6 +42,8 @@ app.add_typer(train_app, name="train")
 app.command("pretrain")(pretrain)
 app.command("evaluate")(evaluate)
 app.command("report")(report)
+app.command("compare")(compare)
+app.command("tune")(tune_command)
 
 
 def _options(
@@ -282,6 +287,13 @@ def run(
         bool,
         typer.Option(help="Run the training pipeline (pretrain, symbols, master, joint)."),
     ] = True,
+    curriculum: Annotated[
+        Path | None, typer.Option(help="Curriculum file (curricula/*.yaml).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow URI (default: SQLite in the run folder; 'none': off)."),
+    ] = None,
 ) -> None:
     """The main job: load + validate data, build features, split, cut episode views, roll a
     seeded baseline through the hierarchical env, then the training pipeline (pretrain the
@@ -292,6 +304,8 @@ def run(
 
     try:
         run_config, run_name = run_config_from(config, preset)
+        if curriculum is not None:
+            run_config = with_curriculum_file(run_config, curriculum)
         with console.status("loading data and building features..."):
             prepared = prepare(run_config, use_cache=not no_cache)
         with console.status("rolling the baseline through the hierarchical env..."):
@@ -357,7 +371,7 @@ def run(
         highlight=False,
     )
     if train:
-        train_main(run_config, run_name, prepared)
+        train_main(run_config, run_name, prepared, tracking_uri)
 
 
 def main() -> None:

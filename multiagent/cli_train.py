@@ -3,6 +3,7 @@ training phases. Ray is imported inside the commands only, so `multiagent data .
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,24 +11,32 @@ import typer
 from rich.table import Table
 
 from multiagent.cli_common import console, fail, run_config_from
-from multiagent.config import RunConfig
+from multiagent.config import RunConfig, with_curriculum_file
 from multiagent.errors import ConfigError, MultiagentError
 
 train_app = typer.Typer(help="Train agents on Ray (RLlib PPO).", no_args_is_help=True)
 
 
-def train_main(run_config: RunConfig, name: str, prepared: Any) -> None:
-    """The main job's training: the whole pipeline, then the test-split reports."""
+def train_main(
+    run_config: RunConfig, name: str, prepared: Any, tracking_uri: str | None = None
+) -> None:
+    """The main job's training: the whole pipeline, then the test-split reports (both in
+    MLflow: a SQLite store in the run folder unless ``tracking_uri``)."""
+    from multiagent.tracking import default_tracking_uri
     from multiagent.training.pipeline import run_pipeline
     from multiagent.training.runs import new_run_dir
 
     try:
         folder = new_run_dir(run_config.runs_dir, name)
         console.print(f"run folder: {folder}", highlight=False)
-        result = run_pipeline(run_config, folder, prepared=prepared, console=console)
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(folder)
+        result = run_pipeline(
+            run_config, folder, prepared=prepared, console=console, tracking_uri=uri
+        )
         _print_pipeline(result)
         if result.symbol_policy is not None:
-            _evaluate_main(run_config, folder, result.symbol_policy, prepared)
+            report_uri = None if uri == "none" else uri
+            _evaluate_main(run_config, folder, result.symbol_policy, prepared, report_uri)
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
@@ -67,7 +76,9 @@ def _print_pipeline(result: Any) -> None:
         console.print(comparison)
 
 
-def _evaluate_main(run_config: RunConfig, folder: Path, policy: Path, prepared: Any) -> None:
+def _evaluate_main(
+    run_config: RunConfig, folder: Path, policy: Path, prepared: Any, tracking_uri: str | None
+) -> None:
     """The main job's last phase: the exported policy on the held-out split vs baselines.
 
     Gates are reported, not enforced: the small preset is a smoke run, not a candidate."""
@@ -82,6 +93,7 @@ def _evaluate_main(run_config: RunConfig, folder: Path, policy: Path, prepared: 
         prepared=prepared,
         shown_path=str(policy),
         console=console,
+        tracking_uri=tracking_uri,
     )
     print_summary(files)
 
@@ -169,6 +181,9 @@ def train_symbols_command(
     resume: Annotated[
         Path | None, typer.Option(help="Checkpoint folder (RUN/symbols/checkpoints/iter_N).")
     ] = None,
+    curriculum: Annotated[
+        Path | None, typer.Option(help="Curriculum file (curricula/*.yaml) for a new run.")
+    ] = None,
 ) -> None:
     """Train the shared symbol policy with RLlib PPO on the training split."""
     from multiagent.rllib.trainer import train_symbols
@@ -180,6 +195,8 @@ def train_symbols_command(
             run_config = None
         else:
             run_config, name = run_config_from(config, preset)
+            if curriculum is not None:
+                run_config = with_curriculum_file(run_config, curriculum)
             folder = run_dir or new_run_dir(run_config.runs_dir, name)
         result = train_symbols(
             run_config,
@@ -216,6 +233,16 @@ def train_pipeline_command(
         str | None, typer.Option(help="First phase: pretrain, symbols, master or joint.")
     ] = None,
     to_phase: Annotated[str | None, typer.Option(help="Last phase (default: joint).")] = None,
+    curriculum: Annotated[
+        Path | None, typer.Option(help="Curriculum file (curricula/*.yaml) for a new run.")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI (http://... or sqlite:///...); default: a SQLite store "
+            "in the run folder; 'none' switches tracking off."
+        ),
+    ] = None,
 ) -> None:
     """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
     frozen), then fine-tune both; each phase checkpointed and resumable."""
@@ -236,6 +263,8 @@ def train_pipeline_command(
                 run_config, _ = run_config_from(config, preset)
         else:
             run_config, name = run_config_from(config, preset)
+            if curriculum is not None:
+                run_config = with_curriculum_file(run_config, curriculum)
             folder = run_dir or new_run_dir(run_config.runs_dir, name)
         console.print(f"run folder: {folder}", highlight=False)
         result = run_pipeline(
@@ -245,6 +274,7 @@ def train_pipeline_command(
             to_phase=to_phase,
             resume=resume is not None,
             console=console,
+            tracking_uri=tracking_uri,
         )
     except (MultiagentError, ValueError) as error:
         fail(error)

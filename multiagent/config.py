@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from multiagent.curriculum.config import CurriculumConfig
 from multiagent.data.featurize import FeaturePipelineConfig
 from multiagent.data.loaders import Layout
 from multiagent.data.splits import SplitConfig
@@ -84,8 +85,18 @@ class RunConfig(BaseModel):
     master: MasterTrainConfig = Field(default_factory=MasterTrainConfig)
     joint: JointTrainConfig = Field(default_factory=JointTrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    curriculum: CurriculumConfig | None = Field(
+        None,
+        description="A curriculum (curricula/*.yaml; a path relative to this file, or inline) "
+        "for the phases it names; null = none.",
+    )
     cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
     runs_dir: str = Field("runs", description="Where run folders are created.")
+    seal_test: bool = Field(
+        False,
+        description="Set by `multiagent tune` on every trial: the test bars are cut off before "
+        "features are built, and asking for the test split is an error.",
+    )
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -135,6 +146,8 @@ def load_config(path: str | Path, model: type[Model] = RunConfig) -> Model:  # t
     """Load a YAML config; relative data paths are resolved against the file's folder."""
     path = Path(path)
     data = load_yaml(path)
+    if model is RunConfig and isinstance(data, dict) and isinstance(data.get("curriculum"), str):
+        data = {**data, "curriculum": _curriculum_file(path.parent / data["curriculum"])}
     config = validate_mapping(model, data, file=str(path))
     if isinstance(config, RunConfig) and config.data.paths:
         resolved = tuple(str((path.parent / p).resolve()) for p in config.data.paths)
@@ -142,6 +155,21 @@ def load_config(path: str | Path, model: type[Model] = RunConfig) -> Model:  # t
             update={"data": config.data.model_copy(update={"paths": resolved})}
         )
     return config
+
+
+def _curriculum_file(path: Path) -> dict[str, Any]:
+    """A curriculum named by path in a run config, validated as its own file."""
+    from multiagent.curriculum.config import load_curriculum
+
+    return load_curriculum(path).model_dump(mode="json")
+
+
+def with_curriculum_file(config: RunConfig, path: str | Path) -> RunConfig:
+    """``config`` running the curriculum of ``path`` (the `--curriculum` option)."""
+    curriculum = validate_mapping(
+        RunConfig, {"curriculum": _curriculum_file(Path(path))}, file=str(path)
+    )
+    return config.model_copy(update={"curriculum": curriculum.curriculum})
 
 
 PRESETS = ("default", "quick")

@@ -18,3 +18,7 @@ class ConfigError(MultiagentError, ValueError):
         self.file = file
         self.field = field
         super().__init__(message)
+
+
+class LeakageError(MultiagentError, RuntimeError):
+    """Something asked for data a sealed run must not see (the test period while tuning)."""

@@ -9,8 +9,9 @@
 
 ``notional = |qty| * fill_price``; ``vol`` and ``ADV`` are the symbol's per-bar volatility and
 mean dollar volume over the ``adv_window`` bars up to the decision bar. Every part is multiplied by ``cost_multiplier`` (stress
-tests); spread and slippage by their own multipliers too. Passive limit fills pay commission only:
-their price already sits on the far side of the spread.
+tests) and by the model's ``scale`` (a curriculum's cost level, 1 = the configured costs); spread
+and slippage by their own multipliers too. Passive limit fills pay commission only: their price
+already sits on the far side of the spread.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ class CostParts(NamedTuple):
 class CostModel:
     """Vectorized costs; `bind` precomputes per-(symbol, bar) arrays so a fill costs a few ops."""
 
-    def __init__(self, config: CostConfig) -> None:
+    def __init__(self, config: CostConfig, scale: float = 1.0) -> None:
+        if not (np.isfinite(scale) and scale >= 0):
+            raise ValueError(f"cost scale must be finite and >= 0, got {scale!r}")
         self.config = config
-        m = config.cost_multiplier
+        self.scale = scale
+        m = config.cost_multiplier * scale
         self._commission = config.commission_bps * 1e-4 * m
         self._slippage = config.slippage_bps * 1e-4 * config.slippage_multiplier * m
         self._spread_mult = config.spread_multiplier * m

@@ -41,6 +41,12 @@ Info: per symbol agent ``reward_terms`` (a record of the weighted terms) and ``s
 master gets ``reward_terms``, ``decision``, ``budgets``, ``risk_mode``, ``equity`` and, on the last
 step, ``episode`` (telemetry summary with portfolio volatility, correlation, concentration).
 
+Curriculum hooks (`multiagent.envs.sampling.CurriculumHooks`): ``set_task(views, weights,
+symbols)`` replaces the pool of episode views for the next episodes (``symbols`` restricts every
+slot's symbol); ``set_cost_multiplier(m)`` scales every cost part from the next step on, the
+episode in flight included; ``pop_view_stats()`` returns the episodes finished and the sum of
+their returns (``episode["return"]``) per view of the current pool, and clears them.
+
 Version history: 1 - first release. 2 - the master observes each slot's recent net P&L.
 """
 
@@ -191,12 +197,23 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         terminations = dict.fromkeys(self.agents, bankrupt)
         truncations = dict.fromkeys(self.agents, done and not bankrupt)
         if done:
-            infos[MASTER]["episode"] = self.episode_summary()
+            summary = self.episode_summary()
+            infos[MASTER]["episode"] = summary
+            self.record_episode_return(summary["return"])
             self.agents = []
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
         return np.concatenate([self._obs.reshape(-1), self._master_obs])
+
+    def set_cost_multiplier(self, multiplier: float) -> None:
+        """Charge ``multiplier`` x the configured costs from the next `step` on (the episode in
+        flight included): a curriculum's cost level, 1 = the configured costs."""
+        self.core.sim.set_cost_multiplier(multiplier)
+
+    @property
+    def cost_multiplier(self) -> float:
+        return self.core.sim.cost_multiplier
 
     def decision_due(self) -> bool:
         """Whether the master's action on the next `step` is applied."""

@@ -133,14 +133,9 @@ class Simulator:
             for name in ("open", "high", "low", "close", "half_spread")
         }
         # Everything a fill on bar t+1 reads, in one row per (symbol, bar): one gather per step.
-        fixed, rate, impact = self.cost_model.bind(
-            market.half_spread, market.adv, market.volatility
-        )
-        decided = np.zeros_like(impact)
-        decided[:, 1:] = impact[:, :-1]  # the impact of a fill on t+1 uses bar t's ADV and vol
         fill_reference = market.open if self.execution.fill_price == "next_open" else market.close
         self._rows = np.stack(
-            [market.close, fill_reference, fixed, rate, decided], axis=-1
+            [market.close, fill_reference, *self._cost_columns()], axis=-1
         ).reshape(-1, 5)
         shape = (n_envs, n_slots)
         self.symbol = np.zeros(shape, np.int64)
@@ -164,6 +159,32 @@ class Simulator:
         self._no_trade = np.zeros(shape, bool)
         zeros = np.zeros(shape)
         self._no_costs = CostParts(zeros, zeros, zeros, zeros)
+
+    def _cost_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(S, T) half spread (price units), half spread rate and the impact factor of a fill."""
+        market = self.market
+        fixed, rate, impact = self.cost_model.bind(
+            market.half_spread, market.adv, market.volatility
+        )
+        decided = np.zeros_like(impact)
+        decided[:, 1:] = impact[:, :-1]  # the impact of a fill on t+1 uses bar t's ADV and vol
+        return fixed, rate, decided
+
+    @property
+    def cost_multiplier(self) -> float:
+        """The cost level set by `set_cost_multiplier` (1 = the configured costs)."""
+        return self.cost_model.scale
+
+    def set_cost_multiplier(self, multiplier: float) -> None:
+        """Charge every cost part at ``multiplier`` x the configured costs from the next
+        `step()` on, episodes in flight included (a curriculum's cost level: 0 = free trading,
+        1 = the configured costs, which keep their own stress ``cost_multiplier``). Only what a
+        fill is charged changes: limit prices and fills still see the quoted spread."""
+        if multiplier == self.cost_model.scale:
+            return
+        self.cost_model = CostModel(self.cost_model.config, scale=multiplier)
+        for column, values in enumerate(self._cost_columns(), start=2):
+            self._rows[:, column] = values.reshape(-1)
 
     # ----------------------------------------------------------------------------- reset
     def reset(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from multiagent.evaluation.config import EvaluationConfig
 from multiagent.evaluation.evaluate import Evaluation, Evaluator
 from multiagent.evaluation.report import fresh_dir, render_markdown, write_json
 from multiagent.evaluation.sources import PolicySource
+from multiagent.tracking.tracker import reachable
 from multiagent.training.prepare import PreparedData, prepare
 
 log = logging.getLogger(__name__)
@@ -79,19 +78,6 @@ def evaluate_source(
     if uri:
         log_to_mlflow(files, uri, console)
     return files
-
-
-def reachable(uri: str, timeout: float = 3.0) -> bool:
-    """A tracking server answers HTTP at all (any status); non-HTTP stores are local."""
-    if not uri.startswith(("http://", "https://")):
-        return True
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return True  # it answered
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def log_to_mlflow(files: ReportFiles, uri: str, console: Console | None) -> None:

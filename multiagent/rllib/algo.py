@@ -10,6 +10,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from multiagent.config import RunConfig
+from multiagent.curriculum.config import Phase
 from multiagent.envs.hierarchical_env import MASTER
 from multiagent.rllib.callbacks import TelemetryCallbacks
 from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, register
@@ -38,14 +39,19 @@ def symbol_model_config(config: RunConfig, n_features: int) -> dict[str, Any]:
     }
 
 
-def ppo_training(config: RunConfig, ppo: PPOSettings, env_config: dict[str, Any]) -> PPOConfig:
-    """The parts every phase shares: env, runners, learner class, PPO settings, callbacks."""
+def ppo_training(
+    config: RunConfig, ppo: PPOSettings, env_config: dict[str, Any], phase: Phase
+) -> PPOConfig:
+    """The parts every phase shares: env, runners, learner class, PPO settings, callbacks (the
+    curriculum's when the run has one for ``phase``)."""
+    from multiagent.rllib.curriculum import with_curriculum
+
     register()
     runners = config.symbols.runners
     entropy: Any = (
         [list(pair) for pair in ppo.entropy_schedule] if ppo.entropy_schedule else ppo.entropy_coeff
     )
-    return (
+    algo_config = (
         PPOConfig()
         .environment(ENV_NAME, env_config={"run": config.model_dump(mode="json"), **env_config})
         .framework("torch")
@@ -75,6 +81,9 @@ def ppo_training(config: RunConfig, ppo: PPOSettings, env_config: dict[str, Any]
         .debugging(seed=config.seed)
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
+    curriculum = config.curriculum
+    source = curriculum.name if curriculum is not None else ""
+    return with_curriculum(algo_config, curriculum, phase, source=source)
 
 
 def build_ppo_config(
@@ -86,7 +95,12 @@ def build_ppo_config(
     """Phase 2: the shared symbol policy alone (the master's seat keeps equal budgets)."""
     train = config.symbols
     return (
-        ppo_training(config, train.ppo, {"part": "train", "balanced": train.balanced_sampling})
+        ppo_training(
+            config,
+            train.ppo,
+            {"part": "train", "balanced": train.balanced_sampling},
+            "symbols",
+        )
         .multi_agent(
             policies={SYMBOL_MODULE},
             policy_mapping_fn=to_symbol_module,
@@ -179,7 +193,7 @@ def build_hierarchy_config(
         ),
     }
     return (
-        ppo_training(config, settings.ppo, env_config)
+        ppo_training(config, settings.ppo, env_config, phase)
         .multi_agent(
             policies={SYMBOL_MODULE, MASTER_MODULE},
             policy_mapping_fn=to_module,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -56,6 +56,12 @@ class TradingAgentsEnv(MultiAgentEnv):
     actor reads ``obs`` and ``market``; its centralized critic reads all three, which together
     are the env's ``state()``. With ``symbol_state`` the symbol agents' observations carry the
     same ``state`` for a centralized symbol critic (the joint phase's switch).
+
+    Curricula: `apply_curriculum` applies a task of `multiagent.curriculum.Curriculum` (a subset
+    of ``views``, the full pool given here, kept so tasks can grow and shrink it; sampling
+    weights; a symbol set; a cost level); `pop_view_stats` returns the episodes finished and
+    the sum of their returns per view of the full pool. Without a task the env samples
+    ``views`` as it always did.
     """
 
     def __init__(
@@ -72,6 +78,14 @@ class TradingAgentsEnv(MultiAgentEnv):
         self.env = env = HierarchicalTradingEnv(market, views, config)
         if balanced:
             env.set_sampling_weights(balanced_weights(views).tolist())
+        self.views = list(views)
+        """The full pool: a curriculum task's view indices point into it."""
+        self.balanced = balanced
+        self.task: dict[str, Any] | None = None
+        """The curriculum task applied last (None: the whole pool, no curriculum)."""
+        self._pool = np.arange(len(self.views))
+        self._view_counts = np.zeros(len(self.views), np.int64)
+        self._view_returns = np.zeros(len(self.views))
         self.with_master = master
         self.symbol_state = symbol_state
         state_space = gym.spaces.Box(-np.inf, np.inf, (env.critic_state_dim,), np.float32)
@@ -144,6 +158,57 @@ class TradingAgentsEnv(MultiAgentEnv):
             self.agents = []
         return out_obs, rewards, terminations, truncations, out_infos
 
+    def apply_curriculum(self, task: Mapping[str, Any]) -> None:
+        """Apply a curriculum task (`multiagent.curriculum.Curriculum.task`) to next episodes.
+
+        ``views``: indices into the full pool ``self.views`` (None: all of it); ``weights``: one
+        per listed view, or None for the env's own weighting of the subset (each lead symbol
+        equally likely when ``balanced``, else uniform); ``symbols``: the symbol set every slot
+        is drawn from (None: all); ``cost_multiplier``: the cost level, applied from the next
+        step on (1 = the configured costs). A task that changes only the weights keeps the
+        sampler's pool (no re-scan of the market).
+        """
+        indices = task.get("views")
+        pool = np.arange(len(self.views)) if indices is None else np.asarray(indices, np.int64)
+        if pool.ndim != 1 or not len(pool) or pool.min() < 0 or pool.max() >= len(self.views):
+            raise ValueError(f"task views must index the {len(self.views)} views of the pool")
+        views = [self.views[i] for i in pool]
+        weights = task.get("weights")
+        if weights is None and self.balanced:
+            weights = balanced_weights(views).tolist()
+        symbols = task.get("symbols")
+        symbols = None if symbols is None else tuple(symbols)
+        previous = self.task or {}
+        same_pool = (
+            self.task is not None
+            and np.array_equal(pool, self._pool)
+            and symbols == (None if previous.get("symbols") is None else tuple(previous["symbols"]))
+        )
+        if same_pool:
+            self.env.set_sampling_weights(
+                np.ones(len(pool)).tolist() if weights is None else list(weights)
+            )
+        else:
+            self._flush_view_stats()
+            self.env.set_task(views, weights, symbols=symbols)
+            self._pool = pool
+        self.env.set_cost_multiplier(float(task.get("cost_multiplier", 1.0)))
+        self.task = dict(task)
+
+    def pop_view_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(episodes finished, sum of their returns) per view of the full pool since the last
+        call; cleared. An episode in flight when the pool changed is not counted."""
+        self._flush_view_stats()
+        counts, returns = self._view_counts, self._view_returns
+        self._view_counts = np.zeros_like(counts)
+        self._view_returns = np.zeros_like(returns)
+        return counts, returns
+
+    def _flush_view_stats(self) -> None:
+        counts, returns = self.env.pop_view_stats()
+        np.add.at(self._view_counts, self._pool, counts)
+        np.add.at(self._view_returns, self._pool, returns)
+
     def _observations(self, observations: dict[str, Any], *, master: bool) -> dict[str, Any]:
         del observations[MASTER]
         if self.symbol_state or master:
@@ -173,7 +238,7 @@ class SymbolAgentsEnv(TradingAgentsEnv):
 _MARKETS: dict[str, tuple[EnvMarket, PreparedData]] = {}
 
 
-MARKET_KEYS = ("data", "features", "split", "episodes", "cache_dir")
+MARKET_KEYS = ("data", "features", "split", "episodes", "cache_dir", "seal_test")
 
 
 def market_for(config: RunConfig) -> tuple[EnvMarket, PreparedData]:

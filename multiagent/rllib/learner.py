@@ -73,6 +73,29 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
         optimizer = torch.optim.Adam([{"params": g, "lr": lr} for lr, g in groups.items()])
         self.register_optimizer(module_id=owner, optimizer=optimizer, params=params)
 
+    def apply_learning_rates(self) -> None:
+        """Set every optimizer group to the rate its parameters are configured for.
+
+        Restoring a checkpoint restores the optimizer's groups with the rates they were saved
+        with; a population-based-training exploit restores a donor's checkpoint under a
+        mutated config, whose rates must win."""
+        rates: dict[int, float] = {}
+        for module_id in self.module.keys():  # noqa: SIM118 (a MultiRLModule, not a dict)
+            module = self.module[module_id]
+            if self.rl_module_is_compatible(module) and self.should_module_be_updated(module_id):
+                for param, lr in self._param_rates(module):
+                    rates.setdefault(id(param), lr)
+        for optimizer in self._named_optimizers.values():
+            for group in optimizer.param_groups:
+                wanted = {rates[id(p)] for p in group["params"] if id(p) in rates}
+                if len(wanted) > 1:
+                    raise ValueError(
+                        f"learning rates {sorted(wanted)} now apply to parameters that share one "
+                        "optimizer group (two rates that were equal at the start no longer are)"
+                    )
+                if wanted:
+                    group["lr"] = wanted.pop()
+
     def _param_rates(self, module: Any) -> list[tuple[torch.nn.Parameter, float]]:
         """(parameter, learning rate) of every parameter of ``module``: ``lr`` unless the
         module's ``part_lrs`` names its part (`modules.PARTS`); the encoder at ``encoder_lr``."""

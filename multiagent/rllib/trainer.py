@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import ray
@@ -60,6 +60,10 @@ from multiagent.training.runs import (
     write_atomic,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from multiagent.rllib.curriculum import CurriculumCallbacks
+    from multiagent.tracking import Tracker
 
 STATE_FILE = "trainer_state.json"
 
@@ -137,6 +141,9 @@ def _flat_result(
     for module_id in modules:
         if module_id != SYMBOL_MODULE and module_id in module_returns:
             row[f"{module_id}_reward_mean"] = module_returns[module_id]
+    for key in ("curriculum_stage", "curriculum_cost_multiplier", "curriculum_views"):
+        if key in result:
+            row[key] = result[key]
     telemetry = runners.get(TELEMETRY, {})
     for key in TELEMETRY_KEYS:  # NaN when no episode ended during the iteration
         row[key] = telemetry.get(key, float("nan"))
@@ -173,6 +180,16 @@ class PhaseTrainer:
         self.ranking: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.latest: Path | None = None
+        self.validation: dict[str, float] = {}
+        self.tracker: Tracker | None = None
+        """MLflow run every iteration's row goes to (best effort; see `tracking`)."""
+
+    @property
+    def curriculum(self) -> CurriculumCallbacks | None:
+        """The phase's curriculum callback (None when the run has no curriculum for it)."""
+        from multiagent.rllib.curriculum import curriculum_callbacks
+
+        return curriculum_callbacks(self.algo)
 
     # hooks ---------------------------------------------------------------------------
     def master_policy(self) -> MasterPolicy | None:
@@ -211,13 +228,26 @@ class PhaseTrainer:
             raise ConfigError(
                 f"{checkpoint} is not a {self.phase} checkpoint (no {STATE_FILE}/algo)"
             )
-        self.algo.restore_from_path(str((checkpoint / "algo").resolve()))
         state = json.loads(state_file.read_text())
-        self.iteration = int(state["iteration"])
+        self.restore_algo(checkpoint / "algo", state)
         self.ranking = list(state["ranking"])
         self.latest = checkpoint
-        self.load_extra_state(state)
         self._truncate_log()
+
+    def restore_algo(self, algo_dir: Path, state: dict[str, Any]) -> None:
+        """Weights, optimizer moments and step counters from ``algo_dir``, the loop's state from
+        ``state``; the learning rates stay this trainer's configured ones."""
+        self.algo.restore_from_path(str(algo_dir.resolve()))
+        self.algo.learner_group.foreach_learner(lambda learner: learner.apply_learning_rates())
+        self.iteration = int(state["iteration"])
+        self.load_extra_state(state)
+        curriculum = self.curriculum
+        if state.get("curriculum") is not None:
+            if curriculum is None:
+                raise ConfigError(
+                    f"{algo_dir.parent} was trained with a curriculum this run does not have"
+                )
+            curriculum.load_curriculum_state(state["curriculum"], self.algo)
 
     def _truncate_log(self) -> None:
         """Drop logged rows past the restored iteration (a killed run logged them, then died
@@ -242,9 +272,15 @@ class PhaseTrainer:
         )
         self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
         self._prune()
+        curriculum = self.curriculum
         write_json(
             path / STATE_FILE,
-            {"iteration": self.iteration, "ranking": self.ranking, **self.extra_state()},
+            {
+                "iteration": self.iteration,
+                "ranking": self.ranking,
+                "curriculum": curriculum.curriculum_state() if curriculum is not None else None,
+                **self.extra_state(),
+            },
         )
         return path
 
@@ -279,25 +315,14 @@ class PhaseTrainer:
             console=self.console,
             disable=self.console is None,
         )
-        validation: dict[str, float] = {}
         with progress:
             task = progress.add_task("train", total=iterations, completed=self.iteration, status="")
             while self.iteration < iterations:
-                began = time.perf_counter()
-                result = self.algo.train()
-                self.iteration += 1
-                row = _flat_result(
-                    result, self.iteration, time.perf_counter() - began, self.modules
+                checkpoint = (self.iteration + 1) % checkpoint_every == 0 or (
+                    self.iteration + 1 == iterations
                 )
-                self.after_iteration(row)
-                checkpoint = self.iteration % checkpoint_every == 0 or self.iteration == iterations
-                if checkpoint or self.iteration % eval_every == 0:
-                    validation = self.evaluate().metrics
-                    row.update({f"val_{k}": v for k, v in validation.items()})
-                if checkpoint:
-                    self.save(validation["sharpe"])
-                append_jsonl(self.dir / "metrics.jsonl", row)
-                self.history.append(row)
+                evaluate = checkpoint or (self.iteration + 1) % eval_every == 0
+                row = self.iterate(evaluate=evaluate, checkpoint=checkpoint)
                 if on_iteration is not None:
                     on_iteration(row)
                 status = self.status(row)
@@ -312,8 +337,34 @@ class PhaseTrainer:
             self.ranking,
             self.latest,
             policy_path,
-            validation,
+            self.validation,
         )
+
+    def iterate(self, *, evaluate: bool, checkpoint: bool = False) -> dict[str, Any]:
+        """One PPO iteration, then (``evaluate``) a validation evaluation and (``checkpoint``)
+        a ranked checkpoint; the row is appended to the log, the history and the tracker."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        began = time.perf_counter()
+        result = self.algo.train()
+        self.iteration += 1
+        row = _flat_result(result, self.iteration, time.perf_counter() - began, self.modules)
+        self.after_iteration(row)
+        if evaluate or checkpoint:
+            self.validation = self.evaluate().metrics
+            row.update({f"val_{k}": v for k, v in self.validation.items()})
+            curriculum = self.curriculum
+            if curriculum is not None and curriculum.curriculum is not None:
+                # Promotion and fall-back read the validation metric: the next iteration
+                # trains in the stage this decides (``curriculum_next_stage``).
+                curriculum.report_validation(self.algo, row)
+                row["curriculum_next_stage"] = curriculum.curriculum.stage_index
+        if checkpoint:
+            self.save(self.validation["sharpe"])
+        append_jsonl(self.dir / "metrics.jsonl", row)
+        self.history.append(row)
+        if self.tracker is not None:
+            self.tracker.log_metrics(row, step=self.iteration)
+        return row
 
     def best_module(self, module_id: str) -> Any:
         """``module_id`` of the best-ranked checkpoint (the live one when that is it)."""
@@ -447,13 +498,54 @@ def train_symbols(
     trainer = SymbolTrainer(
         config, run_dir, encoder_path=encoder_path, console=console, resuming=resume is not None
     )
+    trainer.tracker = tracker = symbol_run_tracker(config, run_dir, trainer, console)
     try:
         if resume is not None:
             trainer.restore(resume)
-        return trainer.train(
+        result = trainer.train(
             iterations or config.symbols.iterations,
             checkpoint_every=checkpoint_every,
             eval_every=eval_every,
         )
+    except BaseException:
+        tracker.finish("KILLED")
+        raise
     finally:
         trainer.stop()
+    for name in ("metrics.jsonl", "ranking.json"):
+        tracker.log_artifact(trainer.dir / name)
+    if result.policy_path is not None:
+        tracker.log_policy_model(result.policy_path)
+    tracker.finish()
+    return result
+
+
+def symbol_run_tracker(
+    config: RunConfig, run_dir: Path, trainer: PhaseTrainer, console: Console | None
+) -> Tracker:
+    """`multiagent train symbols`'s MLflow run: ``MLFLOW_TRACKING_URI`` or a SQLite store in
+    the run folder; a resumed run continues its own MLflow run."""
+    from multiagent.tracking import Tracker, default_tracking_uri, run_tags
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(run_dir)
+    record = trainer.dir / "mlflow_run.json"
+    if record.is_file():
+        known = json.loads(record.read_text())
+        if known.get("uri") == uri:
+            return Tracker.attach(uri, known["run_id"], console=console)
+    tracker = Tracker.start(
+        uri,
+        "multiagent-training",
+        f"{run_dir.name}/symbols",
+        tags=run_tags(
+            config.model_dump(mode="json"),
+            seed=config.seed,
+            data_fingerprint=trainer.prepared.panel.fingerprint(),
+        ),
+        console=console,
+    )
+    tracker.log_config(config.model_dump(mode="json"))
+    if tracker.run_id is not None:
+        trainer.dir.mkdir(parents=True, exist_ok=True)
+        write_json(record, {"uri": uri, "run_id": tracker.run_id})
+    return tracker

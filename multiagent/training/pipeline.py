@@ -20,6 +20,7 @@ starts a private local Ray.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -31,11 +32,13 @@ from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
+from multiagent.tracking import Tracker, default_tracking_uri, run_tags
 from multiagent.training.config import PHASES
 from multiagent.training.prepare import PreparedData, prepare
 from multiagent.training.runs import load_run_config, read_json, save_run_config, write_json
 
 PIPELINE_FILE = "pipeline.json"
+EXPERIMENT = "multiagent-training"
 PHASE_DIRS = {"pretrain": "encoder", "symbols": "symbols", "master": "master", "joint": "joint"}
 
 
@@ -78,10 +81,13 @@ class Pipeline:
         *,
         prepared: PreparedData | None = None,
         console: Console | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.console = console
+        self.tracking_uri = tracking_uri
+        self.tracker: Tracker | None = None
         self._prepared = prepared
         path = run_dir / PIPELINE_FILE
         self.state: dict[str, Any] = read_json(path) if path.is_file() else {"phases": {}}
@@ -116,6 +122,19 @@ class Pipeline:
         self._check_inputs(phases[0])
         if not resume:
             self._archive(phases)
+        self.tracker = self._start_tracking()
+        try:
+            return self._run(phases, resume, on_phase)
+        except BaseException:
+            self.tracker.finish("KILLED")
+            raise
+
+    def _run(
+        self,
+        phases: list[str],
+        resume: bool,
+        on_phase: Callable[[str, dict[str, Any]], None] | None,
+    ) -> PipelineResult:
         for phase in phases:
             record = self.phases.get(phase, {})
             if resume and record.get("status") == "done":
@@ -145,9 +164,62 @@ class Pipeline:
                 stale["note"] = f"an earlier phase was rerun; rerun from {later}"
         self._write()
         comparison = None
-        if phases[-1] == "joint":
+        if phases[-1] == "joint" and not self.config.seal_test:
             comparison = self._compare()
+        assert self.tracker is not None
+        self.tracker.log_artifact(self.run_dir / PIPELINE_FILE)
+        self.tracker.log_artifact(self.run_dir / "hierarchy")
+        self.tracker.finish()
         return PipelineResult(self.run_dir, dict(self.phases), comparison)
+
+    # tracking ------------------------------------------------------------------------
+    def _start_tracking(self) -> Tracker:
+        """The pipeline's MLflow run (each phase a nested run); a continued pipeline goes on
+        in the run it started. ``none`` switches tracking off."""
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        uri = uri or default_tracking_uri(self.run_dir)
+        if uri == "none":
+            return Tracker.disabled()
+        known = self.state.get("mlflow", {})
+        if known.get("uri") == uri and known.get("run_id"):
+            return Tracker.attach(uri, known["run_id"], console=self.console)
+        tracker = Tracker.start(
+            uri, EXPERIMENT, self.run_dir.name, tags=self._tags(), console=self.console
+        )
+        tracker.log_config(self.config.model_dump(mode="json"), self.run_dir / "config.yaml")
+        if tracker.run_id is not None:
+            self.state["mlflow"] = {"uri": uri, "run_id": tracker.run_id}
+            self._write()
+        return tracker
+
+    def _tags(self) -> dict[str, str]:
+        return run_tags(
+            self.config.model_dump(mode="json"),
+            seed=self.config.seed,
+            data_fingerprint=self.prepared.panel.fingerprint(),
+        )
+
+    def _phase_tracker(self, phase: str, continuing: bool) -> Tracker:
+        """A nested run for one phase (continued when the phase is resumed)."""
+        parent = self.tracker
+        if parent is None or parent.run_id is None or parent.uri is None:
+            return Tracker.disabled()
+        runs = self.state.setdefault("mlflow", {}).setdefault("phases", {})
+        if continuing and runs.get(phase):
+            return Tracker.attach(parent.uri, runs[phase], console=self.console)
+        tracker = Tracker.start(
+            parent.uri,
+            EXPERIMENT,
+            f"{self.run_dir.name}/{phase}",
+            parent_run_id=parent.run_id,
+            tags={**self._tags(), "phase": phase},
+            console=self.console,
+        )
+        tracker.log_config(self.config.model_dump(mode="json"))
+        if tracker.run_id is not None:
+            runs[phase] = tracker.run_id
+            self._write()
+        return tracker
 
     def _check_inputs(self, first: str) -> None:
         """A phase needs the phase before it finished (its output is the starting point)."""
@@ -188,6 +260,10 @@ class Pipeline:
         output = run_pretrain(self.config, self.prepared, out, console=self.console)
         result = output.result
         best = result.history[result.best_epoch - 1]
+        with self._phase_tracker("pretrain", continuing) as tracker:
+            for epoch, row in enumerate(result.history, start=1):
+                tracker.log_metrics(row, step=epoch)
+            tracker.log_artifact(out)
         return {
             "output": str(output.path),
             "best_epoch": result.best_epoch,
@@ -230,6 +306,7 @@ class Pipeline:
         return outcome
 
     def _train(self, trainer: Any, phase: str, continuing: bool) -> dict[str, Any]:
+        trainer.tracker = tracker = self._phase_tracker(phase, continuing)
         try:
             if continuing:
                 latest = latest_checkpoint(self.run_dir / phase)
@@ -237,8 +314,20 @@ class Pipeline:
                     trainer.restore(latest)
                     self._say(f"[{phase}] resumed at iteration {trainer.iteration} ({latest})")
             result = trainer.train(trainer.settings.iterations)
+        except BaseException:
+            tracker.finish("KILLED")
+            raise
         finally:
             trainer.stop()
+        phase_dir = self.run_dir / phase
+        for name in ("metrics.jsonl", "ranking.json", "init.json", "policy.json"):
+            tracker.log_artifact(phase_dir / name)
+        if result.policy_path is not None:
+            tracker.log_policy_model(result.policy_path)
+        tracker.log_metrics(
+            {f"final_val_{k}": v for k, v in result.validation.items()}, result.iteration
+        )
+        tracker.finish()
         best = result.best_checkpoint
         return {
             "output": str(self.run_dir / phase),
@@ -272,6 +361,7 @@ def run_pipeline(
     resume: bool = False,
     prepared: PreparedData | None = None,
     console: Console | None = None,
+    tracking_uri: str | None = None,
 ) -> PipelineResult:
     """Run the phases ``from_phase..to_phase``; on ``resume`` the config is the run folder's."""
     from multiagent.rllib.trainer import init_ray
@@ -289,5 +379,7 @@ def run_pipeline(
         raise ConfigError("a run config is needed unless continuing a run")
     phases = phase_range(from_phase, to_phase)
     init_ray()
-    pipeline = Pipeline(config, run_dir, prepared=prepared, console=console)
+    pipeline = Pipeline(
+        config, run_dir, prepared=prepared, console=console, tracking_uri=tracking_uri
+    )
     return pipeline.run(phases, resume=resume)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from multiagent.config import DataConfig, RunConfig
@@ -14,6 +14,7 @@ from multiagent.data.loaders import load_panel
 from multiagent.data.panel import MarketPanel
 from multiagent.data.splits import ChronologicalSplit, Window, chronological_split
 from multiagent.data.synthetic import SyntheticMarket, generate_market
+from multiagent.errors import LeakageError
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,8 +29,15 @@ class PreparedData:
     """The generated market with its hidden truth, when the data is synthetic."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per step (load, features)."""
+    sealed: bool = False
+    """The test bars were cut off (``RunConfig.seal_test``): the test split does not exist."""
 
     def views(self, part: str) -> list[EpisodeView]:
+        if part == "test" and self.sealed:
+            raise LeakageError(
+                "the test split is sealed in this run (seal_test: tuning trials never see the "
+                "test period; only the sweep's final evaluation of the chosen config does)"
+            )
         return {
             "train": self.train_views,
             "validation": self.validation_views,
@@ -67,6 +75,16 @@ def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
     panel = synthetic.panel if synthetic is not None else load_data(config.data)
     timings["load"] = time.perf_counter() - began
     split = chronological_split(panel.n_bars, config.split)
+    if config.seal_test:
+        # The split is drawn on the full panel, then everything after validation is dropped:
+        # the test bars are not in memory, so no feature, normalizer or view can reach them.
+        # Features are causal, so every kept bar's features equal the unsealed run's.
+        end = split.validation.stop if len(split.validation) else split.train.stop
+        panel = replace(
+            panel,
+            timestamps=panel.timestamps[:end],
+            fields={k: v[:, :end] for k, v in panel.fields.items()},
+        )
     began = time.perf_counter()
     features = build_features(
         panel,
@@ -98,7 +116,8 @@ def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
         split,
         views(split.train),
         views(split.validation),
-        views(split.test),
-        synthetic,
+        [] if config.seal_test else views(split.test),
+        None if config.seal_test else synthetic,  # its hidden truth spans the test period
         timings,
+        sealed=config.seal_test,
     )

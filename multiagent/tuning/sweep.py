@@ -1,0 +1,352 @@
+"""`multiagent tune`: a Ray Tune sweep over one training phase, PBT or Optuna, then the verdict.
+
+Sweep folder (``RUNS/sweeps/NAME`` unless ``--out``)::
+
+    sweep.yaml            the sweep file as given          sweep.json   state (MLflow parent run)
+    base/                 the phases before the target, trained once, sealed (unless init_from)
+    tune/                 Tune's experiment (results, checkpoints; what --resume restores)
+    trials/TRIAL/fold_K/  each trial's training logs (metrics.jsonl, config.yaml)
+    optuna.db             the Optuna study (search: optuna, default storage)
+    pbt/                  PBT's perturbation log (pbt_global.txt, perturbations.jsonl)
+    trials.json           every trial: sampled values, objective, status
+    best.yaml             the chosen config (also exported to configs/best/NAME-DATE.yaml)
+    final_test.json       the chosen config's one evaluation on the test split
+
+The objective is computed on validation (walk-forward folds inside train + validation, see
+`folds`); every trial's config is sealed, so trials cannot read the test period. The test split
+is opened once, here, after the search has chosen, to evaluate the chosen trial's checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from multiagent.config import RunConfig
+from multiagent.errors import ConfigError, MultiagentError
+from multiagent.tracking import Tracker, default_tracking_uri, flatten, run_tags
+from multiagent.training.runs import read_json, write_atomic, write_json
+from multiagent.tuning.config import SweepConfig, load_sweep, trial_settings
+from multiagent.tuning.space import apply_overrides
+
+SWEEP_FILE = "sweep.json"
+
+
+class SweepFailed(MultiagentError):
+    """Every trial of a sweep failed: there is nothing to choose."""
+
+
+PHASES_BEFORE = {"symbols": "pretrain", "master": "symbols", "joint": "master"}
+
+
+@dataclass
+class SweepResult:
+    directory: Path
+    trials: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    best_config: Path | None
+    final_test: dict[str, Any] | None
+
+
+def sweep_dir(sweep: SweepConfig, base: RunConfig, out: Path | None) -> Path:
+    return out if out is not None else Path(base.runs_dir) / "sweeps" / sweep.name
+
+
+def run_sweep(
+    sweep_path: Path,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    tracking_uri: str | None = None,
+    best_dir: Path = Path("configs/best"),
+    console: Console | None = None,
+) -> SweepResult:
+    from multiagent.rllib.trainer import init_ray
+
+    sweep, base = load_sweep(sweep_path)
+    directory = sweep_dir(sweep, base, out)
+    state_path = directory / SWEEP_FILE
+    if resume and not state_path.is_file():
+        raise ConfigError(f"{directory} holds no sweep to resume (no {SWEEP_FILE})")
+    if not resume and directory.exists() and any(directory.iterdir()):
+        raise ConfigError(
+            f"{directory} already holds a sweep: continue it with --resume, or choose another "
+            "folder with --out (nothing is overwritten)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = read_json(state_path) if resume else {"name": sweep.name}
+    if resume and state.get("sweep") != sweep.model_dump(mode="json"):
+        raise ConfigError(f"{sweep_path} differs from the sweep {directory} was started with")
+    state["sweep"] = sweep.model_dump(mode="json")
+    shutil.copyfile(sweep_path, directory / "sweep.yaml")
+    say = _sayer(console)
+
+    init_ray()
+    start, n_bars, fingerprint = _prepare_base(sweep, base, directory, say)
+    uri = tracking_uri or default_tracking_uri(directory)
+    parent = _parent_tracker(sweep, base, uri, state, fingerprint, console)
+    state.update(tracking_uri=uri, parent_run_id=parent.run_id, status="running")
+    write_json(state_path, state)
+    parent.log_artifact(directory / "sweep.yaml")
+
+    from multiagent.tuning.tuner import fit
+
+    constants = {
+        "name": sweep.name,
+        "directory": str(directory.resolve()),
+        "base": base.model_dump(mode="json"),
+        "target": sweep.target,
+        "phase_settings": trial_settings(sweep, base),
+        "metric": sweep.metric,
+        "folds": sweep.folds,
+        "n_bars": n_bars,
+        "start": start,
+        "tracking": (
+            {
+                "uri": uri,
+                "experiment": experiment_name(sweep),
+                "parent_run_id": parent.run_id,
+                "data_fingerprint": fingerprint,
+            }
+            if parent.run_id
+            else None
+        ),
+    }
+    say(f"[sweep] {sweep.search} over {', '.join(sweep.space)}: {sweep.num_samples} trials")
+    try:
+        results = fit(sweep, constants, directory, resume=resume)
+        trials = _trial_table(results, sweep)
+        write_json(directory / "trials.json", trials)
+        best = _best(trials, sweep)
+    except BaseException:
+        parent.log_artifact(directory / "trials.json")
+        parent.finish("FAILED")
+        state["status"] = "failed"
+        write_json(state_path, state)
+        raise
+    best_config = None
+    final = None
+    if best is not None:
+        chosen = apply_overrides(base, best["config"], source=f"sweep {sweep.name} best trial")
+        best_config = export_best(chosen, sweep, best, directory, best_dir)
+        say(f"[sweep] best trial {best['trial_id']}: objective {best['objective']:.4f}")
+        say(f"[sweep] chosen config written to {best_config}")
+        if sweep.final_evaluation and best.get("checkpoint"):
+            final = final_evaluation(chosen, sweep, Path(best["checkpoint"]), directory)
+            say(f"[sweep] test split (opened once): Sharpe {final['metrics']['sharpe']:.3f}")
+    _log_outcome(parent, directory, best, final, trials)
+    state["status"] = "done"
+    write_json(state_path, state)
+    return SweepResult(directory, trials, best, best_config, final)
+
+
+def experiment_name(sweep: SweepConfig) -> str:
+    return f"sweep-{sweep.name}"
+
+
+def _sayer(console: Console | None) -> Any:
+    def say(text: str) -> None:
+        if console is not None:
+            console.print(text, markup=False, highlight=False)
+
+    return say
+
+
+def _prepare_base(
+    sweep: SweepConfig, base: RunConfig, directory: Path, say: Any
+) -> tuple[dict[str, str | None], int, str]:
+    """What trials start from (the encoder or the previous phase's best checkpoint), the bar
+    count the folds are cut from, and the data fingerprint; trains the phases before the
+    target once, sealed, unless ``init_from`` names a run that has them."""
+    from multiagent.training.pipeline import PHASE_DIRS, Pipeline
+    from multiagent.training.prepare import prepare
+
+    sealed = base.model_copy(update={"seal_test": True})
+    before = PHASES_BEFORE[sweep.target]
+    if sweep.init_from is not None:
+        run_dir = Path(sweep.init_from)
+        phases = (
+            read_json(run_dir / "pipeline.json")["phases"]
+            if (run_dir / "pipeline.json").is_file()
+            else {}
+        )
+        if phases.get(before, {}).get("status") != "done":
+            raise ConfigError(
+                f"init_from {run_dir}: no finished {before} phase to start {sweep.target} trials "
+                "from (see its pipeline.json)"
+            )
+    else:
+        run_dir = directory / "base"
+        needed = ["pretrain", "symbols", "master"][
+            : ["pretrain", "symbols", "master"].index(before) + 1
+        ]
+        if needed == ["pretrain"] and base.symbols.policy.encoder == "scratch":
+            needed = []
+        if needed:
+            say(f"[sweep] training {', '.join(needed)} once (sealed) into {run_dir}")
+            phases = Pipeline(sealed, run_dir, console=None).run(needed, resume=True).phases
+        else:
+            phases = {}
+    start: dict[str, str | None] = {"encoder": None, "checkpoint": None}
+    if before == "pretrain":
+        encoder = run_dir / PHASE_DIRS["pretrain"] / "encoder.pt"
+        start["encoder"] = str(encoder.resolve()) if encoder.is_file() else None
+    else:
+        start["checkpoint"] = str(Path(phases[before]["best_checkpoint"]).resolve())
+    prepared = prepare(sealed)
+    n_bars = _outer_bars(base)
+    return start, n_bars, prepared.panel.fingerprint()
+
+
+def _outer_bars(base: RunConfig) -> int:
+    """Bars of the full panel: the outer split (and so the folds) is drawn on them. Only the
+    count leaves this function."""
+    from multiagent.training.prepare import load_data
+
+    if base.data.synthetic is not None:
+        from multiagent.data.synthetic import generate_market
+
+        return generate_market(base.data.synthetic).panel.n_bars
+    return load_data(base.data).n_bars
+
+
+def _parent_tracker(
+    sweep: SweepConfig,
+    base: RunConfig,
+    uri: str,
+    state: dict[str, Any],
+    fingerprint: str,
+    console: Console | None,
+) -> Tracker:
+    if state.get("parent_run_id") and state.get("tracking_uri") == uri:
+        return Tracker.attach(uri, state["parent_run_id"], console=console)
+    tracker = Tracker.start(
+        uri,
+        experiment_name(sweep),
+        sweep.name,
+        tags={
+            **run_tags(base.model_dump(mode="json"), seed=base.seed, data_fingerprint=fingerprint),
+            "sweep": sweep.name,
+            "search": sweep.search,
+            "target": sweep.target,
+        },
+        console=console,
+    )
+    tracker.log_params(flatten(sweep.model_dump(mode="json"), "sweep."))
+    return tracker
+
+
+def _trial_table(results: Any, sweep: SweepConfig) -> list[dict[str, Any]]:
+    trials = []
+    for result in results:
+        metrics = result.metrics or {}
+        config = dict(result.config or {})
+        checkpoint = None
+        try:
+            best = result.get_best_checkpoint("objective", sweep.mode)
+        except Exception:  # a trial with no scored checkpoint
+            best = None
+        best = best or result.checkpoint
+        if best is not None:
+            checkpoint = best.path
+        objective = metrics.get("objective", float("nan"))
+        trials.append(
+            {
+                "trial_id": metrics.get("trial_id"),
+                "config": {k: _plain(v) for k, v in config.items()},
+                "objective": float(objective) if objective is not None else float("nan"),
+                "iterations": metrics.get("training_iteration", 0),
+                "status": "error" if result.error else "done",
+                "error": str(result.error) if result.error else None,
+                "checkpoint": checkpoint,
+                "path": result.path,
+            }
+        )
+    return trials
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _best(trials: list[dict[str, Any]], sweep: SweepConfig) -> dict[str, Any] | None:
+    scored = [t for t in trials if t["status"] == "done" and math.isfinite(t["objective"])]
+    if not scored:
+        failed = [t for t in trials if t["status"] == "error"]
+        if failed:
+            raise SweepFailed(
+                f"no trial finished: {len(failed)} of {len(trials)} failed; the first error:\n"
+                f"{failed[0]['error']}\n(trial folders: {failed[0]['path']})"
+            )
+        return None
+    sign = 1 if sweep.mode == "max" else -1
+    return max(scored, key=lambda t: sign * t["objective"])
+
+
+def export_best(
+    chosen: RunConfig, sweep: SweepConfig, best: dict[str, Any], directory: Path, best_dir: Path
+) -> Path:
+    """The chosen run config as a YAML file `multiagent train pipeline --config` runs as is."""
+    header = (
+        f"# Chosen by sweep {sweep.name} ({sweep.search}, target {sweep.target}) on "
+        f"{dt.date.today().isoformat()}: trial {best['trial_id']}, validation objective "
+        f"{best['objective']:.4f} (mean {sweep.metric} over {sweep.folds} fold(s)).\n"
+        f"# Sampled: {json.dumps(best['config'])}\n"
+    )
+    text = header + yaml.safe_dump(chosen.model_dump(mode="json"), sort_keys=False)
+    write_atomic(directory / "best.yaml", text)
+    best_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{sweep.name}-{dt.date.today().isoformat()}"
+    path = best_dir / f"{stem}.yaml"
+    n = 2
+    while path.exists():  # an earlier export is never overwritten
+        path = best_dir / f"{stem}-{n}.yaml"
+        n += 1
+    write_atomic(path, text)
+    return path
+
+
+def final_evaluation(
+    chosen: RunConfig, sweep: SweepConfig, checkpoint: Path, directory: Path
+) -> dict[str, Any]:
+    """The chosen trial's checkpoint, once, on the test split of the unsealed data."""
+    from multiagent.rllib.hierarchy import compare_systems
+
+    system = {"symbols": "independent", "master": "hierarchical", "joint": "joint"}[sweep.target]
+    comparison = compare_systems(chosen, {sweep.target: checkpoint}, part="test")
+    final = {
+        "part": "test",
+        "system": system,
+        "checkpoint": str(checkpoint),
+        "metrics": comparison["systems"][system],
+    }
+    write_json(directory / "final_test.json", final)
+    return final
+
+
+def _log_outcome(
+    parent: Tracker,
+    directory: Path,
+    best: dict[str, Any] | None,
+    final: dict[str, Any] | None,
+    trials: list[dict[str, Any]],
+) -> None:
+    metrics: dict[str, Any] = {"trials": len(trials)}
+    if best is not None:
+        metrics["best_objective"] = best["objective"]
+        parent.set_tags({"best_trial": str(best["trial_id"])})
+        parent.log_params({f"best.{k}": v for k, v in best["config"].items()})
+    if final is not None:
+        metrics.update({f"test_{k}": v for k, v in final["metrics"].items()})
+    parent.log_metrics(metrics, step=0)
+    for name in ("trials.json", "best.yaml", "final_test.json", "pbt"):
+        parent.log_artifact(directory / name)
+    parent.finish()

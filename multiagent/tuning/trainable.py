@@ -1,0 +1,202 @@
+"""One Tune trial: one training phase of one sampled config, fold after fold, sealed.
+
+The trial's run config is the sweep's base with the sampled keys set, the phase's length and
+evaluation cadence from the sweep, and ``seal_test`` forced on, whatever the space says: its
+data ends with its validation window, so nothing a trial runs can read the test period.
+
+Each Tune step is one PPO iteration. With walk-forward folds the trial trains fold 0 for the
+phase's iterations, then fold 1 from the same starting point, and so on; the reported
+``objective`` is the mean over folds of each fold's latest validation score (the current fold's
+so far), so trials are compared at equal stages. A Tune checkpoint is the RLlib algorithm plus
+the trial's state (fold, finished folds' scores, entropy boost); PBT's exploit restores a
+donor's checkpoint under the mutated config, whose learning rates are then re-applied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from multiagent.config import RunConfig
+from multiagent.errors import ConfigError
+from multiagent.rllib.trainer import PhaseTrainer
+from multiagent.tracking import Tracker, run_tags
+from multiagent.training.runs import read_json, save_run_config, write_json
+from multiagent.tuning.folds import fold_configs
+from multiagent.tuning.space import apply_overrides
+
+STATE_FILE = "trial_state.json"
+TRACKING_FILE = "mlflow_run.json"
+
+
+def trial_config(
+    config: dict[str, Any], constants: dict[str, Any]
+) -> tuple[RunConfig, dict[str, Any]]:
+    """(run config, sampled values) of a trial: its Tune config is the sampled values alone;
+    the sweep's constants come through `tune.with_parameters`."""
+    sampled = dict(config)
+    base = RunConfig.model_validate(constants["base"])
+    run = apply_overrides(base, sampled, source=f"sweep {constants['name']} trial")
+    target = constants["target"]
+    settings = getattr(run, target).model_copy(update=constants["phase_settings"])
+    return run.model_copy(update={target: settings, "seal_test": True}), sampled
+
+
+def build_trainer(
+    config: RunConfig, target: str, run_dir: Path, start: dict[str, str | None]
+) -> PhaseTrainer:
+    """The phase trainer of one fold, initialized like the pipeline would (encoder or the
+    previous phase's best checkpoint of the sweep's base run)."""
+    if target == "symbols":
+        from multiagent.rllib.trainer import SymbolTrainer
+
+        encoder = start.get("encoder")
+        return SymbolTrainer(config, run_dir, encoder_path=Path(encoder) if encoder else None)
+    from multiagent.rllib.hierarchy import HierarchyTrainer
+
+    checkpoint = start.get("checkpoint")
+    if checkpoint is None:
+        raise ConfigError(f"a {target} trial needs the previous phase's checkpoint")
+    phase: Any = target
+    return HierarchyTrainer(config, run_dir, phase, init_from=Path(checkpoint))
+
+
+class PhaseTrainable(tune.Trainable):
+    """A Tune class trainable around `PhaseTrainer` (see the module docstring)."""
+
+    def setup(self, config: dict[str, Any], constants: dict[str, Any] | None = None) -> None:
+        torch.set_num_threads(1)
+        if constants is None:
+            raise ValueError("PhaseTrainable needs the sweep's constants (tune.with_parameters)")
+        self.constants = constants
+        self.trial_dir = Path(constants["directory"]) / "trials" / self.trial_id
+        self.trial_dir.mkdir(parents=True, exist_ok=True)
+        self.run_config, self.sampled = trial_config(config, constants)
+        self.metric = self.constants["metric"]
+        self.folds = fold_configs(
+            self.run_config, int(self.constants["n_bars"]), self.constants["folds"]
+        )
+        self.fold = 0
+        self.fold_scores: list[float] = []
+        self.score = float("nan")
+        self.trainer: PhaseTrainer | None = None
+        self.tracker = self._tracker()
+        self._build(0)
+
+    # folds -------------------------------------------------------------------------------
+    @property
+    def iterations(self) -> int:
+        return int(self.constants["phase_settings"]["iterations"])
+
+    def _build(self, fold: int) -> None:
+        if self.trainer is not None:
+            self.trainer.stop()
+        self.fold = fold
+        # A PBT exploit or a failure restarts the trial under a new actor: each incarnation
+        # writes its own folder, so the earlier ones' logs stay as they were.
+        run_dir = self.trial_dir / f"fold_{fold}"
+        n = 2
+        while run_dir.exists():
+            run_dir = self.trial_dir / f"fold_{fold}.{n}"
+            n += 1
+        save_run_config(self.folds[fold], run_dir)
+        self.trainer = build_trainer(
+            self.folds[fold], self.constants["target"], run_dir, self.constants["start"]
+        )
+        self.score = float("nan")
+
+    def step(self) -> dict[str, Any]:
+        assert self.trainer is not None
+        if self.trainer.iteration >= self.iterations:  # the fold is finished: next one
+            self.fold_scores.append(self.score)
+            self._build(self.fold + 1)
+        trainer = self.trainer
+        assert trainer is not None
+        evaluate = (trainer.iteration + 1) % trainer.settings.eval_every == 0
+        last = trainer.iteration + 1 == self.iterations
+        row = trainer.iterate(evaluate=evaluate or last)
+        if f"val_{self.metric}" in row:
+            self.score = float(row[f"val_{self.metric}"])
+        scores = [*self.fold_scores, self.score]
+        finite = [s for s in scores if math.isfinite(s)]
+        objective = sum(finite) / len(finite) if finite else float("nan")
+        done = last and self.fold == len(self.folds) - 1
+        report = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+        report.update(
+            objective=objective,
+            fold=self.fold,
+            fold_iteration=trainer.iteration,
+            **{f"hp/{k}": v for k, v in self.sampled.items() if isinstance(v, (int, float))},
+        )
+        if self.tracker is not None:
+            self.tracker.log_metrics(report, step=self.iteration + 1)
+        report["done"] = done
+        return report
+
+    # checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        assert self.trainer is not None
+        self.trainer.algo.save_to_path(str((Path(checkpoint_dir) / "algo").resolve()))
+        state = {
+            "fold": self.fold,
+            "fold_scores": self.fold_scores,
+            "score": self.score,
+            "iteration": self.trainer.iteration,
+            "target": self.constants["target"],
+            **self.trainer.extra_state(),
+        }
+        write_json(Path(checkpoint_dir) / STATE_FILE, state)
+
+    def load_checkpoint(self, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            return
+        path = Path(checkpoint)
+        state = read_json(path / STATE_FILE)
+        if int(state["fold"]) != self.fold:
+            self._build(int(state["fold"]))
+        assert self.trainer is not None
+        self.trainer.restore_algo(path / "algo", state)
+        self.fold_scores = [float(s) for s in state["fold_scores"]]
+        self.score = float(state["score"])
+
+    def cleanup(self) -> None:
+        if self.trainer is not None:
+            self.trainer.stop()
+        if self.tracker is not None:
+            self.tracker.finish()
+
+    # tracking ------------------------------------------------------------------------------
+    def _tracker(self) -> Tracker | None:
+        """This trial's MLflow run, nested under the sweep's; a trial restarted by PBT or after
+        a failure continues its own run (the run id is kept in the trial folder)."""
+        tracking = self.constants.get("tracking")
+        if not tracking:
+            return None
+        record = self.trial_dir / TRACKING_FILE
+        if record.is_file():
+            return Tracker.attach(tracking["uri"], json.loads(record.read_text())["run_id"])
+        tracker = Tracker.start(
+            tracking["uri"],
+            tracking["experiment"],
+            self.trial_name,
+            parent_run_id=tracking["parent_run_id"],
+            tags={
+                **run_tags(
+                    self.run_config.model_dump(mode="json"),
+                    seed=self.run_config.seed,
+                    data_fingerprint=tracking.get("data_fingerprint"),
+                ),
+                "trial_id": self.trial_id,
+                "sweep": self.constants["name"],
+            },
+        )
+        if tracker.run_id is not None:
+            record.write_text(json.dumps({"run_id": tracker.run_id}))
+            tracker.log_config(self.run_config.model_dump(mode="json"))
+            tracker.log_params({f"sampled.{k}": v for k, v in self.sampled.items()})
+        return tracker

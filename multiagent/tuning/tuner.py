@@ -1,0 +1,165 @@
+"""The Ray Tune objects of a sweep: search space, PBT or Optuna + ASHA, the Tuner itself.
+
+Traps this module handles (see ``RAY_NOTES.md``): PBT must not prune checkpoints (a donor's
+checkpoint would vanish under it), ``synch`` PBT makes exploits happen at the same iteration
+for the whole population, and OptunaSearch takes an Optuna storage object, not a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune import CheckpointConfig, FailureConfig
+from ray.tune import RunConfig as TuneRunConfig
+
+from multiagent.errors import ConfigError
+from multiagent.training.runs import write_atomic
+from multiagent.tuning.config import Distribution, SweepConfig
+from multiagent.tuning.trainable import PhaseTrainable
+
+EXPERIMENT = "tune"
+
+
+def domain(distribution: Distribution) -> Any:
+    kind = distribution.kind
+    if kind == "uniform":
+        return tune.uniform(*distribution.uniform)  # type: ignore[misc]
+    if kind == "loguniform":
+        return tune.loguniform(*distribution.loguniform)  # type: ignore[misc]
+    if kind == "randint":
+        return tune.randint(*distribution.randint)  # type: ignore[misc]
+    return tune.choice([list(c) if isinstance(c, tuple) else c for c in distribution.choice or ()])
+
+
+def optuna_storage_url(sweep: SweepConfig, directory: Path) -> str:
+    return sweep.optuna.storage or f"sqlite:///{(directory / 'optuna.db').resolve()}"
+
+
+def study_name(sweep: SweepConfig) -> str:
+    return sweep.optuna.study_name or sweep.name
+
+
+def _scheduler_and_search(sweep: SweepConfig, directory: Path) -> tuple[Any, Any]:
+    space = {key: domain(d) for key, d in sweep.space.items()}
+    if sweep.search == "pbt":
+        from ray.tune.schedulers import PopulationBasedTraining
+
+        pbt = PopulationBasedTraining(
+            time_attr="training_iteration",
+            perturbation_interval=sweep.pbt.perturbation_interval,
+            quantile_fraction=sweep.pbt.quantile_fraction,
+            resample_probability=sweep.pbt.resample_probability,
+            hyperparam_mutations=space,
+            synch=sweep.pbt.synch,
+        )
+        return pbt, None
+    if sweep.search == "random":
+        return None, None
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    url = optuna_storage_url(sweep, directory)
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except Exception as error:  # a bad URL, a missing driver, an unreachable database
+        raise ConfigError(f"optuna.storage {url}: cannot open ({error})") from None
+    search = OptunaSearch(
+        sampler=optuna.samplers.TPESampler(seed=sweep.optuna.seed),
+        study_name=study_name(sweep),
+        storage=storage,
+    )
+    asha = sweep.optuna.asha
+    scheduler = (
+        ASHAScheduler(
+            time_attr="training_iteration",
+            grace_period=asha.grace_period,
+            reduction_factor=asha.reduction_factor,
+        )
+        if asha is not None
+        else None
+    )
+    return scheduler, search
+
+
+def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resume: bool) -> Any:
+    """Run (or resume) the Tune experiment; -> its `ResultGrid`."""
+    trainable = tune.with_resources(
+        tune.with_parameters(PhaseTrainable, constants=constants), {"cpu": sweep.cpus_per_trial}
+    )
+    scheduler, search = _scheduler_and_search(sweep, directory)
+    space: dict[str, Any] = {key: domain(d) for key, d in sweep.space.items()}
+    experiment = directory / EXPERIMENT
+    if resume and tune.Tuner.can_restore(str(experiment.resolve())):
+        tuner = tune.Tuner.restore(
+            str(experiment.resolve()),
+            trainable=trainable,
+            param_space=space,
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    else:
+        pbt = sweep.search == "pbt"
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric="objective",
+                mode=sweep.mode,
+                num_samples=sweep.num_samples,
+                scheduler=scheduler,
+                search_alg=search,
+                max_concurrent_trials=sweep.max_concurrent,
+                reuse_actors=False,
+            ),
+            run_config=TuneRunConfig(
+                name=EXPERIMENT,
+                storage_path=str(directory.resolve()),
+                failure_config=FailureConfig(max_failures=sweep.max_failures),
+                checkpoint_config=CheckpointConfig(
+                    checkpoint_frequency=1,
+                    checkpoint_at_end=True,
+                    # PBT clones donors' checkpoints: pruning could delete one under it.
+                    num_to_keep=None if pbt else 2,
+                    checkpoint_score_attribute=None if pbt else "objective",
+                    checkpoint_score_order=sweep.mode,
+                ),
+                verbose=1,
+            ),
+        )
+    results = tuner.fit()
+    if sweep.search == "pbt":
+        keep_pbt_log(experiment, directory / "pbt")
+    return results
+
+
+def keep_pbt_log(experiment: Path, out: Path) -> list[dict[str, Any]]:
+    """Copy Tune's PBT logs next to the sweep and write them as readable JSON lines: one row
+    per exploit (which trial cloned which, at which iteration, old and new config)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in experiment.glob("pbt_*.txt"):
+        shutil.copyfile(path, out / path.name)
+    rows: list[dict[str, Any]] = []
+    source = experiment / "pbt_global.txt"
+    if source.is_file():
+        for line in source.read_text().splitlines():
+            if not line.strip():
+                continue
+            # [trial tag, donor tag, trial iteration, donor iteration, donor config, new config]
+            trial, donor, step, donor_step, old, new = json.loads(line)
+            rows.append(
+                {
+                    "trial": trial,
+                    "cloned_from": donor,
+                    "iteration": step,
+                    "donor_iteration": donor_step,
+                    "donor_config": old,
+                    "new_config": new,
+                }
+            )
+    write_atomic(out / "perturbations.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows

@@ -1,0 +1,163 @@
+"""Real Tune sweeps on 2 CPUs: PBT (2 trials) and Optuna + ASHA (4 trials, SQLite storage),
+logged to a real local MLflow server; the chosen config exported and evaluated once on test.
+
+The runs are small (tiny synthetic market, scratch encoder, 200-step batches); what they check
+is the plumbing a user relies on: trials nested under the sweep's MLflow run with params,
+per-iteration metrics and tags; PBT's exploits logged; the Optuna study on disk, loadable with
+Optuna's own API; resume; and the test split untouched by every trial.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rllib.conftest import TINY  # the RLlib tests' tiny run config (tests/ is on sys.path)
+
+from multiagent.config import load_config
+from multiagent.errors import ConfigError
+from multiagent.tuning.config import load_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_base(tmp_path: Path) -> Path:
+    payload: dict[str, Any] = json.loads(json.dumps(TINY))
+    payload["runs_dir"] = str(tmp_path / "runs")
+    payload["cache_dir"] = str(tmp_path / "cache")
+    payload["symbols"].update(iterations=4, checkpoint_every=2, eval_every=1)
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(payload))
+    return path
+
+
+def write_sweep(tmp_path: Path, **fields: Any) -> Path:
+    base = tiny_base(tmp_path)
+    sweep: dict[str, Any] = {
+        "name": "tiny",
+        "base": {"config": base.name},
+        "target": "symbols",
+        "iterations": 4,
+        "space": {
+            "symbols.ppo.lr": {"loguniform": [1e-4, 1e-3]},
+            "symbols.ppo.entropy_coeff": {"uniform": [0.0, 0.02]},
+        },
+        **fields,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_for_tune(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import os
+
+    import ray
+    import ray.tune.trainable.trainable as trainable
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    trainable.DEFAULT_STORAGE_PATH = str(tmp_path_factory.mktemp("ray_results"))
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def test_pbt_sweep(tmp_path: Path, ray_for_tune: None, mlflow_server: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from multiagent.tuning.sweep import experiment_name, run_sweep
+
+    path = write_sweep(
+        tmp_path,
+        search="pbt",
+        num_samples=2,
+        pbt={"perturbation_interval": 2, "quantile_fraction": 0.5, "synch": True},
+    )
+    result = run_sweep(path, tracking_uri=mlflow_server, best_dir=tmp_path / "best")
+    assert len(result.trials) == 2
+    assert all(t["status"] == "done" and t["iterations"] == 4 for t in result.trials)
+    # PBT exploited at iteration 2 (synch): one trial cloned the other, logged.
+    rows = [json.loads(line) for line in (result.directory / "pbt" / "perturbations.jsonl").open()]
+    assert rows, "no exploit was logged"
+    assert rows[0]["iteration"] == 2 and rows[0]["trial"] != rows[0]["cloned_from"]
+    assert set(rows[0]["new_config"]) == {"symbols.ppo.lr", "symbols.ppo.entropy_coeff"}
+    assert (result.directory / "pbt" / "pbt_global.txt").is_file()
+    # The chosen config: a run config that loads as is, unsealed, with the best trial's values.
+    assert result.best_config is not None and result.best_config.parent == tmp_path / "best"
+    chosen = load_config(result.best_config)
+    assert chosen.seal_test is False
+    assert chosen.symbols.ppo.lr == pytest.approx(result.best["config"]["symbols.ppo.lr"])
+    final = json.loads((result.directory / "final_test.json").read_text())
+    assert final["part"] == "test" and final["metrics"]["episodes"] > 0
+    # MLflow: the sweep's run, with the two trials nested under it.
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name(experiment_name(result_sweep(path)))
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert "test_sharpe" in parent.data.metrics and "best_objective" in parent.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"trials.json", "best.yaml", "final_test.json", "pbt"} <= artifacts
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert child.data.params["seal_test"] == "True"
+        assert "symbols.ppo.lr" in child.data.params
+        for tag in ("git_revision", "data_fingerprint", "seed"):
+            assert tag in child.data.tags, tag
+        history = client.get_metric_history(child.info.run_id, "objective")
+        assert [m.step for m in history] == [1, 2, 3, 4]
+        assert client.get_metric_history(child.info.run_id, "hp/symbols.ppo.lr")
+        assert client.get_metric_history(child.info.run_id, "policy_entropy")
+
+
+def result_sweep(path: Path) -> Any:
+    return load_sweep(path)[0]
+
+
+def test_optuna_sweep_with_asha_and_resume(tmp_path: Path, ray_for_tune: None) -> None:
+    import optuna
+
+    from multiagent.tuning.sweep import run_sweep
+
+    path = write_sweep(
+        tmp_path,
+        search="optuna",
+        num_samples=4,
+        iterations=3,
+        optuna={"seed": 1, "asha": {"grace_period": 1, "reduction_factor": 2}},
+    )
+    result = run_sweep(path, best_dir=tmp_path / "best")
+    assert len(result.trials) == 4
+    storage = f"sqlite:///{(result.directory / 'optuna.db').resolve()}"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 4
+    assert {"symbols.ppo.lr", "symbols.ppo.entropy_coeff"} == set(finished[0].params)
+    # ASHA stopped at least one trial before its 3 iterations.
+    assert min(t["iterations"] for t in result.trials) < 3
+    # The default tracking store: SQLite in the sweep folder, 1 parent + 4 trials.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{(result.directory / 'mlflow.db').resolve()}")
+    experiment = client.get_experiment_by_name("sweep-tiny")
+    assert experiment is not None
+    assert len(client.search_runs([experiment.experiment_id])) == 5
+    # The same folder again without --resume is refused; with it, the finished sweep is kept.
+    with pytest.raises(ConfigError, match="--resume"):
+        run_sweep(path, best_dir=tmp_path / "best")
+    again = run_sweep(path, resume=True, best_dir=tmp_path / "best")
+    assert len(again.trials) == 4
+    assert len(list((tmp_path / "best").glob("tiny-*.yaml"))) == 2  # never overwritten
