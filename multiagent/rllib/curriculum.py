@@ -48,7 +48,12 @@ CURRICULUM_KEY = "curriculum"
 """``env_config`` key of the `CurriculumConfig` JSON dump."""
 SOURCE_KEY = "curriculum_source"
 """``env_config`` key of the curriculum file's path (messages only)."""
-RESULT_KEYS = ("curriculum_stage", "curriculum_cost_multiplier", "curriculum_views")
+RESULT_KEYS = (
+    "curriculum_stage",
+    "curriculum_cost_multiplier",
+    "curriculum_views",
+    "curriculum_next_stage",
+)
 """Top-level keys `CurriculumCallbacks.on_train_result` puts into every result."""
 _RUNNER_TASK = "_multiagent_curriculum_task"
 
@@ -129,12 +134,15 @@ class CurriculumCallbacks(TelemetryCallbacks):
         if curriculum is None:
             return
         self.gather_stats(algorithm)
-        iteration = int(result.get("training_iteration", algorithm.iteration))
-        curriculum.update(iteration, training_metrics(result))
-        self.apply(algorithm)
+        # The result describes the iteration just trained: its stage, before the update
+        # decides the next one (``curriculum_next_stage``).
         result["curriculum_stage"] = curriculum.stage_index
         result["curriculum_cost_multiplier"] = curriculum.cost_multiplier
         result["curriculum_views"] = len(curriculum.stage_views())
+        iteration = int(result.get("training_iteration", algorithm.iteration))
+        curriculum.update(iteration, training_metrics(result))
+        self.apply(algorithm)
+        result["curriculum_next_stage"] = curriculum.stage_index
 
     def on_env_runners_recreated(
         self,

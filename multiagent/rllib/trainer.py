@@ -50,6 +50,7 @@ from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.rollout import MasterPolicy, SymbolEvaluation, evaluate_symbol_policy
 from multiagent.rllib.algo import build_ppo_config
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
+from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
 from multiagent.rllib.policy import GreedyPolicy, export_torchscript
 from multiagent.training.config import PhaseSettings
@@ -141,7 +142,7 @@ def _flat_result(
     for module_id in modules:
         if module_id != SYMBOL_MODULE and module_id in module_returns:
             row[f"{module_id}_reward_mean"] = module_returns[module_id]
-    for key in ("curriculum_stage", "curriculum_cost_multiplier", "curriculum_views"):
+    for key in CURRICULUM_KEYS:
         if key in result:
             row[key] = result[key]
     telemetry = runners.get(TELEMETRY, {})

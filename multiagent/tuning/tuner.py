@@ -43,7 +43,11 @@ def study_name(sweep: SweepConfig) -> str:
     return sweep.optuna.study_name or sweep.name
 
 
-def _scheduler_and_search(sweep: SweepConfig, directory: Path) -> tuple[Any, Any]:
+def _scheduler_and_search(
+    sweep: SweepConfig, directory: Path, max_iterations: int
+) -> tuple[Any, Any]:
+    """(scheduler, search algorithm); ``max_iterations`` is a trial's length over all folds
+    (ASHA's rungs are placed within it)."""
     space = {key: domain(d) for key, d in sweep.space.items()}
     if sweep.search == "pbt":
         from ray.tune.schedulers import PopulationBasedTraining
@@ -77,6 +81,7 @@ def _scheduler_and_search(sweep: SweepConfig, directory: Path) -> tuple[Any, Any
     scheduler = (
         ASHAScheduler(
             time_attr="training_iteration",
+            max_t=max_iterations,
             grace_period=asha.grace_period,
             reduction_factor=asha.reduction_factor,
         )
@@ -91,7 +96,8 @@ def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resum
     trainable = tune.with_resources(
         tune.with_parameters(PhaseTrainable, constants=constants), {"cpu": sweep.cpus_per_trial}
     )
-    scheduler, search = _scheduler_and_search(sweep, directory)
+    length = int(constants["phase_settings"]["iterations"]) * sweep.folds
+    scheduler, search = _scheduler_and_search(sweep, directory, length)
     space: dict[str, Any] = {key: domain(d) for key, d in sweep.space.items()}
     experiment = directory / EXPERIMENT
     if resume and tune.Tuner.can_restore(str(experiment.resolve())):

@@ -144,7 +144,9 @@ def test_stages_reach_the_remote_env_runner(tmp_path: Path) -> None:
         assert remote_env_state(algo) == [(len(first["views"]), tuple(SYMBOLS), 0.0)] * 2
 
         result = algo.train()
-        assert result["curriculum_stage"] == 1 and result["curriculum_cost_multiplier"] == 1.0
+        # The result names the stage the iteration trained in, and the one that comes next.
+        assert result["curriculum_stage"] == 0 and result["curriculum_cost_multiplier"] == 0.0
+        assert result["curriculum_next_stage"] == 1
         assert set(RESULT_KEYS) <= set(result)
         assert callback.curriculum.counts.sum() >= 1  # episodes gathered from the runner
         stage_b = callback.curriculum.task()
