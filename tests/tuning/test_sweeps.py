@@ -162,3 +162,56 @@ def test_optuna_sweep_with_asha_and_resume(tmp_path: Path, ray_for_tune: None) -
     again = run_sweep(path, resume=True, best_dir=tmp_path / "best")
     assert len(again.trials) == 4
     assert len(list((tmp_path / "best").glob("tiny-*.yaml"))) == 2  # never overwritten
+
+
+def test_killed_driver_resumes(tmp_path: Path, ray_for_tune: None) -> None:
+    """The sweep's driver killed (SIGKILL, its whole process group: its own local Ray goes
+    with it) after trials checkpointed; ``--resume`` finishes every trial from its checkpoint
+    and the Optuna study ends with all of them."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from multiagent.tuning.sweep import run_sweep
+
+    path = write_sweep(
+        tmp_path, search="optuna", num_samples=2, iterations=20, optuna={"seed": 2, "asha": None}
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "multiagent.cli", "tune", "--config", str(path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    experiment = tmp_path / "runs" / "sweeps" / "tiny" / "tune"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            reported = [len(p.read_text().splitlines()) for p in experiment.glob("*/result.json")]
+            if len(reported) == 2 and min(reported) >= 3:  # both trials 3 iterations in
+                break
+            assert driver.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial checkpointed within 240 s")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    result = run_sweep(path, resume=True, best_dir=tmp_path / "best")
+    assert [t["status"] for t in result.trials] == ["done", "done"]
+    assert all(t["iterations"] == 20 for t in result.trials)
+    study = optuna.load_study(
+        study_name="tiny", storage=f"sqlite:///{(result.directory / 'optuna.db').resolve()}"
+    )
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
+    assert (result.directory / "final_test.json").is_file()
