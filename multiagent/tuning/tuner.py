@@ -35,6 +35,23 @@ def domain(distribution: Distribution) -> Any:
     return tune.choice([list(c) if isinstance(c, tuple) else c for c in distribution.choice or ()])
 
 
+class ClipToSpace:
+    """PBT's explore multiplies values by 0.8 or 1.2 with no regard for the space: clip each
+    perturbed value back into its range (an aggressive-mode multiplier must stay above 1,
+    a probability below 1). Integers stay integers."""
+
+    def __init__(self, sweep: SweepConfig) -> None:
+        self.bounds = {
+            key: getattr(d, d.kind) for key, d in sweep.space.items() if d.kind != "choice"
+        }
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for key, (low, high) in self.bounds.items():
+            if key in config:
+                config[key] = type(low)(min(max(config[key], low), high))
+        return config
+
+
 def optuna_storage_url(sweep: SweepConfig, directory: Path) -> str:
     return sweep.optuna.storage or f"sqlite:///{(directory / 'optuna.db').resolve()}"
 
@@ -59,6 +76,7 @@ def _scheduler_and_search(
             resample_probability=sweep.pbt.resample_probability,
             hyperparam_mutations=space,
             synch=sweep.pbt.synch,
+            custom_explore_fn=ClipToSpace(sweep),
         )
         return pbt, None
     if sweep.search == "random":

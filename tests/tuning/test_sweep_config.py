@@ -155,3 +155,27 @@ def test_sealed_run_is_blind_to_the_test_period(
     # ...and leaves the sealed one bit-identical.
     assert again.panel.fingerprint() == sealed.panel.fingerprint()
     np.testing.assert_array_equal(again.features.values, sealed.features.values, strict=True)
+
+
+def test_pbt_perturbations_stay_inside_the_space(tmp_path: Path) -> None:
+    from multiagent.tuning.config import load_sweep as load
+    from multiagent.tuning.tuner import ClipToSpace
+
+    sweep, _ = load(
+        sweep_file(
+            tmp_path,
+            target="master",
+            space={
+                "env.risk_mode_scales.2": {"uniform": [1.1, 2.0]},
+                "master.ppo.lr": {"loguniform": [1e-5, 1e-3]},
+                "master.ppo.clip_param": {"choice": [0.1, 0.2]},
+            },
+        )
+    )
+    clip = ClipToSpace(sweep)
+    perturbed = {"env.risk_mode_scales.2": 0.9, "master.ppo.lr": 2e-3, "master.ppo.clip_param": 0.2}
+    assert clip(perturbed) == {
+        "env.risk_mode_scales.2": 1.1,
+        "master.ppo.lr": 1e-3,
+        "master.ppo.clip_param": 0.2,
+    }

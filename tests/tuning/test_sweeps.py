@@ -215,3 +215,56 @@ def test_killed_driver_resumes(tmp_path: Path, ray_for_tune: None) -> None:
     )
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
     assert (result.directory / "final_test.json").is_file()
+
+
+def test_master_pbt_over_risk_multipliers(tmp_path: Path, ray_for_tune: None) -> None:
+    """PBT on the master phase (MAPPO): the sweep trains pretrain + symbols once, sealed, into
+    SWEEP/base; trials mutate the master's lr, entropy and the risk-mode multipliers (an env
+    setting), clipped to their ranges."""
+    from multiagent.tuning.sweep import run_sweep
+
+    payload = yaml.safe_load(tiny_base(tmp_path).read_text())
+    payload["symbols"]["iterations"] = 1
+    tiny_ppo = {"train_batch_size": 200, "minibatch_size": 50, "num_epochs": 2}
+    payload["master"] = {
+        "iterations": 4,
+        "eval_every": 1,
+        "eval_views": 2,
+        "ppo": tiny_ppo,
+        "policy": {"hidden": [16]},
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(payload))
+    space = {
+        "master.ppo.lr": {"loguniform": [1e-4, 1e-3]},
+        "master.ppo.entropy_coeff": {"uniform": [0.0, 0.01]},
+        "env.risk_mode_scales.0": {"uniform": [0.25, 0.9]},
+        "env.risk_mode_scales.2": {"uniform": [1.1, 2.0]},
+    }
+    sweep = {
+        "name": "master",
+        "base": {"config": "base.yaml"},
+        "target": "master",
+        "search": "pbt",
+        "num_samples": 2,
+        "pbt": {"perturbation_interval": 2, "synch": True},
+        "space": space,
+    }
+    path = tmp_path / "master.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    result = run_sweep(path, best_dir=tmp_path / "best")
+    pipeline = json.loads((result.directory / "base" / "pipeline.json").read_text())
+    assert {p: s["status"] for p, s in pipeline["phases"].items()} == {
+        "pretrain": "done",
+        "symbols": "done",
+    }
+    base_config = yaml.safe_load((result.directory / "base" / "config.yaml").read_text())
+    assert base_config["seal_test"] is True
+    assert all(t["status"] == "done" and t["iterations"] == 4 for t in result.trials)
+    rows = [json.loads(line) for line in (result.directory / "pbt" / "perturbations.jsonl").open()]
+    assert rows
+    for row in rows:
+        new = row["new_config"]
+        assert 0.25 <= new["env.risk_mode_scales.0"] <= 0.9
+        assert 1.1 <= new["env.risk_mode_scales.2"] <= 2.0
+    final = json.loads((result.directory / "final_test.json").read_text())
+    assert final["system"] == "hierarchical" and final["metrics"]["episodes"] > 0
