@@ -112,8 +112,13 @@ class PhaseTrainable(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         assert self.trainer is not None
-        if self.trainer.iteration >= self.iterations:  # the fold is finished: next one
-            self.fold_scores.append(self.score)
+        last_fold = self.fold == len(self.folds) - 1
+        if self.trainer.iteration >= self.iterations:
+            if last_fold:
+                # Restored at its very end (a PBT exploit of a finished donor): nothing is
+                # left to train; report the donor's standing and stop.
+                return {**self._summary(self.trainer), "done": True}
+            self.fold_scores.append(self.score)  # the fold is finished: next one
             self._build(self.fold + 1)
         trainer = self.trainer
         assert trainer is not None
@@ -122,21 +127,26 @@ class PhaseTrainable(tune.Trainable):
         row = trainer.iterate(evaluate=evaluate or last)
         if f"val_{self.metric}" in row:
             self.score = float(row[f"val_{self.metric}"])
-        scores = [*self.fold_scores, self.score]
-        finite = [s for s in scores if math.isfinite(s)]
-        objective = sum(finite) / len(finite) if finite else float("nan")
         done = last and self.fold == len(self.folds) - 1
         report = {k: v for k, v in row.items() if isinstance(v, (int, float))}
-        report.update(
-            objective=objective,
-            fold=self.fold,
-            fold_iteration=trainer.iteration,
-            **{f"hp/{k}": v for k, v in self.sampled.items() if isinstance(v, (int, float))},
-        )
+        report.update(self._summary(trainer))
         if self.tracker is not None:
             self.tracker.log_metrics(report, step=self.iteration + 1)
         report["done"] = done
         return report
+
+    def _summary(self, trainer: PhaseTrainer) -> dict[str, Any]:
+        """The objective (mean over folds of each fold's latest validation score) and where
+        the trial stands."""
+        scores = [*self.fold_scores, self.score]
+        finite = [s for s in scores if math.isfinite(s)]
+        return {
+            "objective": sum(finite) / len(finite) if finite else float("nan"),
+            f"val_{self.metric}": self.score,
+            "fold": self.fold,
+            "fold_iteration": trainer.iteration,
+            **{f"hp/{k}": v for k, v in self.sampled.items() if isinstance(v, (int, float))},
+        }
 
     # checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint_dir: str) -> None:

@@ -10,7 +10,6 @@ Optuna's own API; resume; and the test split untouched by every trial.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,24 +52,7 @@ def write_sweep(tmp_path: Path, **fields: Any) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ray_for_tune(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    import os
-
-    import ray
-    import ray.tune.trainable.trainable as trainable
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    trainable.DEFAULT_STORAGE_PATH = str(tmp_path_factory.mktemp("ray_results"))
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
-def test_pbt_sweep(tmp_path: Path, ray_for_tune: None, mlflow_server: str) -> None:
+def test_pbt_sweep(tmp_path: Path, ray_session: None, mlflow_server: str) -> None:
     from mlflow.tracking import MlflowClient
 
     from multiagent.tuning.sweep import experiment_name, run_sweep
@@ -83,7 +65,10 @@ def test_pbt_sweep(tmp_path: Path, ray_for_tune: None, mlflow_server: str) -> No
     )
     result = run_sweep(path, tracking_uri=mlflow_server, best_dir=tmp_path / "best")
     assert len(result.trials) == 2
-    assert all(t["status"] == "done" and t["iterations"] == 4 for t in result.trials)
+    # 4 iterations each; a trial PBT restores from a donor at its very end reports once more.
+    assert all(t["status"] == "done" and t["iterations"] in (4, 5) for t in result.trials), [
+        (t["status"], t["iterations"], t["error"]) for t in result.trials
+    ]
     # PBT exploited after iteration 2 (synch): one trial cloned the other, logged. (Tune
     # records each trial's last reported iteration, which may lag the exploit by one.)
     rows = [json.loads(line) for line in (result.directory / "pbt" / "perturbations.jsonl").open()]
@@ -128,7 +113,7 @@ def result_sweep(path: Path) -> Any:
     return load_sweep(path)[0]
 
 
-def test_optuna_sweep_with_asha_and_resume(tmp_path: Path, ray_for_tune: None) -> None:
+def test_optuna_sweep_with_asha_and_resume(tmp_path: Path, ray_session: None) -> None:
     import optuna
 
     from multiagent.tuning.sweep import run_sweep
@@ -164,7 +149,7 @@ def test_optuna_sweep_with_asha_and_resume(tmp_path: Path, ray_for_tune: None) -
     assert len(list((tmp_path / "best").glob("tiny-*.yaml"))) == 2  # never overwritten
 
 
-def test_killed_driver_resumes(tmp_path: Path, ray_for_tune: None) -> None:
+def test_killed_driver_resumes(tmp_path: Path, ray_session: None) -> None:
     """The sweep's driver killed (SIGKILL, its whole process group: its own local Ray goes
     with it) after trials checkpointed; ``--resume`` finishes every trial from its checkpoint
     and the Optuna study ends with all of them."""
@@ -217,7 +202,7 @@ def test_killed_driver_resumes(tmp_path: Path, ray_for_tune: None) -> None:
     assert (result.directory / "final_test.json").is_file()
 
 
-def test_master_pbt_over_risk_multipliers(tmp_path: Path, ray_for_tune: None) -> None:
+def test_master_pbt_over_risk_multipliers(tmp_path: Path, ray_session: None) -> None:
     """PBT on the master phase (MAPPO): the sweep trains pretrain + symbols once, sealed, into
     SWEEP/base; trials mutate the master's lr, entropy and the risk-mode multipliers (an env
     setting), clipped to their ranges."""
