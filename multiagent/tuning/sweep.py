@@ -264,6 +264,8 @@ def _trial_table(results: Any, sweep: SweepConfig) -> list[dict[str, Any]]:
                 "config": {k: _plain(v) for k, v in config.items()},
                 "objective": float(objective) if objective is not None else float("nan"),
                 "iterations": metrics.get("training_iteration", 0),
+                # PPO iterations behind the final weights (a PBT clone inherits its donor's)
+                "trained_iterations": metrics.get("fold_iteration", 0),
                 "status": "error" if result.error else "done",
                 "error": str(result.error) if result.error else None,
                 "checkpoint": checkpoint,
