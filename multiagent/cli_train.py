@@ -186,7 +186,7 @@ def train_symbols_command(
     ] = None,
 ) -> None:
     """Train the shared symbol policy with RLlib PPO on the training split."""
-    from multiagent.rllib.trainer import train_symbols
+    from multiagent.rllib.symbols import train_symbols
     from multiagent.training.runs import new_run_dir
 
     try:

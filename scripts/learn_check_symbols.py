@@ -97,7 +97,8 @@ def run_config(seed: int, encoder: str, iterations: int, runs_dir: str) -> RunCo
 def one_run(config: RunConfig, run_dir: Path, threshold: float, console: Console) -> dict[str, Any]:
     from multiagent.rllib.env import market_for
     from multiagent.rllib.policy import GreedyPolicy
-    from multiagent.rllib.trainer import SymbolTrainer, init_ray
+    from multiagent.rllib.symbols import SymbolTrainer
+    from multiagent.rllib.trainer import init_ray
     from multiagent.training.pretrain_phase import run_pretrain
 
     market, prepared = market_for(config)

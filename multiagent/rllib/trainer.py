@@ -1,7 +1,7 @@
 """The PPO loop around RLlib that every phase runs: checkpoints, evaluation, keep-best, resume.
 
-`PhaseTrainer` is the loop; `SymbolTrainer` is phase 2 (`multiagent train symbols`, with the
-entropy guard); `hierarchy.HierarchyTrainer` phases 3 and 4. Run folder layout, per phase
+`PhaseTrainer` is the loop; `symbols.SymbolTrainer` is phase 2 (`multiagent train symbols`,
+with the entropy guard); `hierarchy.HierarchyTrainer` phases 3 and 4. Run folder layout, per phase
 (``symbols``, ``master``, ``joint``)::
 
     RUN/config.yaml                     the run config (resume reads it back)
@@ -18,16 +18,11 @@ by validation Sharpe and the latest one (what ``--resume`` continues from) are k
 Resuming restores the algorithm (weights, optimizer moments, step counters that drive the
 schedules) and the loop's own state (iteration, entropy boost, rankings); episodes in flight at
 the checkpoint are not stored, so sampling restarts from fresh episodes.
-
-Entropy guard: after ``warmup_iterations``, when the policy's mean action entropy falls below
-``min_entropy x log(A)``, the entropy coefficient is multiplied by ``boost`` (up to
-``max_boost``); while entropy is healthy the boost decays back toward 1.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -38,25 +33,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import ray
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from multiagent.config import RunConfig
-from multiagent.encoder import check_features, read_encoder
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.rollout import MasterPolicy, SymbolEvaluation, evaluate_symbol_policy
-from multiagent.rllib.algo import build_ppo_config
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
-from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
+from multiagent.rllib.env import SYMBOL_MODULE, market_for
 from multiagent.rllib.policy import GreedyPolicy, export_torchscript
 from multiagent.training.config import PhaseSettings
 from multiagent.training.runs import (
     append_jsonl,
-    load_run_config,
     save_run_config,
     write_atomic,
     write_json,
@@ -395,158 +386,3 @@ class PhaseTrainer:
 def module_path(checkpoint: Path, module_id: str) -> Path:
     """The RLModule folder of ``module_id`` inside one of our phase checkpoints."""
     return checkpoint / "algo" / "learner_group" / "learner" / "rl_module" / module_id
-
-
-class SymbolTrainer(PhaseTrainer):
-    """Phase 2: PPO on the shared symbol policy, master neutral, with the entropy guard."""
-
-    def __init__(
-        self,
-        config: RunConfig,
-        run_dir: Path,
-        *,
-        encoder_path: Path | None = None,
-        console: Console | None = None,
-        resuming: bool = False,
-    ) -> None:
-        super().__init__(config, run_dir, config.symbols, console=console)
-        env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
-        self.n_actions = env.env.core.scheme.n_actions
-        self.encoder_state: dict[str, torch.Tensor] | None = None
-        mode = config.symbols.policy.encoder
-        if mode != "scratch" and not resuming:
-            if encoder_path is None:
-                raise ConfigError(
-                    f"symbols.policy.encoder is {mode!r}: give a pretrained encoder "
-                    "(--encoder PATH, or run `multiagent pretrain` first), or set it to 'scratch'"
-                )
-            self.encoder_state, meta = read_encoder(encoder_path)
-            check_features(
-                meta,
-                self.market.feature_names,
-                config.env.observation.window,
-                source=str(encoder_path),
-            )
-        self.encoder_path = encoder_path
-        ppo_config = build_ppo_config(
-            config, env.observation_space, env.action_space, self.market.n_features
-        )
-        self.algo = ppo_config.build_algo()
-        self.boost = 1.0
-        if self.encoder_state is not None:
-            self._load_encoder(self.encoder_state)
-
-    def _load_encoder(self, state: dict[str, torch.Tensor]) -> None:
-        def load(learner: Any) -> None:
-            learner.module[SYMBOL_MODULE].encoder.load_state_dict(state)
-
-        self.algo.learner_group.foreach_learner(load)
-        self.algo.env_runner_group.sync_weights(
-            from_worker_or_learner_group=self.algo.learner_group, inference_only=True
-        )
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"entropy_boost": self.boost}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self._set_boost(float(state["entropy_boost"]))
-
-    def _set_boost(self, boost: float) -> None:
-        self.boost = boost
-        self.algo.learner_group.foreach_learner(
-            lambda learner: learner.set_entropy_boost(SYMBOL_MODULE, boost)
-        )
-
-    def after_iteration(self, row: dict[str, Any]) -> None:
-        self._guard(row["policy_entropy"])
-        row["entropy_boost"] = self.boost
-
-    def status(self, row: dict[str, Any]) -> str:
-        return (
-            f"reward {row['reward_mean']:.2f} entropy {row['policy_entropy']:.3f} "
-            f"trades/step {row.get('voluntary_trade_rate', float('nan')):.3f}"
-        )
-
-    def _guard(self, entropy: float) -> None:
-        guard = self.config.symbols.entropy_guard
-        if not guard.enabled or self.iteration <= guard.warmup_iterations or math.isnan(entropy):
-            return
-        if entropy < guard.min_entropy * math.log(self.n_actions):
-            boost = min(self.boost * guard.boost, guard.max_boost)
-        else:
-            boost = max(1.0, self.boost * guard.decay)
-        if boost != self.boost:
-            self._set_boost(boost)
-
-
-def train_symbols(
-    config: RunConfig | None,
-    run_dir: Path,
-    *,
-    encoder_path: Path | None = None,
-    resume: Path | None = None,
-    iterations: int | None = None,
-    checkpoint_every: int | None = None,
-    eval_every: int | None = None,
-    console: Console | None = None,
-) -> PhaseResult:
-    """Train (or resume) the symbol policy; ``config`` is read from the run folder on resume."""
-    if resume is not None:
-        config = load_run_config(run_dir)
-    if config is None:
-        raise ConfigError("a run config is needed unless resuming")
-    init_ray()
-    trainer = SymbolTrainer(
-        config, run_dir, encoder_path=encoder_path, console=console, resuming=resume is not None
-    )
-    trainer.tracker = tracker = symbol_run_tracker(config, run_dir, trainer, console)
-    try:
-        if resume is not None:
-            trainer.restore(resume)
-        result = trainer.train(
-            iterations or config.symbols.iterations,
-            checkpoint_every=checkpoint_every,
-            eval_every=eval_every,
-        )
-    except BaseException:
-        tracker.finish("KILLED")
-        raise
-    finally:
-        trainer.stop()
-    for name in ("metrics.jsonl", "ranking.json"):
-        tracker.log_artifact(trainer.dir / name)
-    if result.policy_path is not None:
-        tracker.log_policy_model(result.policy_path)
-    tracker.finish()
-    return result
-
-
-def symbol_run_tracker(
-    config: RunConfig, run_dir: Path, trainer: PhaseTrainer, console: Console | None
-) -> Tracker:
-    """`multiagent train symbols`'s MLflow run: ``MLFLOW_TRACKING_URI`` or a SQLite store in
-    the run folder; a resumed run continues its own MLflow run."""
-    from multiagent.tracking import Tracker, default_tracking_uri, run_tags
-
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(run_dir)
-    record = trainer.dir / "mlflow_run.json"
-    if record.is_file():
-        known = json.loads(record.read_text())
-        if known.get("uri") == uri:
-            return Tracker.attach(uri, known["run_id"], console=console)
-    tracker = Tracker.start(
-        uri,
-        "multiagent-training",
-        f"{run_dir.name}/symbols",
-        tags=run_tags(
-            config.model_dump(mode="json"),
-            seed=config.seed,
-            data_fingerprint=trainer.prepared.panel.fingerprint(),
-        ),
-        console=console,
-    )
-    tracker.log_config(config.model_dump(mode="json"))
-    if tracker.run_id is not None:
-        trainer.dir.mkdir(parents=True, exist_ok=True)
-        write_json(record, {"uri": uri, "run_id": tracker.run_id})
-    return tracker

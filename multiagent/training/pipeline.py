@@ -271,7 +271,7 @@ class Pipeline:
         }
 
     def _run_symbols(self, continuing: bool) -> dict[str, Any]:
-        from multiagent.rllib.trainer import SymbolTrainer
+        from multiagent.rllib.symbols import SymbolTrainer
 
         encoder = self.run_dir / PHASE_DIRS["pretrain"] / "encoder.pt"
         scratch = self.config.symbols.policy.encoder == "scratch"

@@ -53,7 +53,7 @@ def build_trainer(
     """The phase trainer of one fold, initialized like the pipeline would (encoder or the
     previous phase's best checkpoint of the sweep's base run)."""
     if target == "symbols":
-        from multiagent.rllib.trainer import SymbolTrainer
+        from multiagent.rllib.symbols import SymbolTrainer
 
         encoder = start.get("encoder")
         return SymbolTrainer(config, run_dir, encoder_path=Path(encoder) if encoder else None)

@@ -12,7 +12,7 @@ from conftest import tiny_config
 
 from multiagent.config import RunConfig
 from multiagent.curriculum.config import validate_curriculum
-from multiagent.rllib.trainer import SymbolTrainer
+from multiagent.rllib.symbols import SymbolTrainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 

@@ -13,7 +13,8 @@ from conftest import tiny_config
 from multiagent.errors import ConfigError
 from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
 from multiagent.rllib.policy import GreedyPolicy
-from multiagent.rllib.trainer import STATE_FILE, SymbolTrainer
+from multiagent.rllib.symbols import SymbolTrainer
+from multiagent.rllib.trainer import STATE_FILE
 from multiagent.training.pretrain_phase import run_pretrain
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
