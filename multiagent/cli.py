@@ -374,10 +374,11 @@ def run(
         train_main(run_config, run_name, prepared, tracking_uri)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The `multiagent` command (``argv`` instead of ``sys.argv[1:]`` for the job entrypoints)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app()
+        app(args=argv)
     except MultiagentError as error:  # anything a user caused and a command did not catch
         errors.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(1)

@@ -243,11 +243,18 @@ def train_pipeline_command(
             "in the run folder; 'none' switches tracking off."
         ),
     ] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where new run folders are made (overrides the config).")
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Delete what --run-dir holds and start a new run there."),
+    ] = False,
 ) -> None:
     """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
     frozen), then fine-tune both; each phase checkpointed and resumable."""
     from multiagent.training.pipeline import phase_range, run_pipeline
-    from multiagent.training.runs import new_run_dir
+    from multiagent.training.runs import claim_run_dir, new_run_dir
 
     try:
         phase_range(from_phase, to_phase)  # a bad name fails before any folder is made
@@ -265,6 +272,10 @@ def train_pipeline_command(
             run_config, name = run_config_from(config, preset)
             if curriculum is not None:
                 run_config = with_curriculum_file(run_config, curriculum)
+            if runs_dir is not None:
+                run_config = run_config.model_copy(update={"runs_dir": str(runs_dir)})
+            if run_dir is not None:
+                claim_run_dir(run_dir, overwrite=overwrite)
             folder = run_dir or new_run_dir(run_config.runs_dir, name)
         console.print(f"run folder: {folder}", highlight=False)
         result = run_pipeline(

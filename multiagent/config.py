@@ -24,7 +24,12 @@ from multiagent.encoder.config import EncoderConfig, PretrainConfig
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.errors import ConfigError
 from multiagent.evaluation.config import EvaluationConfig
-from multiagent.training.config import JointTrainConfig, MasterTrainConfig, SymbolTrainConfig
+from multiagent.training.config import (
+    JointTrainConfig,
+    MasterTrainConfig,
+    ResourceConfig,
+    SymbolTrainConfig,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -85,6 +90,10 @@ class RunConfig(BaseModel):
     master: MasterTrainConfig = Field(default_factory=MasterTrainConfig)
     joint: JointTrainConfig = Field(default_factory=JointTrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    resources: ResourceConfig = Field(
+        default_factory=ResourceConfig,
+        description="Env runners, learners, CPUs/GPUs and restarts of every PPO phase.",
+    )
     curriculum: CurriculumConfig | None = Field(
         None,
         description="A curriculum (curricula/*.yaml; a path relative to this file, or inline) "
@@ -97,6 +106,17 @@ class RunConfig(BaseModel):
         description="Set by `multiagent tune` on every trial: the test bars are cut off before "
         "features are built, and asking for the test split is an error.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        symbols = data.get("symbols") if isinstance(data, dict) else None
+        if isinstance(symbols, dict) and "runners" in symbols:
+            raise ValueError(
+                "`symbols.runners` moved to the top-level `resources` section (it applies to "
+                "every phase): move its keys there"
+            )
+        return data
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from multiagent.rllib.callbacks import TelemetryCallbacks
 from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, register
 from multiagent.rllib.learner import SharedEncoderPPOLearner
 from multiagent.rllib.modules import MasterRLModule, SharedEncoderMultiRLModule, SymbolRLModule
+from multiagent.rllib.resources import apply_resources
 from multiagent.training.config import HierarchyPhase, PPOSettings
 
 
@@ -40,14 +41,16 @@ def symbol_model_config(config: RunConfig, n_features: int) -> dict[str, Any]:
 
 
 def ppo_training(
-    config: RunConfig, ppo: PPOSettings, env_config: dict[str, Any], phase: Phase
+    config: RunConfig,
+    ppo: PPOSettings,
+    env_config: dict[str, Any],
+    phase: Phase,
 ) -> PPOConfig:
     """The parts every phase shares: env, runners, learner class, PPO settings, callbacks (the
     curriculum's when the run has one for ``phase``)."""
     from multiagent.rllib.curriculum import with_curriculum
 
     register()
-    runners = config.symbols.runners
     entropy: Any = (
         [list(pair) for pair in ppo.entropy_schedule] if ppo.entropy_schedule else ppo.entropy_coeff
     )
@@ -55,13 +58,7 @@ def ppo_training(
         PPOConfig()
         .environment(ENV_NAME, env_config={"run": config.model_dump(mode="json"), **env_config})
         .framework("torch")
-        .env_runners(
-            num_env_runners=runners.num_env_runners,
-            num_envs_per_env_runner=runners.num_envs_per_env_runner,
-            num_cpus_per_env_runner=runners.num_cpus_per_env_runner,
-            rollout_fragment_length="auto",
-        )
-        .learners(num_learners=runners.num_learners, learner_class=SharedEncoderPPOLearner)
+        .learners(learner_class=SharedEncoderPPOLearner)
         .training(
             lr=ppo.lr,
             gamma=ppo.gamma,
@@ -81,6 +78,7 @@ def ppo_training(
         .debugging(seed=config.seed)
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
+    algo_config, _ = apply_resources(algo_config, config.resources)
     curriculum = config.curriculum
     source = curriculum.name if curriculum is not None else ""
     return with_curriculum(algo_config, curriculum, phase, source=source)

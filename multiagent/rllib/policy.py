@@ -10,6 +10,7 @@ actions as the RLModule.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def export_torchscript(module: SymbolRLModule, path: str | Path, example: np.nda
         traced = torch.jit.trace(policy, (obs, mask, state), check_trace=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(path))
+    partial = path.with_name(f".{path.name}.partial")
+    traced.save(str(partial))
+    os.replace(partial, path)  # a reader never sees half a policy file
     meta = {
         "format": "multiagent.policy/1",
         "signature": "(observations (B, D), mask (B, A), state (B, S)) -> (logits, state)",

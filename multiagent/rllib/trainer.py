@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -253,38 +254,62 @@ class PhaseTrainer:
             write_atomic(log, "".join(line + "\n" for line in kept))
 
     def save(self, val_sharpe: float) -> Path:
-        """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state."""
-        path = self.dir / "checkpoints" / f"iter_{self.iteration:05d}"
+        """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state.
+
+        The checkpoint is written into a hidden temp folder beside its final name and renamed
+        once complete (with its state file): a run killed mid-save leaves only the temp folder,
+        which `--resume` neither picks nor trips over."""
+        checkpoints = self.dir / "checkpoints"
+        path = checkpoints / f"iter_{self.iteration:05d}"
         if path.exists():
             raise ConfigError(f"{path} exists; refusing to overwrite a checkpoint")
-        self.algo.save_to_path(str((path / "algo").resolve()))
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".partial-{path.name}-", dir=checkpoints))
+        try:
+            self.algo.save_to_path(str((partial / "algo").resolve()))
+            ranking = sorted(
+                [
+                    *(dict(r) for r in self.ranking),
+                    {
+                        "checkpoint": str(path),
+                        "iteration": self.iteration,
+                        "val_sharpe": val_sharpe,
+                    },
+                ],
+                key=lambda r: (-r["val_sharpe"], -r["iteration"]),
+            )
+            doomed = self._doomed(ranking, path)
+            curriculum = self.curriculum
+            write_json(
+                partial / STATE_FILE,
+                {
+                    "iteration": self.iteration,
+                    "ranking": ranking,
+                    "curriculum": curriculum.curriculum_state() if curriculum is not None else None,
+                    **self.extra_state(),
+                },
+            )
+            os.rename(partial, path)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         self.latest = path
-        self.ranking.append(
-            {"checkpoint": str(path), "iteration": self.iteration, "val_sharpe": val_sharpe}
-        )
-        self.ranking.sort(key=lambda r: (-r["val_sharpe"], -r["iteration"]))
-        self._prune()
-        curriculum = self.curriculum
-        write_json(
-            path / STATE_FILE,
-            {
-                "iteration": self.iteration,
-                "ranking": self.ranking,
-                "curriculum": curriculum.curriculum_state() if curriculum is not None else None,
-                **self.extra_state(),
-            },
-        )
+        self.ranking = ranking
+        for folder in doomed:
+            shutil.rmtree(folder, ignore_errors=True)
+        write_json(self.dir / "ranking.json", self.ranking)
         return path
 
-    def _prune(self) -> None:
-        keep = {r["checkpoint"] for r in self.ranking[: self.settings.keep_best]}
-        if self.latest is not None:
-            keep.add(str(self.latest))
-        for entry in list(self.ranking[self.settings.keep_best :]):
-            if entry["checkpoint"] not in keep:
-                shutil.rmtree(entry["checkpoint"], ignore_errors=True)
+    def _doomed(self, ranking: list[dict[str, Any]], latest: Path) -> list[str]:
+        """Mark the checkpoints past ``keep_best`` (never ``latest``) deleted in ``ranking``;
+        -> their folders, to delete once the new checkpoint is in place."""
+        keep = {r["checkpoint"] for r in ranking[: self.settings.keep_best]} | {str(latest)}
+        doomed = []
+        for entry in ranking[self.settings.keep_best :]:
+            if entry["checkpoint"] not in keep and not entry.get("deleted"):
                 entry["deleted"] = True
-        write_json(self.dir / "ranking.json", self.ranking)
+                doomed.append(entry["checkpoint"])
+        return doomed
 
     # loop ----------------------------------------------------------------------------
     def train(

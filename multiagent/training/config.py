@@ -64,11 +64,51 @@ class PolicyNetConfig(_Frozen):
     max_seq_len: int = Field(16, ge=2, description="BPTT length when recurrent.")
 
 
-class RunnerSettings(_Frozen):
-    num_env_runners: int = Field(0, ge=0, description="0 = sample in the driver process.")
-    num_envs_per_env_runner: int = Field(4, ge=1)
+class ResourceConfig(_Frozen):
+    """Where sampling and learning run, for every PPO phase; the defaults suit a laptop, the
+    `cluster` preset a Ray cluster (see docs/cluster.md). Names follow RLlib's settings."""
+
+    num_env_runners: int | Literal["auto"] = Field(
+        0,
+        description="Remote sampling actors; 0 = sample in the driver; auto = as many as the "
+        "cluster's free CPUs allow when the algorithm is built (0 below 4 CPUs, capped at "
+        "max_auto_env_runners).",
+    )
+    max_auto_env_runners: int = Field(16, ge=1, description="Cap of num_env_runners: auto.")
+    num_envs_per_env_runner: int = Field(4, ge=1, description="Vectorized envs per runner.")
     num_cpus_per_env_runner: float = Field(1.0, gt=0)
-    num_learners: int = Field(0, ge=0, description="0 = learn in the driver process.")
+    custom_resources_per_env_runner: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each runner needs, e.g. {rollout: 1} to keep runners "
+        "on the rollout node type of cluster/*.yaml.",
+    )
+    num_learners: int = Field(0, ge=0, description="Remote learners; 0 = learn in the driver.")
+    num_cpus_per_learner: float = Field(1.0, gt=0)
+    num_gpus_per_learner: float | Literal["auto"] = Field(
+        "auto",
+        description="auto = 1 when the cluster has a GPU, else 0 (a GPU learner is used when "
+        "present, also by the driver's own learner).",
+    )
+    restart_failed_env_runners: bool = Field(
+        True, description="Replace a dead env runner; training goes on meanwhile."
+    )
+    delay_between_env_runner_restarts_s: float = Field(
+        5.0, ge=0, description="Wait before replacing a dead runner (RLlib's default is 60 s)."
+    )
+    max_num_env_runner_restarts: int = Field(100, ge=0)
+    sample_timeout_s: float = Field(
+        60.0, gt=0, description="How long one iteration waits for a runner's samples."
+    )
+
+    @model_validator(mode="after")
+    def _check_gpus(self) -> ResourceConfig:
+        gpus = self.num_gpus_per_learner
+        if gpus != "auto" and gpus < 0:
+            raise ValueError("num_gpus_per_learner must be >= 0 or 'auto'")
+        runners = self.num_env_runners
+        if runners != "auto" and runners < 0:
+            raise ValueError("num_env_runners must be >= 0 or 'auto'")
+        return self
 
 
 class EntropyGuardConfig(_Frozen):
@@ -106,7 +146,6 @@ class SymbolTrainConfig(PhaseSettings):
         True, description="Draw episode views so every symbol is equally likely to lead one."
     )
     policy: PolicyNetConfig = Field(default_factory=PolicyNetConfig)
-    runners: RunnerSettings = Field(default_factory=RunnerSettings)
     entropy_guard: EntropyGuardConfig = Field(default_factory=EntropyGuardConfig)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,22 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             n += 1
             candidate = base / f"{name}-{n}"
+
+
+def claim_run_dir(path: Path, *, overwrite: bool = False) -> Path:
+    """``path`` for a new run: refused when it already holds files, unless ``overwrite`` (then
+    they are deleted: the user asked for it by name)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file, not a run folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{path} already holds a run: continue it with --resume, redo phases with "
+                "--from-phase (their outputs are archived), or replace it with --overwrite"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def save_run_config(config: RunConfig, run_dir: Path) -> Path:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,10 @@ def run_sweep(
     console: Console | None = None,
 ) -> SweepResult:
     from multiagent.rllib.trainer import init_ray
+    from multiagent.tuning.tuner import pin_trial_resources
 
     sweep, base = load_sweep(sweep_path)
+    base = base.model_copy(update={"resources": pin_trial_resources(base.resources)})
     directory = sweep_dir(sweep, base, out)
     state_path = directory / SWEEP_FILE
     if resume and not state_path.is_file():
@@ -91,7 +94,7 @@ def run_sweep(
 
     init_ray()
     start, n_bars, fingerprint = _prepare_base(sweep, base, directory, say)
-    uri = tracking_uri or default_tracking_uri(directory)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(directory)
     parent = _parent_tracker(sweep, base, uri, state, fingerprint, console)
     state.update(tracking_uri=uri, parent_run_id=parent.run_id, status="running")
     write_json(state_path, state)

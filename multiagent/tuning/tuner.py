@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune import CheckpointConfig, FailureConfig
+from ray.tune import CheckpointConfig, FailureConfig, PlacementGroupFactory
 from ray.tune import RunConfig as TuneRunConfig
 
 from multiagent.errors import ConfigError
+from multiagent.training.config import ResourceConfig
 from multiagent.training.runs import write_atomic
 from multiagent.tuning.config import Distribution, SweepConfig
 from multiagent.tuning.trainable import PhaseTrainable
@@ -109,10 +110,37 @@ def _scheduler_and_search(
     return scheduler, search
 
 
+def trial_resources(sweep: SweepConfig, resources: ResourceConfig) -> PlacementGroupFactory:
+    """One bundle for the trial (its driver learns, with its GPU if it has one) and one per env
+    runner, so runners are reserved with the trial instead of competing for CPUs with other
+    trials. ``auto`` values must be resolved before (`pin_trial_resources`)."""
+    runners, gpus = resources.num_env_runners, resources.num_gpus_per_learner
+    if runners == "auto" or gpus == "auto":
+        raise ConfigError("trial resources need fixed num_env_runners and num_gpus_per_learner")
+    head: dict[str, float] = {"CPU": sweep.cpus_per_trial}
+    if gpus:
+        head["GPU"] = gpus
+    runner = {"CPU": resources.num_cpus_per_env_runner, **resources.custom_resources_per_env_runner}
+    return PlacementGroupFactory([head] + [dict(runner) for _ in range(runners)])
+
+
+def pin_trial_resources(resources: ResourceConfig) -> ResourceConfig:
+    """A sweep runs many trials at once: ``auto`` (the whole cluster for one run) becomes no
+    remote runners and no GPU per trial; set numbers in the base config to give trials more."""
+    update: dict[str, Any] = {}
+    if resources.num_env_runners == "auto":
+        update["num_env_runners"] = 0
+    if resources.num_gpus_per_learner == "auto":
+        update["num_gpus_per_learner"] = 0.0
+    return resources.model_copy(update=update)
+
+
 def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resume: bool) -> Any:
     """Run (or resume) the Tune experiment; -> its `ResultGrid`."""
+    resources = ResourceConfig.model_validate(constants["base"]["resources"])
     trainable = tune.with_resources(
-        tune.with_parameters(PhaseTrainable, constants=constants), {"cpu": sweep.cpus_per_trial}
+        tune.with_parameters(PhaseTrainable, constants=constants),
+        trial_resources(sweep, resources),
     )
     length = int(constants["phase_settings"]["iterations"]) * sweep.folds
     scheduler, search = _scheduler_and_search(sweep, directory, length)

@@ -45,13 +45,17 @@ TINY: dict[str, Any] = {
         "eval_views": 2,
         "ppo": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 2},
         "policy": {"hidden": [16], "encoder": "scratch"},
-        "runners": {"num_envs_per_env_runner": 2},
     },
+    "resources": {"num_envs_per_env_runner": 2},
 }
 
 
-def tiny_config(tmp_path: Path, **symbols: Any) -> RunConfig:
+def tiny_config(
+    tmp_path: Path, resources: dict[str, Any] | None = None, **symbols: Any
+) -> RunConfig:
+    """The tiny run; ``resources`` and ``symbols`` entries update TINY's sections."""
     payload: dict[str, Any] = {**TINY, "runs_dir": str(tmp_path / "runs")}
+    payload["resources"] = {**TINY["resources"], **(resources or {})}
     payload["cache_dir"] = str(tmp_path / "cache")
     merged = dict(TINY["symbols"])
     for key, value in symbols.items():

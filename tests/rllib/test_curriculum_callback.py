@@ -99,14 +99,16 @@ def curriculum(*stages: dict[str, Any]) -> CurriculumConfig:
 
 
 def build_algo(tmp_path: Path, config: CurriculumConfig, runners: int = 1) -> Any:
-    run = tiny_config(tmp_path, runners={"num_env_runners": runners})
+    # The short restart delay comes from the run config (RLlib's default waits 60 s).
+    run = tiny_config(
+        tmp_path,
+        resources={"num_env_runners": runners, "delay_between_env_runner_restarts_s": 0.5},
+    )
     market, prepared = market_for(run)
     env = SymbolAgentsEnv(market, prepared.train_views, run.env)
     ppo = build_ppo_config(run, env.observation_space, env.action_space, market.n_features)
     ppo = with_curriculum(ppo, config, "symbols", source="test.yaml")
-    ppo = ppo.fault_tolerance(
-        restart_failed_env_runners=True, delay_between_env_runner_restarts_s=0.5
-    )
+    assert ppo.delay_between_env_runner_restarts_s == 0.5
     return ppo.build_algo()
 
 
