@@ -45,9 +45,9 @@ def symbol_config(n_symbols: int, args: argparse.Namespace) -> RunConfig:
             "episodes": {"length": 250},
             "env": {"n_symbols": n_symbols},
             "cache_dir": args.cache_dir,
+            "resources": {"num_env_runners": 0, "num_envs_per_env_runner": args.envs},
             "symbols": {
                 "policy": {"encoder": "scratch"},
-                "runners": {"num_env_runners": 0, "num_envs_per_env_runner": args.envs},
                 "ppo": {
                     "train_batch_size": args.batch,
                     "minibatch_size": args.minibatch,

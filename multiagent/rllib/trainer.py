@@ -46,6 +46,7 @@ from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, market_for
 from multiagent.rllib.policy import GreedyPolicy, export_torchscript
+from multiagent.rllib.resources import RESOURCES_FILE, resources_record, runner_health
 from multiagent.training.config import PhaseSettings
 from multiagent.training.runs import (
     append_jsonl,
@@ -362,9 +363,12 @@ class PhaseTrainer:
         a ranked checkpoint; the row is appended to the log, the history and the tracker."""
         self.dir.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
+        if not (self.dir / RESOURCES_FILE).is_file():
+            write_json(self.dir / RESOURCES_FILE, resources_record(self.algo))
         result = self.algo.train()
         self.iteration += 1
         row = _flat_result(result, self.iteration, time.perf_counter() - began, self.modules)
+        row.update(runner_health(self.algo))
         self.after_iteration(row)
         if evaluate or checkpoint:
             self.validation = self.evaluate().metrics

@@ -320,7 +320,7 @@ class Pipeline:
         finally:
             trainer.stop()
         phase_dir = self.run_dir / phase
-        for name in ("metrics.jsonl", "ranking.json", "init.json", "policy.json"):
+        for name in ("metrics.jsonl", "ranking.json", "init.json", "policy.json", "resources.json"):
             tracker.log_artifact(phase_dir / name)
         if result.policy_path is not None:
             tracker.log_policy_model(result.policy_path)

@@ -18,6 +18,7 @@ before running it (the test does).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -62,12 +63,13 @@ def probe(args: argparse.Namespace, record: dict[str, Any]) -> None:
     import torch
     from ray.cluster_utils import Cluster
     from ray.rllib.algorithms.ppo import PPOConfig
-    from rllib.conftest import tiny_config
 
     from multiagent.rllib.resources import apply_resources, cluster_totals, resolve
     from multiagent.rllib.symbols import SymbolTrainer
     from multiagent.training.config import ResourceConfig
 
+    # tests/rllib's fixture module (tests/ is on sys.path above).
+    tiny_config = importlib.import_module("rllib.conftest").tiny_config
     torch.set_num_threads(1)
     work = Path(args.work)
     # A plain build_algo() makes a folder under ~/ray_results otherwise (RAY_NOTES.md).
@@ -91,8 +93,8 @@ def probe(args: argparse.Namespace, record: dict[str, Any]) -> None:
             k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")
         }
         totals = cluster_totals()
-        record["cluster_totals"] = list(totals)
-        record["auto_resolved"] = resolve(ResourceConfig(num_env_runners="auto"), *totals).as_dict()
+        record["cluster_totals"] = [totals.get("CPU", 0.0), totals.get("GPU", 0.0)]
+        record["auto_resolved"] = resolve(ResourceConfig(num_env_runners="auto"), totals).as_dict()
 
         config = tiny_config(
             work,
