@@ -27,20 +27,23 @@ def free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in sockets]
 
 
-def session_pids(session: int) -> list[int]:
-    """Live processes of a session (Ray's processes stay in the session `ray start` opened)."""
-    pids = []
+def live_pids(session: int, marker: str | None = None) -> list[int]:
+    """Live processes of a session, or whose command line names ``marker`` (Ray's processes
+    stay in the session that started them, though workers make process groups of their own)."""
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             stat = (entry / "stat").read_text()
-        except OSError:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # exited meanwhile
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == session and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
+        state, sid = fields[0], int(fields[3])
+        if state != "Z" and (sid == session or (marker is not None and marker in cmdline)):
+            found.append(int(entry.name))
+    return found
 
 
 @dataclass
@@ -81,7 +84,7 @@ class HeadNode:
         return "\n".join(dumps) or "(none found)"
 
     def pids(self) -> list[int]:
-        found = session_pids(self.process.pid)
+        found = live_pids(self.process.pid, str(self.temp_dir))
         self.seen_pids.update(found)
         return found
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from head_node import live_pids
 
 pytestmark = pytest.mark.slow
 
@@ -37,28 +38,9 @@ GRACE_S = 15.0
 BATCH = 400
 
 
-def started_by(session: int, marker: str) -> list[int]:
-    """Live processes in ``session``, or whose command line names ``marker`` (the probe's
-    private Ray temp dir)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # exited meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, sid = fields[0], int(fields[3])
-        if state != "Z" and (sid == session or marker in cmdline):
-            found.append(int(entry.name))
-    return found
-
-
 def end_all(session: int, marker: str) -> list[int]:
     """SIGKILL what is left of the probe's processes, by pid; the pids that were left."""
-    left = started_by(session, marker)
+    left = live_pids(session, marker)
     for pid in left:
         with contextlib.suppress(ProcessLookupError):  # exited meanwhile
             os.kill(pid, signal.SIGKILL)
@@ -67,7 +49,7 @@ def end_all(session: int, marker: str) -> list[int]:
 
 def wait_gone(session: int, marker: str, seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
-    while (left := started_by(session, marker)) and time.monotonic() < deadline:
+    while (left := live_pids(session, marker)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
 
