@@ -192,11 +192,29 @@ def with_curriculum_file(config: RunConfig, path: str | Path) -> RunConfig:
     return config.model_copy(update={"curriculum": curriculum.curriculum})
 
 
-PRESETS = ("default", "quick")
+PRESETS = ("default", "quick", "cluster")
+
+
+def _preset_mapping(name: str) -> dict[str, Any]:
+    """A preset's keys; ``extends: OTHER`` starts from OTHER's and overrides section by
+    section (the cluster preset is the default run with cluster resources)."""
+    resource = resources.files("multiagent") / "presets" / f"{name}.yaml"
+    data = dict(yaml.safe_load(resource.read_text()) or {})
+    base = data.pop("extends", None)
+    return _merged(_preset_mapping(base), data) if base else data
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_preset(name: str) -> RunConfig:
     if name not in PRESETS:
         raise ConfigError(f"no preset {name!r}; choose one of {', '.join(PRESETS)}")
-    resource = resources.files("multiagent") / "presets" / f"{name}.yaml"
-    return validate_mapping(RunConfig, yaml.safe_load(resource.read_text()), file=f"preset:{name}")
+    return validate_mapping(RunConfig, _preset_mapping(name), file=f"preset:{name}")

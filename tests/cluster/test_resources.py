@@ -106,12 +106,20 @@ def test_the_old_runner_section_says_where_it_moved(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_presets_load_with_laptop_resources() -> None:
+def test_laptop_presets_and_the_cluster_preset() -> None:
     from multiagent.config import load_preset
 
     for name in ("default", "quick"):
         assert load_preset(name).resources == ResourceConfig()
     assert RunConfig().resources.num_env_runners == 0
+    cluster, default = load_preset("cluster"), load_preset("default")
+    assert cluster.resources.num_env_runners == "auto"
+    assert cluster.resources.num_gpus_per_learner == "auto"
+    # The default run otherwise: same data, features, splits and env.
+    for section in ("data", "features", "split", "episodes", "env", "encoder", "master"):
+        assert getattr(cluster, section) == getattr(default, section), section
+    assert resolve(cluster.resources, {"CPU": 48.0, "GPU": 1.0}).num_env_runners == 32
+    assert resolve(cluster.resources, {"CPU": 2.0}).num_env_runners == 0
 
 
 def test_sweep_trials_reserve_their_runners_and_never_run_auto() -> None:
