@@ -53,6 +53,7 @@ def run_config(args: argparse.Namespace, runners: int) -> RunConfig:
         **payload["resources"],
         "num_env_runners": runners,
         "num_envs_per_env_runner": args.envs,
+        "num_gpus_per_learner": args.learner_gpus,
     }
     if args.cache_dir is not None:
         payload["cache_dir"] = args.cache_dir
@@ -144,6 +145,7 @@ def measure(args: argparse.Namespace, runners: int) -> dict[str, Any]:
         "runners": runners,
         "envs_per_runner": args.envs,
         "symbol_agents": config.env.n_symbols,
+        "num_gpus_per_learner": float(ppo.num_gpus_per_learner),
         "build_s": build_s,
         "sample_env_steps_per_s": median(sampling, "env_steps_per_s"),
         "sample_agent_steps_per_s": median(sampling, "agent_steps_per_s"),
@@ -201,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: the usual)")
+    parser.add_argument(
+        "--learner-gpus",
+        default="auto",
+        type=lambda v: v if v == "auto" else float(v),
+        help="num_gpus_per_learner: auto (a GPU when there is one), 0 or 1",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     too_many = [n for n in args.runners if n > args.cpus]
@@ -212,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     trainable.DEFAULT_STORAGE_PATH = tempfile.mkdtemp(prefix="bench_sampling_")
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    gpus = ray.cluster_resources().get("GPU", 0.0)
     console = Console(stderr=True)
     rows = []
     try:
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     batch = load_preset(args.preset).symbols.ppo.train_batch_size
     Console(width=max(Console().width, 120)).print(table(rows, args, batch))
     if args.json:
-        machine = {"cpu_count": os.cpu_count(), "ray_cpus": args.cpus}
+        machine = {"cpu_count": os.cpu_count(), "ray_cpus": args.cpus, "gpus": gpus}
         settings = vars(args) | {"json": None, "train_batch_size": batch}
         args.json.write_text(
             json.dumps({"settings": settings, "machine": machine, "rows": rows}, indent=2) + "\n"
