@@ -260,3 +260,30 @@ def test_master_pbt_over_risk_multipliers(tmp_path: Path, ray_session: None) -> 
         assert 1.1 <= new["env.risk_mode_scales.2"] <= 2.0
     final = json.loads((result.directory / "final_test.json").read_text())
     assert final["system"] == "hierarchical" and final["metrics"]["episodes"] > 0
+
+
+def test_trials_reserve_and_use_their_env_runners(tmp_path: Path, ray_session: None) -> None:
+    """A base config with a remote env runner: each trial's placement group holds a bundle
+    for the trial and one for its runner (2 CPUs: exactly this machine), and the trial samples
+    through that runner."""
+    from multiagent.tuning.sweep import run_sweep
+
+    path = write_sweep(tmp_path, search="random", num_samples=1, iterations=2)
+    base = tmp_path / "base.yaml"
+    payload = yaml.safe_load(base.read_text())
+    payload["resources"] = {**payload["resources"], "num_env_runners": 1}
+    base.write_text(yaml.safe_dump(payload))
+
+    result = run_sweep(path, tracking_uri="none", best_dir=tmp_path / "best")
+    (trial,) = result.trials
+    assert trial["status"] == "done" and trial["trained_iterations"] == 2
+    (trial_dir,) = (result.directory / "trials").iterdir()
+    (resources_file,) = trial_dir.rglob("resources.json")
+    resources = json.loads(resources_file.read_text())
+    assert resources["num_env_runners"] == 1
+    rows = [
+        json.loads(line)
+        for log in trial_dir.rglob("metrics.jsonl")
+        for line in log.read_text().splitlines()
+    ]
+    assert rows and all(row["env_runners_healthy"] == 1 for row in rows)
