@@ -112,8 +112,11 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def head_node(num_cpus: int = 2, timeout: float = 90) -> Iterator[HeadNode]:
-    """A running head node; stopped (all its processes gone) on exit."""
+def head_node(
+    num_cpus: int = 2, timeout: float = 90, env_vars: dict[str, str] | None = None
+) -> Iterator[HeadNode]:
+    """A running head node; stopped (all its processes gone) on exit. ``env_vars`` are set
+    on the node, as a cluster sets them for every job (MULTIAGENT_RUNS_DIR, MLflow)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="rayt", dir="/tmp"))  # short: socket path limit
     gcs, dashboard, agent, agent_grpc, runtime_env, metrics, node_mgr, obj_mgr, client = free_ports(
         9
@@ -124,6 +127,7 @@ def head_node(num_cpus: int = 2, timeout: float = 90) -> Iterator[HeadNode]:
         "RAY_USAGE_STATS_ENABLED": "0",
         # The job's `python` is this environment's, as on a cluster node set up by cluster/.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(env_vars or {}),
     }
     env.pop("RAY_ADDRESS", None)
     command = [

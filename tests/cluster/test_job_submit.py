@@ -1,6 +1,8 @@
 """`ray job submit` for real: a private head node on 127.0.0.1 runs the training entrypoint
 from an uploaded working dir; the job is polled, its logs read, and its run folder, checkpoint
-and MLflow run checked; a job with a bad config fails with one clear error, not a traceback."""
+and MLflow run checked. Then an evaluation job reports on that run and a tuning job runs a
+sweep, both writing where the node's MULTIAGENT_RUNS_DIR says; a job with a bad config fails
+with one clear error, not a traceback."""
 
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ def other_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_training_job_runs_on_a_local_head_node(tmp_path: Path) -> None:
+def test_training_evaluation_and_tuning_jobs_on_a_local_head_node(tmp_path: Path) -> None:
     payload = {
         **TINY,
         "runs_dir": str(tmp_path / "runs"),
@@ -87,8 +89,22 @@ def test_training_job_runs_on_a_local_head_node(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**payload, "resources": {"num_env_runners": -1}}))
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "name": "job-sweep",
+                "base": {"config": config.name},
+                "search": "random",
+                "num_samples": 1,
+                "iterations": 2,
+                "space": {"symbols.ppo.lr": {"loguniform": [1e-4, 1e-3]}},
+            }
+        )
+    )
+    runs_root = tmp_path / "cluster_runs"
 
-    with head_node() as head:
+    with head_node(env_vars={"MULTIAGENT_RUNS_DIR": str(runs_root)}) as head:
         # The dashboard (which takes job submissions) listens on loopback only.
         address = other_address()
         if address is not None:
@@ -110,9 +126,39 @@ def test_training_job_runs_on_a_local_head_node(tmp_path: Path) -> None:
         assert statuses[-1] == "SUCCEEDED", logs[-4000:]
         assert "RUNNING" in statuses or "PENDING" in statuses
 
+        # Evaluation and a sweep at once (the sweep's trial takes 1 of the 2 CPUs).
+        submit(
+            head,
+            "evaluate",
+            "python",
+            "scripts/evaluate_job.py",
+            f"--checkpoint={run_dir}",
+            "--part=validation",
+            "--no-walk-forward",
+            "--no-stress",
+            "--no-fail-on-gates",
+        )
+        submit(
+            head,
+            "tune",
+            "python",
+            "scripts/tune_job.py",
+            f"--config={sweep}",
+            "--tracking-uri=none",
+        )
         submit(head, "train-bad", "python", "scripts/train_job.py", f"--config={bad}")
-        bad_statuses = wait_for_job(head, "train-bad")
-        bad_logs = job_logs(head, "train-bad")
+        outcomes = {job: wait_for_job(head, job)[-1] for job in ("evaluate", "tune", "train-bad")}
+        side_logs = {job: job_logs(head, job) for job in outcomes}
+
+    for job in ("evaluate", "tune"):
+        assert outcomes[job] == "SUCCEEDED", side_logs[job][-4000:]
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    assert report and "validation" in json.dumps(report)
+    sweep_dir = runs_root / "sweeps" / "job-sweep"
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    assert state["status"] == "done"
+    assert list((runs_root / "best").glob("job-sweep-*.yaml")), "best config not exported"
+    bad_statuses, bad_logs = [outcomes["train-bad"]], side_logs["train-bad"]
 
     # The driver joined this head node (RAY_ADDRESS set by the job), not a cluster of its own.
     assert "multiagent job: RAY_ADDRESS=" in logs and f":{head.gcs_port}" in logs, logs[:2000]
