@@ -43,6 +43,10 @@ def test_launcher_yaml_passes_rays_schema(name: str) -> None:
     # Every node installs this package from the mounted checkout, CPU torch first.
     setup = " ".join(config["setup_commands"])
     assert "torch==2.13.0" in setup and "pip install -e" in setup
+    # `ray up` must not copy the local venv, git history or runs to every node.
+    assert {".venv", ".git", "runs"} <= set(config["rsync_exclude"])
+    assert ".gitignore" in config["rsync_filter"]
+    assert list(config["file_mounts"]) == ["/home/ubuntu/multiagent-src"]
     assert any("--dashboard-host=127.0.0.1" in c for c in config["head_start_ray_commands"])
 
 
