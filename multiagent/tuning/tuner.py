@@ -8,6 +8,7 @@ for the whole population, and OptunaSearch takes an Optuna storage object, not a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,12 @@ def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resum
     scheduler, search = _scheduler_and_search(sweep, directory, length)
     space: dict[str, Any] = {key: domain(d) for key, d in sweep.space.items()}
     experiment = directory / EXPERIMENT
+    # Tune prunes a trial's old checkpoints at once, but snapshots the experiment (what
+    # `Tuner.restore` reads after a dead driver) only every 10 s or more by default: a
+    # SIGKILL in between left a snapshot naming a pruned checkpoint, and the resumed trial
+    # failed for good. A snapshot every controller step, and a third kept checkpoint, close
+    # that window (set TUNE_GLOBAL_CHECKPOINT_S to override).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     if resume and tune.Tuner.can_restore(str(experiment.resolve())):
         tuner = tune.Tuner.restore(
             str(experiment.resolve()),
@@ -176,7 +183,7 @@ def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resum
                     checkpoint_frequency=1,
                     checkpoint_at_end=True,
                     # PBT clones donors' checkpoints: pruning could delete one under it.
-                    num_to_keep=None if pbt else 2,
+                    num_to_keep=None if pbt else 3,
                     checkpoint_score_attribute=None if pbt else "objective",
                     checkpoint_score_order=sweep.mode,
                 ),
