@@ -112,17 +112,23 @@ def _scheduler_and_search(
 
 
 def trial_resources(sweep: SweepConfig, resources: ResourceConfig) -> PlacementGroupFactory:
-    """One bundle for the trial (its driver learns, with its GPU if it has one) and one per env
-    runner, so runners are reserved with the trial instead of competing for CPUs with other
-    trials. ``auto`` values must be resolved before (`pin_trial_resources`)."""
+    """One bundle for the trial (its driver, which learns itself, with its GPU, when there are
+    no remote learners), one per remote learner and one per env runner: everything a trial
+    starts is reserved with it instead of competing with other trials (or never being placed).
+    ``auto`` values must be resolved before (`pin_trial_resources`)."""
     runners, gpus = resources.num_env_runners, resources.num_gpus_per_learner
     if runners == "auto" or gpus == "auto":
         raise ConfigError("trial resources need fixed num_env_runners and num_gpus_per_learner")
     head: dict[str, float] = {"CPU": sweep.cpus_per_trial}
+    learner: dict[str, float] = {"CPU": resources.num_cpus_per_learner}
     if gpus:
-        head["GPU"] = gpus
+        (learner if resources.num_learners else head)["GPU"] = gpus
     runner = {"CPU": resources.num_cpus_per_env_runner, **resources.custom_resources_per_env_runner}
-    return PlacementGroupFactory([head] + [dict(runner) for _ in range(runners)])
+    return PlacementGroupFactory(
+        [head]
+        + [dict(learner) for _ in range(resources.num_learners)]
+        + [dict(runner) for _ in range(runners)]
+    )
 
 
 def pin_trial_resources(resources: ResourceConfig) -> ResourceConfig:

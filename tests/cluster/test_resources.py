@@ -141,5 +141,12 @@ def test_sweep_trials_reserve_their_runners_and_never_run_auto() -> None:
         {"CPU": 1.0, "rollout": 1.0},
         {"CPU": 1.0, "rollout": 1.0},
     ]
+    # Remote learners get their own bundles (and the GPU, not the trial's driver).
+    learners = ResourceConfig(num_learners=2, num_cpus_per_learner=2, num_gpus_per_learner=1)
+    assert trial_resources(sweep, learners).bundles == [
+        {"CPU": 1.0},
+        {"CPU": 2.0, "GPU": 1.0},
+        {"CPU": 2.0, "GPU": 1.0},
+    ]
     with pytest.raises(ConfigError):
         trial_resources(sweep, auto())
