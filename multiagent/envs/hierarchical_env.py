@@ -63,10 +63,9 @@ from multiagent.data.episodes import EpisodeView
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
-from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
+from multiagent.envs.master import MasterSeat, neutral_master_action
 from multiagent.envs.rewards import MASTER_TERMS, TERM_DTYPE, master_reward
 from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
-from multiagent.envs.simulator import Orders
 from multiagent.envs.symbol_env import masked_observation_space
 
 VERSION = 2
@@ -95,7 +94,8 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
             raise ValueError(f"{n} symbol slots but the market has {market.n_symbols} symbols")
         self.n_slots = n
         self.core = TradingCore(market, config, 1, n, budget=config.limits.max_gross_exposure / n)
-        self.core.track_risk = True
+        self.seat = MasterSeat(self.core, config)
+        """Schedule, budgets, trims and observation of the master (shared with the backtester)."""
         self.sampler = EpisodeSampler(
             market,
             views if views is not None else whole_market_views(market),
@@ -111,22 +111,17 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
             self.core.observations.dim, scheme.n_actions
         )
         self._symbol_action_space: gym.spaces.Space[Any] = gym.spaces.Discrete(scheme.n_actions)
-        f = market.n_features
-        self.master_dim = 2 * f + len(PORTFOLIO_FIELDS) + 3 * n + 5
+        self.master_dim = self.seat.dim
         self._master_obs_space = gym.spaces.Box(-np.inf, np.inf, (self.master_dim,), np.float32)
-        self._levels = np.asarray(config.budget_levels, dtype=float)
-        self._master_action_space = gym.spaces.MultiDiscrete([len(self._levels)] * n + [3])
+        self._master_action_space = gym.spaces.MultiDiscrete(self.seat.nvec.tolist())
         self.state_space = gym.spaces.Box(
             -np.inf, np.inf, (n * self.core.observations.dim + self.master_dim,), np.float32
         )
-        self._base_budget = config.limits.max_gross_exposure / n
-        self._mode_scales = np.asarray(config.risk_mode_scales, dtype=float)
         self._rng = np.random.default_rng()
         self._step = 0
         self._obs: np.ndarray = np.zeros((1, n, self.core.observations.dim), np.float32)
         self._masks: np.ndarray = np.ones((1, n, scheme.n_actions), bool)
         self._master_obs = np.zeros(self.master_dim, np.float32)
-        self._cut = np.zeros(n, bool)
 
     # PettingZoo API -------------------------------------------------------------------
     def observation_space(self, agent: str) -> gym.spaces.Space[Any]:
@@ -142,6 +137,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
             self._rng = np.random.default_rng(seed)
         episode = self.draw_episode(self._rng, options, shuffle=True)
         self.core.reset([episode])
+        self.seat.reset()
         self._step = 0
         self.agents = list(self.possible_agents)
         observations = self._observe()
@@ -167,8 +163,8 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         decision = self.decision_due()
         imposed, imposed_mask = None, None
         if decision:
-            self._apply_master(actions[MASTER])
-            imposed, imposed_mask = self._budget_trims()
+            self.seat.apply(actions[MASTER])
+            imposed, imposed_mask = self.seat.trims()
         symbol_actions = np.fromiter(
             (actions[agent] for agent in self.symbol_agents), np.int64, self.n_slots
         ).reshape(1, -1)
@@ -217,7 +213,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
 
     def decision_due(self) -> bool:
         """Whether the master's action on the next `step` is applied."""
-        return self._step % self.config.communication_interval == 0
+        return self.seat.decision_due(self._step)
 
     # the global state split for a centralized critic ------------------------------------
     @property
@@ -275,40 +271,6 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         )
         return summary
 
-    def _apply_master(self, action: Any) -> None:
-        action = np.asarray(action)
-        if action.shape != (self.n_slots + 1,) or not self._master_action_space.contains(
-            action.astype(np.int64)
-        ):
-            raise ValueError(f"master action {action!r} is outside {self._master_action_space}")
-        levels = self._levels[action[:-1].astype(np.int64)]
-        mode = int(action[-1])
-        budget = np.minimum(
-            levels * self._base_budget * self._mode_scales[mode], self.config.limits.max_weight
-        )
-        self._cut = budget < self.core.budget[0] - 1e-12
-        self.core.budget[0] = budget
-        self.core.risk_mode[0] = mode
-
-    def _budget_trims(self) -> tuple[Orders | None, np.ndarray | None]:
-        if not self.config.enforce_budget_cuts:
-            return None, None
-        sim = self.core.sim
-        weight = np.abs(sim.weights())
-        # Only a cut budget forces a trim; a position that grew past its budget by price drift
-        # is left alone (budgets bind orders, not prices).
-        over = self._cut[None, :] & (weight > self.core.budget * 1.001 + 1e-9)
-        if not over.any():
-            return None, None
-        shape = over.shape
-        orders = Orders(
-            active=np.ones(shape, bool),
-            keep=np.zeros(shape),
-            weight=self.core.budget * np.sign(sim.qty),
-            voluntary=np.zeros(shape, bool),
-        )
-        return orders, over
-
     def _observe(self) -> dict[str, Any]:
         core = self.core
         self._masks = core.masks()
@@ -323,38 +285,12 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         return observations
 
     def _master_observation(self) -> np.ndarray:
-        core = self.core
-        obs = self._obs[0]
-        f_dim = self.market.n_features
-        end = core.observations.feature_dim
-        current = obs[:, end - f_dim : end]
-        n = self.n_slots
-        out = np.empty(self.master_dim, np.float32)
-        out[:f_dim] = np.add.reduce(current, axis=0) / n
-        out[f_dim : 2 * f_dim] = np.maximum.reduce(current, axis=0)
-        k = 2 * f_dim
-        p = len(PORTFOLIO_FIELDS)
-        out[k : k + p] = obs[0, -p:]
-        k += p
-        weights = obs[:, end]  # the slot block starts with the weight
-        out[k : k + n] = weights
-        out[k + n : k + 2 * n] = core.budget[0]
-        out[k + 2 * n : k + 3 * n] = core.risk.slot_pnl[0] * 100.0
-        k += 3 * n
-        interval = self.config.communication_interval
-        to_decision = (-self._step) % interval
-        out[k] = np.sqrt(core.risk.portfolio_var[0]) * 100.0
-        out[k + 1] = core.risk.mean_correlation()[0]
-        out[k + 2] = core.risk.herfindahl(weights[None, :])[0]
-        out[k + 3] = to_decision == 0
-        out[k + 4] = to_decision / interval
-        return out
+        return self.seat.observe(self._obs, self._step)[0]
 
 
 def default_neutral_action(n_slots: int, levels: Sequence[float]) -> np.ndarray:
     """The master action keeping equal budgets (level 1.0 if listed) and the neutral mode."""
-    level = list(levels).index(1.0) if 1.0 in levels else len(levels) - 1
-    return np.array([level] * n_slots + [NEUTRAL], dtype=np.int64)
+    return neutral_master_action(n_slots, list(levels))
 
 
 def random_joint_action(

@@ -7,9 +7,15 @@ stacked into one core (B = policies x books), so a window costs one vectorized s
 whatever the number of policies.
 
 Books: the evaluation universe is every symbol with a bar on ``min_coverage`` of the window.
-An agent book holds N of them (the agent's slot count, budget 1/N each, as in training); the
-universe is cut into books in panel order and the last book is filled up from the start, so
-every symbol is traded at least once.
+An agent book holds N of them (the agent's slot count); the universe is cut into books in panel
+order and the last book is filled up from the start, so every symbol is traded at least once.
+
+The hierarchy: agent books run under a master seat (`multiagent.envs.master.MasterSeat`, the
+code the hierarchical env runs). A policy's ``master`` decides every ``communication_interval``
+bars from the same observation as in training, its budgets and risk mode bind the symbol orders
+of the same step, and a cut budget forces the trim on that step's fill. A policy without a
+master gets the neutral action (equal budgets ``max_gross_exposure / N``, neutral mode): the
+independent agents, and the rule baselines that trade through the agent's scheme.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from multiagent.data.splits import Window
 from multiagent.envs.config import CommonEnvConfig, HierarchicalEnvConfig, RiskLimits
 from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
+from multiagent.envs.master import MasterSeat
 from multiagent.envs.sampling import Episode
 from multiagent.envs.simulator import Orders
 from multiagent.errors import ConfigError
-from multiagent.evaluation.policies import BacktestPolicy, Layout, StepContext
+from multiagent.evaluation.policies import BacktestPolicy, Layout, MasterDecider, StepContext
 
 
 @dataclass
@@ -43,7 +50,7 @@ class PolicyRun:
     capital: float
     """Initial equity of each book."""
     budget: float
-    """Each slot's share of its book's equity."""
+    """Each slot's equal share of its book's equity (the neutral master's budget)."""
     equity: np.ndarray
     """(K, T + 1) book equity, from the initial capital."""
     values: np.ndarray
@@ -59,6 +66,14 @@ class PolicyRun:
     action_counts: np.ndarray | None
     """(T, A) executed scheme actions over all slots, None for target-weight policies."""
     action_names: tuple[str, ...]
+    budgets: np.ndarray | None = None
+    """(K, N, T) each slot's budget (fraction of equity) on each step; None outside agent books."""
+    risk_modes: np.ndarray | None = None
+    """(K, T) the master's risk mode on each step (0 defensive, 1 neutral, 2 aggressive)."""
+    forced: np.ndarray | None = None
+    """(K, N, T) bool: the slot was trimmed to a budget its master cut on that step."""
+    master: str | None = None
+    """Name of the master that set the budgets (None: neutral, equal budgets)."""
 
     @property
     def n_steps(self) -> int:
@@ -196,9 +211,16 @@ class Backtester:
         n_books, n_slots = books.shape
         n_pol = len(group.policies)
         config = self.config if group.constrained else self.benchmark_config
-        # Agent books: the equal budget a neutral master gives; benchmarks: the whole book.
-        budget = min(1.0 / n_slots, config.limits.max_weight) if group.layout == "agent" else 1.0
+        masters = [p.master for p in group.policies]
+        seat_config = self._seat_config(group, n_slots, masters, window)
+        # Agent books: the equal share (the neutral master keeps it); benchmarks: the whole book.
+        budget = 1.0
+        if group.layout == "agent":
+            budget = config.limits.max_gross_exposure / n_slots
+            if seat_config is None:  # what the neutral master's first decision would set
+                budget = min(budget, config.limits.max_weight)
         core = TradingCore(self.market, config, n_pol * n_books, n_slots, budget)
+        seat = MasterSeat(core, seat_config) if seat_config is not None else None
         symbols = np.tile(books, (n_pol, 1))
         core.reset([Episode(s, window.start, window.stop) for s in symbols])
         names = core.scheme.names
@@ -216,14 +238,38 @@ class Backtester:
         action_counts = np.zeros((n_pol, steps, n_actions), np.int64)
         trades = _TradeBook(shape)
         slices = [slice(i * n_books, (i + 1) * n_books) for i in range(n_pol)]
+        window_dim = core.observations.feature_dim
         for policy in group.policies:
             policy.check(core.observations.dim, names)
             policy.reset(n_books, n_slots)
-        need_obs = any(p.needs_observations for p in group.policies)
+            if policy.master is not None and seat is not None:
+                policy.master.check(seat.dim, n_slots * window_dim, seat.nvec.tolist())
+        need_obs = seat is not None or any(p.needs_observations for p in group.policies)
         all_voluntary = np.ones(shape, bool)
+        budgets = np.empty((*shape, steps)) if seat is not None else None
+        modes = np.empty((shape[0], steps), np.int64) if seat is not None else None
+        forced = np.zeros((*shape, steps), bool) if seat is not None else None
+        master_actions = np.tile(seat.neutral, (shape[0], 1)) if seat is not None else None
         for step in range(steps):
+            # As in the env: masks and observations are those of the decision bar before the
+            # master acts; its new budgets (written into the core in place) size the orders
+            # of this same step and reach the symbol agents' observations from the next bar.
             masks = core.masks()
             observations = core.observe() if need_obs else None
+            trims, trim_mask = None, None
+            if seat is not None and seat.decision_due(step):
+                assert observations is not None and master_actions is not None
+                decided = [m is not None for m in masters]
+                if any(decided):
+                    master_obs = seat.observe(observations, step)
+                    market_windows = observations[:, :, :window_dim].reshape(shape[0], -1)
+                    for master, rows_of in zip(masters, slices, strict=True):
+                        if master is not None:
+                            master_actions[rows_of] = master.decide(
+                                master_obs[rows_of], market_windows[rows_of]
+                            )
+                seat.apply(master_actions)
+                trims, trim_mask = seat.trims()
             actions = np.zeros(shape, np.int64)
             targets = np.zeros(shape)
             rebalance = np.zeros(shape, bool)
@@ -246,16 +292,23 @@ class Backtester:
                 if decision.targets is not None and decision.rebalance is not None:
                     targets[rows_of] = decision.targets
                     rebalance[rows_of] = decision.rebalance
-            imposed = None
+            imposed, imposed_mask = trims, trim_mask
             if rebalance.any():
-                imposed = Orders(
+                imposed_mask = rebalance if trim_mask is None else rebalance | trim_mask
+                rebalanced = Orders(
                     active=rebalance,
                     keep=np.zeros(shape),
                     weight=targets,
                     voluntary=all_voluntary,
                 )
+                imposed = rebalanced if trims is None else _merge(rebalanced, trims, trim_mask)
+            if budgets is not None and modes is not None and forced is not None:
+                budgets[..., step] = core.budget
+                modes[:, step] = core.risk_mode
+                if trim_mask is not None:
+                    forced[..., step] = trim_mask
             before = sim.qty
-            result = core.step(actions, masks, imposed, rebalance if imposed is not None else None)
+            result = core.step(actions, masks, imposed, imposed_mask)
             fills = result.fills
             equity[:, step + 1] = fills.equity
             values[..., step] = core.sim.qty * core.sim.mark
@@ -301,5 +354,54 @@ class Backtester:
                 },
                 action_counts=action_counts[i] if acts_by_scheme else None,
                 action_names=names,
+                budgets=None if budgets is None else budgets[rows_of],
+                risk_modes=None if modes is None else modes[rows_of],
+                forced=None if forced is None else forced[rows_of],
+                master=None if policy.master is None else policy.master.name,
             )
         return out
+
+    def _seat_config(
+        self,
+        group: _Group,
+        n_slots: int,
+        masters: list[MasterDecider | None],
+        window: Window,
+    ) -> HierarchicalEnvConfig | None:
+        """The env config the master seat of agent books runs with (None: no seat)."""
+        config = self.config
+        if group.layout != "agent" or not group.constrained:
+            if any(m is not None for m in masters):
+                raise ConfigError("a master runs only over agent books under the agent's limits")
+            return None
+        if not isinstance(config, HierarchicalEnvConfig):
+            if any(m is not None for m in masters):
+                raise ConfigError("a master needs the hierarchical env config (env.n_symbols...)")
+            return None
+        if any(m is not None for m in masters) and n_slots != config.n_symbols:
+            raise ConfigError(
+                f"the master decides for books of {config.n_symbols} symbols, but bars "
+                f"{window.start}-{window.stop - 1} have only {n_slots} symbols with enough "
+                f"bars (min_coverage {self.min_coverage:g})"
+            )
+        return config
+
+
+def _merge(first: Orders, second: Orders, where: np.ndarray) -> Orders:
+    """``second``'s orders where ``where``, else ``first``'s (fields both lack stay None)."""
+
+    def pick(a: np.ndarray | None, b: np.ndarray | None, fill: object) -> np.ndarray | None:
+        if a is None and b is None:
+            return None
+        a = np.full(where.shape, fill) if a is None else a
+        b = np.full(where.shape, fill) if b is None else b
+        return np.where(where, b, a)
+
+    return Orders(
+        active=np.where(where, second.active, first.active),
+        keep=np.where(where, second.keep, first.keep),
+        weight=np.where(where, second.weight, first.weight),
+        limit=pick(first.limit, second.limit, np.nan),
+        voluntary=pick(first.voluntary, second.voluntary, True),
+        cap=pick(first.cap, second.cap, np.inf),
+    )

@@ -11,8 +11,9 @@ Layouts say which books a policy trades: ``agent`` (books of the agent's N slots
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -50,6 +51,21 @@ class Decision(NamedTuple):
     rebalance: np.ndarray | None = None
 
 
+class MasterDecider(Protocol):
+    """A master (risk allocator) the backtester can run over books of N slots: the greedy
+    export of a trained master (`multiagent.evaluation.master_policy.MasterNetPolicy`) or any
+    rule with the same two methods."""
+
+    name: str
+
+    def check(self, observation_dim: int, market_dim: int, nvec: Sequence[int]) -> None:
+        """Raise `ConfigError` when the master cannot act in this env (wrong shapes)."""
+
+    def decide(self, observations: np.ndarray, market: np.ndarray) -> np.ndarray:
+        """(R, M) master observations and (R, N x W x F) slot windows -> (R, N + 1) actions."""
+        ...
+
+
 class BacktestPolicy:
     name: str = "policy"
     kind: Kind = "baseline"
@@ -57,6 +73,9 @@ class BacktestPolicy:
     constrained: bool = True
     """Trade under the agent's risk limits (False: benchmark investor, default limits)."""
     needs_observations: bool = False
+    master: MasterDecider | None = None
+    """The master setting this policy's budgets every ``communication_interval`` bars (agent
+    layout only); None: equal budgets and the neutral mode, as independent agents."""
 
     def reset(self, n_books: int, n_slots: int) -> None:
         """Called before each window."""
@@ -179,10 +198,12 @@ class GreedyNetPolicy(BacktestPolicy):
         *,
         observation_dim: int | None = None,
         n_actions: int | None = None,
+        master: MasterDecider | None = None,
     ) -> None:
         import torch
 
         self.torch = torch
+        self.master = master
         self.net = net
         self.state_size = state_size
         self.name = name
