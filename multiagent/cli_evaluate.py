@@ -36,6 +36,13 @@ TrackingOption = Annotated[
 FailOption = Annotated[bool, typer.Option(help="Exit 3 when a gate fails.")]
 WalkForwardOption = Annotated[bool, typer.Option(help="Run walk-forward folds.")]
 StressOption = Annotated[bool, typer.Option(help="Run stress scenarios.")]
+SystemOption = Annotated[
+    str | None,
+    typer.Option(
+        help="One system only: independent, hierarchical or joint (default: every system "
+        "the checkpoint or run holds)."
+    ),
+]
 
 
 def _settings(
@@ -65,8 +72,16 @@ def _settings(
 def print_summary(files: ReportFiles) -> None:
     report = files.evaluation.report
     agents = set(report["agents"])
-    table = Table(title=f"{report['window']['part']} split: ranking by Sharpe (top 10 + agents)")
-    for column in ("rank", "policy", "Sharpe", "return", "max DD", "turnover/bar"):
+    table = Table(title=f"{report['window']['part']} split: ranking by Sharpe (top 10 + systems)")
+    for column in (
+        "rank",
+        "policy",
+        "Sharpe",
+        "return",
+        "max DD",
+        "episode max DD",
+        "turnover (% eq./bar)",
+    ):
         table.add_column(column, justify="right" if column != "policy" else "left")
     for row in report["ranking"]:
         if row["rank"] > 10 and row["policy"] not in agents:
@@ -78,17 +93,27 @@ def print_summary(files: ReportFiles) -> None:
             f"{row['sharpe']:.2f}",
             f"{row['total_return']:+.1%}",
             f"{row['max_drawdown']:.1%}",
-            f"{row['turnover']:.1%}",
+            f"{row['mean_episode_max_drawdown']:.1%}",
+            f"{row['turnover']:.2%}",
             style=style,
         )
     console.print(table)
-    gates = report.get("gates")
-    if gates:
+    for name, gates in (report.get("system_gates") or {}).items():
         failed = [
             g["gate"] for group in ("go", "regression") for g in gates[group] if not g["passed"]
         ]
         verdict = "[green]PASS[/]" if gates["passed"] else f"[red]FAIL[/] ({', '.join(failed)})"
-        console.print(f"gates: {verdict}", highlight=False)
+        lead = " (lead: decides the exit code)" if name == report.get("lead") else ""
+        console.print(f"gates of {name}{lead}: {verdict}", highlight=False)
+    comparison = report.get("comparison") or {}
+    for name, entry in (comparison.get("systems") or {}).items():
+        diff = entry["metrics"]["sharpe"]
+        console.print(
+            f"{name} - {comparison['reference']}: Sharpe {diff['difference']:+.2f} "
+            f"[{diff['low']:+.2f}, {diff['high']:+.2f}] (paired block bootstrap, "
+            f"p = {diff['p_value']:.2f})",
+            highlight=False,
+        )
     console.print(f"report: {files.markdown} (+ report.json, {len(files.plots)} plots)")
 
 
@@ -109,14 +134,16 @@ def evaluate(
     overwrite: OverwriteOption = False,
     tracking_uri: TrackingOption = None,
     fail_on_gates: FailOption = True,
+    system: SystemOption = None,
 ) -> None:
-    """Backtest a trained policy against baselines on the held-out split, walk-forward folds
-    and stress scenarios; write report.json, report.md and plots; exit 3 when a gate fails."""
+    """Backtest the trained systems (independent agents, the hierarchy, the joint tuning)
+    against baselines on the held-out split, walk-forward folds and stress scenarios; write
+    report.json, report.md and plots; exit 3 when the lead system fails a gate."""
     from multiagent.evaluation.run import evaluate_source
     from multiagent.evaluation.sources import resolve, run_config_for, trained_symbols
 
     try:
-        source = resolve(checkpoint)
+        source = resolve(checkpoint, system)
         run_config = run_config_for(source, config)
         trained = trained_symbols(source, run_config) if config is not None else None
         settings = _settings(run_config, part, gates, walk_forward, stress)
@@ -152,8 +179,9 @@ def report(
     overwrite: OverwriteOption = False,
     tracking_uri: TrackingOption = None,
     fail_on_gates: FailOption = True,
+    system: SystemOption = None,
 ) -> None:
-    """Evaluate each run's exported policy into RUN/report; with several runs (seeds), also
+    """Evaluate each run's trained systems into RUN/report; with several runs (seeds), also
     write mean and 95% confidence intervals over them."""
     from multiagent.evaluation.report import (
         aggregate_seeds,
@@ -162,16 +190,17 @@ def report(
         write_json,
     )
     from multiagent.evaluation.run import evaluate_source
-    from multiagent.evaluation.sources import POLICY_FILE, resolve, run_config_for
+    from multiagent.evaluation.sources import resolve, run_config_for
 
     results = []
     try:
         for run_dir in run_dirs:
-            if not (run_dir / POLICY_FILE).is_file():
+            if not (run_dir / "config.yaml").is_file():
                 raise MultiagentError(
-                    f"{run_dir}: no {POLICY_FILE} (train it first: multiagent train symbols)"
+                    f"{run_dir}: not a run folder (no config.yaml; train one first: "
+                    "multiagent train pipeline)"
                 )
-            source = resolve(run_dir)
+            source = resolve(run_dir, system)
             run_config = run_config_for(source, None)
             settings = _settings(run_config, part, gates, walk_forward, stress)
             console.print(f"[bold]{run_dir}[/]", highlight=False)
@@ -180,7 +209,7 @@ def report(
                 run_config,
                 run_dir / "report",
                 settings=settings,
-                shown_path=str(run_dir / POLICY_FILE),
+                shown_path=str(run_dir),
                 overwrite=overwrite,
                 tracking_uri=tracking_uri,
                 console=console,

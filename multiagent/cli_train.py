@@ -36,7 +36,7 @@ def train_main(
         _print_pipeline(result)
         if result.symbol_policy is not None:
             report_uri = None if uri == "none" else uri
-            _evaluate_main(run_config, folder, result.symbol_policy, prepared, report_uri)
+            _evaluate_main(run_config, folder, prepared, report_uri)
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
@@ -67,7 +67,7 @@ def _print_pipeline(result: Any) -> None:
 
         comparison = Table(
             title=f"Hierarchy on the {result.comparison['part']} split "
-            f"({result.comparison['episodes']} episodes, greedy)"
+            f"({result.comparison['bars']} bars, greedy, backtester)"
         )
         for column in HEADER:
             comparison.add_column(column)
@@ -77,21 +77,22 @@ def _print_pipeline(result: Any) -> None:
 
 
 def _evaluate_main(
-    run_config: RunConfig, folder: Path, policy: Path, prepared: Any, tracking_uri: str | None
+    run_config: RunConfig, folder: Path, prepared: Any, tracking_uri: str | None
 ) -> None:
-    """The main job's last phase: the exported policy on the held-out split vs baselines.
+    """The main job's last phase: every system the run trained (independent, hierarchical,
+    joint) on the held-out split vs baselines, led by the hierarchy.
 
     Gates are reported, not enforced: the small preset is a smoke run, not a candidate."""
     from multiagent.cli_evaluate import print_summary
     from multiagent.evaluation.run import evaluate_source
-    from multiagent.evaluation.sources import PolicySource
+    from multiagent.evaluation.sources import resolve
 
     files = evaluate_source(
-        PolicySource(policy, "torchscript", folder),
+        resolve(folder),
         run_config,
         folder / "report",
         prepared=prepared,
-        shown_path=str(policy),
+        shown_path=str(folder),
         console=console,
         tracking_uri=tracking_uri,
     )
@@ -130,9 +131,10 @@ def _print_training(result: Any) -> None:
     val = result.validation
     if val:
         console.print(
-            f"validation (greedy, master neutral): Sharpe {val['sharpe']:.2f}, mean episode "
-            f"return {val['mean_episode_return']:+.2%}, max DD {val['max_drawdown']:.1%}, "
-            f"trades/episode {val['trades_per_episode']:.1f}, exposure {val['exposure']:.0%}",
+            f"best checkpoint on validation (backtest, greedy, master neutral): Sharpe "
+            f"{val['sharpe']:.2f}, mean episode return {val['mean_episode_return']:+.2%}, "
+            f"max DD {val['max_drawdown']:.1%}, turnover {val['turnover']:.2%} of equity per "
+            f"bar, in position {val['exposure']:.0%} of slot-bars",
             highlight=False,
         )
     console.print(f"exported policy: {result.policy_path}", highlight=False)

@@ -116,6 +116,13 @@ class RunConfig(BaseModel):
                 "`symbols.runners` moved to the top-level `resources` section (it applies to "
                 "every phase): move its keys there"
             )
+        for phase in ("symbols", "master", "joint"):
+            section = data.get(phase) if isinstance(data, dict) else None
+            if isinstance(section, dict) and "eval_views" in section:
+                raise ValueError(
+                    f"`{phase}.eval_views` was removed: validation is now a backtest of the "
+                    "whole validation split (the engine every report uses); delete the key"
+                )
         return data
 
 

@@ -4,14 +4,18 @@ For each seed: generate a synthetic **regime** market (calm / volatile / crash, 
 whose symbols carry planted momentum signals of differing reliability (R² from 0.06 down to 0:
 two symbols are pure noise), then run the whole pipeline: pretrain the encoder, train the symbol
 policy (PPO), the master over the frozen symbol actors (MAPPO), and fine-tune jointly. The three
-systems are then run greedily on the unseen test split (`evaluation.hierarchy`):
+systems are then scored on the unseen test split by the backtester every report uses (the run's
+``hierarchy/comparison.json``: greedy, books of N symbols over the whole split, the master
+deciding every ``communication_interval`` bars as in training; `evaluation.hierarchy`):
 
 - independent symbol agents (no master, equal budgets);
 - hierarchical (phase 3's master over the frozen symbol actors);
 - hierarchical after joint fine-tuning (phase 4).
 
-Gate (the seeds' phase-3 gate): over the seeds, the hierarchical system's mean Sharpe is at least
-0.2 above the independent agents' and its mean episode max drawdown at least 15% lower.
+Each seed also gets the paired difference to the independent agents on the same bars, with a
+stationary block bootstrap interval. Gate (the seeds' phase-3 gate): over the seeds, the
+hierarchical system's mean Sharpe is at least 0.2 above the independent agents' and its mean
+episode max drawdown (the test bars cut into episodes of the training length) at least 15% lower.
 ``--as-test`` exits 1 when the gate is missed.
 
     python scripts/learn_check_hierarchy.py --as-test             # 3 seeds, about 10 min

@@ -4,7 +4,9 @@ For each seed: generate a market whose next-bar returns follow the sign of the l
 (``signal: momentum``, the features' ``ret_1`` carries it), pretrain the encoder on the training
 split, train the shared symbol policy with PPO, pick the checkpoint with the best validation
 Sharpe, and evaluate it on the unseen test split. The yardstick is the sign oracle acting through
-the same env (same scheme, costs, limits, fills): the best any symbol policy can do there.
+the same backtester (same scheme, costs, limits, fills, books of N symbols over the whole test
+split): the best any symbol policy can do there. Every figure comes from the backtester every
+report uses (`multiagent.evaluation.evaluate.score_policy`).
 
 The check passes when, on every seed, the trained policy's test Sharpe is >= ``--ratio`` (0.8)
 of the oracle's. It also trains a from-scratch encoder per seed (``--compare-scratch``) and
@@ -33,7 +35,8 @@ from rich.console import Console
 from rich.table import Table
 
 from multiagent.config import RunConfig
-from multiagent.evaluation.rollout import OracleSymbolPolicy, evaluate_symbol_policy
+from multiagent.evaluation.evaluate import score_policy
+from multiagent.evaluation.policies import GreedyNetPolicy, OraclePolicy
 
 CONFIG: dict[str, Any] = {
     "data": {
@@ -96,7 +99,6 @@ def run_config(seed: int, encoder: str, iterations: int, runs_dir: str) -> RunCo
 
 def one_run(config: RunConfig, run_dir: Path, threshold: float, console: Console) -> dict[str, Any]:
     from multiagent.rllib.env import market_for
-    from multiagent.rllib.policy import GreedyPolicy
     from multiagent.rllib.symbols import SymbolTrainer
     from multiagent.rllib.trainer import init_ray
     from multiagent.training.pretrain_phase import run_pretrain
@@ -117,21 +119,15 @@ def one_run(config: RunConfig, run_dir: Path, threshold: float, console: Console
         began = time.perf_counter()
         result = trainer.train(config.symbols.iterations, on_iteration=watch)
         seconds = time.perf_counter() - began
-        policy = GreedyPolicy.load(result.policy_path)  # the exported best checkpoint
-        test = evaluate_symbol_policy(
-            policy,
-            market,
-            prepared.test_views,
-            config.env,
-            seed=config.seed,
-            periods_per_year=trainer.periods,
-        )
+        assert result.policy_path is not None
+        policy = GreedyNetPolicy.load(str(result.policy_path), "independent")  # best checkpoint
+        test = score_policy(policy, market, config, prepared.split.test, trainer.periods)
     finally:
         trainer.stop()
     best = next(r for r in result.ranking if not r.get("deleted"))
     return {
-        "test_sharpe": test.metrics["sharpe"],
-        "test": test.metrics,
+        "test_sharpe": test["sharpe"],
+        "test": test,
         "best_iteration": best["iteration"],
         "best_val_sharpe": best["val_sharpe"],
         "reached_iteration": reached["iteration"],
@@ -150,17 +146,12 @@ def oracle(config: RunConfig) -> dict[str, float]:
 
     market, prepared = market_for(config)
     assert prepared.synthetic is not None
-    policy = OracleSymbolPolicy(prepared.synthetic.signal)
+    policy = OraclePolicy(prepared.synthetic.signal)
+    periods = periods_per_year(prepared.panel)
     out = {}
     for part in ("validation", "test"):
-        out[part] = evaluate_symbol_policy(
-            policy,
-            market,
-            prepared.views(part),
-            config.env,
-            seed=config.seed,
-            periods_per_year=periods_per_year(prepared.panel),
-        ).metrics["sharpe"]
+        window = getattr(prepared.split, part)
+        out[part] = score_policy(policy, market, config, window, periods)["sharpe"]
     split = prepared.split
     out["frictionless_test"] = prepared.synthetic.oracle_sharpe(start=split.test.start)
     return out

@@ -301,7 +301,11 @@ class Backtester:
                     weight=targets,
                     voluntary=all_voluntary,
                 )
-                imposed = rebalanced if trims is None else _merge(rebalanced, trims, trim_mask)
+                imposed = (
+                    rebalanced
+                    if trims is None or trim_mask is None
+                    else _merge(rebalanced, trims, trim_mask)
+                )
             if budgets is not None and modes is not None and forced is not None:
                 budgets[..., step] = core.budget
                 modes[:, step] = core.risk_mode

@@ -19,6 +19,8 @@ METRICS = (
     "calmar",
     "max_drawdown",
     "max_drawdown_duration",
+    "mean_episode_max_drawdown",
+    "mean_episode_return",
     "win_rate",
     "profit_factor",
     "average_trade",
@@ -30,10 +32,16 @@ METRICS = (
     "gross_exposure",
     "herfindahl",
     "excess_return",
+    "mean_gross_budget",
+    "defensive_share",
+    "aggressive_share",
+    "forced_trims_per_episode",
 )
-"""Every metric a report holds per policy (see `multiagent.evaluation.metrics`)."""
+"""Every metric a report holds per policy (see `multiagent.evaluation.metrics`; the last four
+only for agent systems: what their master did)."""
 GATE_METRICS = (*METRICS, "rank_fraction")
-"""Plus the agent's rank among itself and the baselines by Sharpe / their number (0.5 = middle)."""
+"""Plus the system's rank among itself and the baselines by Sharpe / their number (0.5 =
+middle); the other systems of the report are not counted."""
 
 
 class _Frozen(BaseModel):
@@ -133,3 +141,9 @@ class EvaluationConfig(_Frozen):
     walk_forward: WalkForwardSettings = Field(default_factory=WalkForwardSettings)
     stress: StressSettings = Field(default_factory=StressSettings)
     gates: GateSet = Field(default_factory=GateSet)
+    bootstrap_replications: int = Field(
+        1000,
+        ge=100,
+        description="Resamples of the stationary block bootstrap behind the paired system "
+        "comparison's intervals.",
+    )

@@ -28,18 +28,40 @@ from multiagent.evaluation.gates import check_gates
 from multiagent.evaluation.metrics import (
     annual_return,
     clean,
+    episode_metrics,
     herfindahl,
     periods_per_year,
     return_metrics,
     trade_stats,
 )
+from multiagent.evaluation.paired import paired_difference
 from multiagent.evaluation.policies import BacktestPolicy, default_baselines
+from multiagent.evaluation.report import confidence_interval
 from multiagent.evaluation.scenarios import cost_scenarios, crashed_panel, most_volatile_windows
 from multiagent.training.prepare import PreparedData
 
 SCHEMA = "multiagent.report/1"
 BENCHMARK = "equal_weight"
-SUMMARY_KEYS = ("sharpe", "total_return", "max_drawdown", "turnover", "win_rate", "cost_ratio")
+SUMMARY_KEYS = (
+    "sharpe",
+    "total_return",
+    "max_drawdown",
+    "mean_episode_max_drawdown",
+    "turnover",
+    "win_rate",
+    "cost_ratio",
+)
+REFERENCE_SYSTEM = "independent"
+"""What the hierarchy must beat: the same symbol agents without a master."""
+LEAD_ORDER = ("hierarchical", "joint", "independent")
+
+
+def lead_system(names: Sequence[str]) -> str | None:
+    """The system a report leads with: the hierarchy when it is there."""
+    for name in LEAD_ORDER:
+        if name in names:
+            return name
+    return names[0] if names else None
 
 
 @dataclass
@@ -58,11 +80,19 @@ def policy_metrics(
     periods: float,
     books: Sequence[int] | None = None,
     benchmark: np.ndarray | None = None,
+    *,
+    episode_bars: int | None = None,
 ) -> dict[str, Any]:
-    """Every metric of `multiagent.evaluation.metrics` for the combined books of a run."""
+    """Every metric of `multiagent.evaluation.metrics` for the combined books of a run.
+
+    Units: returns, drawdowns, exposure and ``turnover`` (traded notional / equity, mean per
+    bar) are fractions; episode figures cut each book's per-bar returns into episodes of
+    ``episode_bars`` (the training episode length)."""
     index = np.arange(run.equity.shape[0]) if books is None else np.asarray(books)
     returns = run.returns(index)
     out: dict[str, Any] = return_metrics(returns, periods)
+    book_equity = run.equity[index]
+    out.update(episode_metrics(book_equity[:, 1:] / book_equity[:, :-1] - 1.0, episode_bars))
     mine = np.isin(run.trades["book"], index)
     out.update(trade_stats(run.trades["pnl"][mine], run.capital))
     out["closed_trades"] = int(mine.sum())
@@ -79,7 +109,36 @@ def policy_metrics(
     out["excess_return"] = (
         out["annual_return"] - annual_return(benchmark, periods) if benchmark is not None else None
     )
+    if run.budgets is not None and run.risk_modes is not None and run.forced is not None:
+        # What the master did: the gross budget it handed out (1 = equal shares of the whole
+        # book), how often it was defensive or aggressive, and the trims its cuts forced.
+        out["mean_gross_budget"] = float(run.budgets[index].sum(axis=1).mean())
+        modes = run.risk_modes[index]
+        out["defensive_share"] = float((modes == 0).mean())
+        out["aggressive_share"] = float((modes == 2).mean())
+        out["forced_trims_per_episode"] = float(run.forced[index].sum() / max(out["episodes"], 1))
     return out
+
+
+def score_policy(
+    policy: BacktestPolicy,
+    market: EnvMarket,
+    config: RunConfig,
+    window: Window,
+    periods: float,
+) -> dict[str, Any]:
+    """One system on one window, scored exactly as a report's main section scores it (same
+    books, coverage and metrics): checkpoint ranking during training and sweep objectives go
+    through here, so a checkpoint's validation figures are what `multiagent evaluate --part
+    validation` reports for it."""
+    tester = Backtester(
+        market,
+        config.env,
+        n_slots=config.env.n_symbols,
+        min_coverage=config.evaluation.min_coverage,
+    )
+    run = tester.run([policy], window)[policy.name]
+    return policy_metrics(run, periods, episode_bars=config.episodes.length)
 
 
 def symbol_weights(
@@ -116,6 +175,7 @@ class Evaluator:
         self.env: CommonEnvConfig = config.env
         self.market = build_market(prepared.panel, prepared.features, config.env.costs)
         self.periods = periods_per_year(prepared.panel)
+        self.episode_bars = config.episodes.length
         self.names = prepared.panel.symbols
         self._progress: Progress | None = None
         self._task: Any = None
@@ -154,12 +214,12 @@ class Evaluator:
             generalization = self._generalization(runs, agents)
             walk_forward = self._walk_forward(policies, folds, skipped)
             stress = self._stress(policies, jobs, main["policies"])
-        agent = agents[0].name if agents else None
-        gates = (
-            check_gates(self.settings.gates, agent, main["policies"], main["ranking"])
-            if agent
-            else None
-        )
+        names = [a.name for a in agents]
+        lead = lead_system(names)
+        system_gates = {
+            name: check_gates(self.settings.gates, name, main["policies"], main["ranking"])
+            for name in names
+        }
         panel = self.prepared.panel
         times = pd.DatetimeIndex(panel.timestamps)
         report = {
@@ -191,18 +251,73 @@ class Evaluator:
                 "scheme": self.env.scheme.kind,
                 "slots_per_book": self.config.env.n_symbols,
             },
-            "agents": [a.name for a in agents],
+            "agents": names,
+            "lead": lead,
+            "systems": {
+                a.name: {"master": a.master.name if a.master is not None else None} for a in agents
+            },
             "benchmark": BENCHMARK,
             **main,
+            "comparison": self._compare(runs, names, walk_forward),
             "generalization": generalization,
             "walk_forward": walk_forward,
             "stress": stress,
-            "gates": gates,
+            "gates": system_gates[lead] if lead is not None else None,
+            "system_gates": system_gates,
         }
         steps = np.arange(window.start + 1, window.stop)
         return Evaluation(clean(report), runs, panel.timestamps[steps], self.names)
 
     # ------------------------------------------------------------------ internals
+    def _compare(
+        self,
+        runs: dict[str, PolicyRun],
+        names: Sequence[str],
+        walk_forward: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Each system against ``independent`` on the same books and bars: paired per-bar
+        differences with a stationary block bootstrap interval, and per walk-forward fold."""
+        if REFERENCE_SYSTEM not in names or len(names) < 2:
+            return None
+        reference = runs[REFERENCE_SYSTEM].returns()
+        out: dict[str, Any] = {"reference": REFERENCE_SYSTEM, "systems": {}}
+        folds = (walk_forward or {}).get("folds") or []
+        for name in names:
+            if name == REFERENCE_SYSTEM:
+                continue
+            entry = paired_difference(
+                runs[name].returns(),
+                reference,
+                self.periods,
+                seed=self.config.seed,
+                replications=self.settings.bootstrap_replications,
+            )
+            mine = runs[name]
+            base = runs[REFERENCE_SYSTEM]
+            episodes = {
+                "mean_episode_max_drawdown": [
+                    policy_metrics(r, self.periods, episode_bars=self.episode_bars)[
+                        "mean_episode_max_drawdown"
+                    ]
+                    for r in (mine, base)
+                ]
+            }
+            a, b = episodes["mean_episode_max_drawdown"]
+            entry["metrics"]["mean_episode_max_drawdown"] = {
+                "a": a,
+                "b": b,
+                "difference": a - b,
+                "relative": (a - b) / b if b > 1e-12 else None,
+            }
+            if folds:
+                deltas = [
+                    f["policies"][name]["sharpe"] - f["policies"][REFERENCE_SYSTEM]["sharpe"]
+                    for f in folds
+                ]
+                entry["walk_forward_sharpe_difference"] = confidence_interval(deltas)
+            out["systems"][name] = entry
+        return out
+
     def _run(
         self,
         policies: Sequence[BacktestPolicy],
@@ -232,14 +347,18 @@ class Evaluator:
             rows[name] = {
                 "kind": run.kind,
                 "layout": run.layout,
-                "metrics": policy_metrics(run, self.periods, benchmark=benchmark),
+                "metrics": policy_metrics(
+                    run, self.periods, benchmark=benchmark, episode_bars=self.episode_bars
+                ),
             }
             if run.layout == "single":
                 for book, row in enumerate(run.symbols[:, 0]):
                     rows[f"ALL_{self.names[row]}"] = {
                         "kind": "baseline",
                         "layout": "single",
-                        "metrics": policy_metrics(run, self.periods, [book], benchmark),
+                        "metrics": policy_metrics(
+                            run, self.periods, [book], benchmark, episode_bars=self.episode_bars
+                        ),
                     }
         ranked = sorted(rows, key=lambda n: (-rows[n]["metrics"]["sharpe"], n))
         ranking = [
@@ -271,7 +390,9 @@ class Evaluator:
                     "symbols": [self.names[r] for r in run.symbols[k]],
                     "metrics": {
                         key: value
-                        for key, value in policy_metrics(run, self.periods, [k]).items()
+                        for key, value in policy_metrics(
+                            run, self.periods, [k], episode_bars=self.episode_bars
+                        ).items()
                         if key in (*SUMMARY_KEYS, "annual_return", "closed_trades")
                     },
                 }
@@ -449,7 +570,9 @@ class Evaluator:
                 for policy, run in runs.items():
                     series.setdefault(policy, []).append(run.returns())
                     if len(windows) == 1:
-                        merged[policy] = policy_metrics(run, self.periods)
+                        merged[policy] = policy_metrics(
+                            run, self.periods, episode_bars=self.episode_bars
+                        )
             if len(windows) > 1:  # chained windows: return metrics of the joined series
                 merged = {
                     p: return_metrics(np.concatenate(s), self.periods) for p, s in series.items()

@@ -50,8 +50,9 @@ def check_gates(
     gates: GateSet, agent: str, policies: dict[str, dict[str, Any]], ranking: list[dict[str, Any]]
 ) -> dict[str, Any]:
     metrics = dict(policies[agent]["metrics"])
-    rank = next(r["rank"] for r in ranking if r["policy"] == agent)
-    metrics["rank_fraction"] = rank / len(ranking)
+    # Ranked among itself and the baselines: the other systems of the report do not count.
+    field = [r["policy"] for r in ranking if r["policy"] == agent or r["kind"] == "baseline"]
+    metrics["rank_fraction"] = (field.index(agent) + 1) / len(field)
     out: dict[str, Any] = {"agent": agent, "passed": True}
     for group in ("go", "regression"):
         results = []

@@ -163,6 +163,35 @@ def herfindahl(weights: np.ndarray) -> float:
     return float((shares**2).sum(axis=1).mean())
 
 
+def episode_segments(book_returns: np.ndarray, bars: int | None) -> list[np.ndarray]:
+    """Each book's per-bar returns (K, T) cut into consecutive episodes of ``bars`` bars (a
+    last, shorter piece of at least ``bars // 2`` bars counts too; a window shorter than one
+    episode is one episode): the training episodes' length applied to a backtest."""
+    book_returns = np.atleast_2d(np.asarray(book_returns, dtype=float))
+    steps = book_returns.shape[1]
+    if steps == 0:
+        return []
+    bars = steps if bars is None else max(1, int(bars))  # None: the whole window
+    starts = list(range(0, steps, bars))
+    if len(starts) > 1 and steps - starts[-1] < max(1, bars // 2):
+        starts.pop()  # too short to be an episode: it joins the one before
+    stops = [*starts[1:], steps]
+    return [book[a:b] for book in book_returns for a, b in zip(starts, stops, strict=True)]
+
+
+def episode_metrics(book_returns: np.ndarray, bars: int | None) -> dict[str, float]:
+    """Mean and worst of the episodes' max drawdown and their mean return (`episode_segments`)."""
+    segments = episode_segments(book_returns, bars)
+    if not segments:
+        return {"mean_episode_max_drawdown": 0.0, "mean_episode_return": 0.0, "episodes": 0.0}
+    drawdowns = [max_drawdown(s) for s in segments]
+    return {
+        "mean_episode_max_drawdown": float(np.mean(drawdowns)),
+        "mean_episode_return": float(np.mean([total_return(s) for s in segments])),
+        "episodes": float(len(segments)),
+    }
+
+
 def return_metrics(returns: np.ndarray, periods: float) -> dict[str, float]:
     """Every metric of a return series alone."""
     return {

@@ -151,6 +151,32 @@ class MomentumPolicy(BacktestPolicy):
         return Decision(actions=directional_actions(direction, context.masks, context.action_names))
 
 
+class OraclePolicy(BacktestPolicy):
+    """The sign oracle of a synthetic market, trading through the agent's own scheme.
+
+    Privileged: it reads the hidden signal of each slot's symbol at the decision bar (the
+    planted part of the next bar's return). Under the same costs, limits, budgets and fills as
+    the agent it is the yardstick a symbol policy is measured against: BUY where the signal
+    says up, SELL where it says down (a short where the scheme shorts), HOLD where masked.
+    """
+
+    name = "oracle"
+
+    def __init__(self, signal: np.ndarray, name: str = "oracle") -> None:
+        self.signal = signal
+        self.name = name
+
+    def check(self, observation_dim: int, action_names: tuple[str, ...]) -> None:
+        if action_names[:3] != ("HOLD", "BUY", "SELL"):
+            raise ConfigError(
+                f"the oracle needs the discrete3 scheme (HOLD, BUY, SELL), not {action_names}"
+            )
+
+    def decide(self, context: StepContext) -> Decision:
+        direction = np.sign(self.signal[context.symbols, context.t[:, None]])
+        return Decision(actions=directional_actions(direction, context.masks, context.action_names))
+
+
 class EqualWeightPolicy(BacktestPolicy):
     """1/N of equity in every symbol of the universe, rebalanced every ``rebalance_every`` bars."""
 

@@ -18,6 +18,34 @@ from multiagent.evaluation.metrics import clean
 
 MULTISEED_SCHEMA = "multiagent.multiseed/1"
 STRESS_POLICIES = ("equal_weight", "buy_and_hold", "cash")
+UNITS = {
+    "total_return": "fraction of capital",
+    "annual_return": "fraction per year",
+    "annual_volatility": "fraction per year",
+    "sharpe": "annualized",
+    "sortino": "annualized",
+    "calmar": "annual return / max drawdown",
+    "max_drawdown": "fraction of the peak",
+    "max_drawdown_duration": "bars",
+    "mean_episode_max_drawdown": "fraction of the peak, mean over episodes",
+    "mean_episode_return": "fraction of capital, mean over episodes",
+    "episodes": "book x episode-length pieces",
+    "win_rate": "fraction of closed trades",
+    "profit_factor": "gross wins / gross losses",
+    "average_trade": "fraction of capital",
+    "closed_trades": "count",
+    "trades_per_episode": "closed trades per book",
+    "turnover": "traded notional / equity, mean per bar",
+    "cost_ratio": "costs / |gross P&L|",
+    "exposure": "fraction of slot-bars in a position",
+    "gross_exposure": "sum |position| / equity, mean per bar",
+    "herfindahl": "sum w^2 / (sum |w|)^2, mean",
+    "excess_return": "annual return minus equal weight's",
+    "mean_gross_budget": "sum of slot budgets, x equity, mean per bar",
+    "defensive_share": "fraction of bars",
+    "aggressive_share": "fraction of bars",
+    "forced_trims_per_episode": "count per episode",
+}
 
 
 def fresh_dir(path: Path, overwrite: bool = False) -> Path:
@@ -44,6 +72,8 @@ def _fmt(value: Any, kind: str = "num") -> str:
         return f"{value:+.1%}"
     if kind == "frac":
         return f"{value:.1%}"
+    if kind == "frac2":
+        return f"{value:.2%}"
     if isinstance(value, int):
         return str(value)
     return f"{value:.2f}"
@@ -59,15 +89,104 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def paired_rows(comparison: dict[str, Any]) -> list[str]:
+    """Markdown lines: each system minus the reference system, paired on the same bars."""
+    reference = comparison["reference"]
+    lines = [
+        f"Paired differences to `{reference}` on the same books and bars (system minus "
+        f"{reference}; 95% intervals):",
+        "",
+    ]
+    rows = []
+    for system, entry in comparison["systems"].items():
+        metrics = entry["metrics"]
+        level = entry.get("level", 0.95)
+        for key, label, kind in (
+            ("sharpe", "Δ Sharpe (annualized)", "num"),
+            ("total_return", "Δ return (% of capital)", "pct"),
+            ("max_drawdown", "Δ max drawdown (% points)", "pct"),
+            ("mean_episode_max_drawdown", "Δ mean episode max drawdown (% points)", "pct"),
+        ):
+            diff = metrics.get(key)
+            if diff is None:
+                continue
+            if "low" in diff:
+                interval = f"[{_fmt(diff['low'], kind)}, {_fmt(diff['high'], kind)}]"
+                method = f"block bootstrap {level:.0%}, p = {_fmt(diff['p_value'])}"
+            else:
+                relative = diff.get("relative")
+                interval = "-"
+                method = f"relative change {_fmt(relative, 'pct')}" if relative is not None else ""
+            rows.append([system, label, _fmt(diff["difference"], kind), interval, method])
+        fold = entry.get("walk_forward_sharpe_difference")
+        if fold is not None and fold["n"] > 1:
+            rows.append(
+                [
+                    system,
+                    "Δ Sharpe per walk-forward fold (mean)",
+                    _fmt(fold["mean"]),
+                    f"[{_fmt(fold['low'])}, {_fmt(fold['high'])}]",
+                    f"t-interval over {fold['n']} folds",
+                ]
+            )
+    lines += _table(["system", "difference", "estimate", "interval", "how"], rows)
+    block: dict[str, Any] = next(iter(comparison["systems"].values()), {})
+    if "block_length" in block:
+        lines += [
+            f"Stationary bootstrap: {block['replications']} resamples, mean block length "
+            f"{block['block_length']:.1f} bars (Politis-White), seed {block['seed']}.",
+            "",
+        ]
+    return lines
+
+
+def _lead(report: dict[str, Any]) -> list[str]:
+    """The verdict a reader wants first: the lead system's gates and how it compares."""
+    lead = report.get("lead")
+    if lead is None:
+        return []
+    metrics = report["policies"][lead]["metrics"]
+    gates = report.get("gates")
+    verdict = "" if not gates else f": gates **{'PASS' if gates['passed'] else 'FAIL'}**"
+    out = [
+        f"## Verdict: the {lead} system{verdict}",
+        "",
+        f"Sharpe {_fmt(metrics['sharpe'])}, return {_fmt(metrics['total_return'], 'pct')}, "
+        f"max drawdown {_fmt(metrics['max_drawdown'], 'frac')}, mean episode max drawdown "
+        f"{_fmt(metrics['mean_episode_max_drawdown'], 'frac')} on the {report['window']['part']} "
+        "split.",
+        "",
+    ]
+    others = [s for s in report["agents"] if s != lead]
+    if others:
+        verdicts = []
+        for name in report["agents"]:
+            system_gates = (report.get("system_gates") or {}).get(name)
+            if system_gates is not None:
+                verdicts.append(f"{name} {'PASS' if system_gates['passed'] else 'FAIL'}")
+        out += [f"Gates per system: {', '.join(verdicts)}.", ""]
+    comparison = report.get("comparison")
+    if comparison:
+        out += paired_rows(comparison)
+    return out
+
+
 def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
     window, source = report["window"], report["source"]
     agents = report["agents"]
     costs = report["env"]["costs"]
+    systems = source.get("systems", {})
+    described = "; ".join(
+        f"{name}: `{entry['policy']}`"
+        + (f" + master `{entry['master']}`" if entry["master"] else "")
+        for name, entry in systems.items()
+    )
+    shown = f"- systems ({source['path']}): {described}" if described else f"- source: {source}"
     out = [
         "# Evaluation report",
         "",
-        f"- policy: `{source.get('policy')}`"
-        + (f" ({source['kind']})" if "kind" in source else ""),
+        shown,
+        *(f"- note: {note}" for note in source.get("notes", [])),
         f"- data: {len(report['data']['symbols'])} symbols, fingerprint "
         f"`{report['data']['fingerprint'][:16]}`; seed {report['seed']}",
         f"- window: the **{window['part']}** split, fills {window['first_fill']} .. "
@@ -78,11 +197,11 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         f"{costs['half_spread_bps']:g} bps), impact coefficient {costs['impact_coef']:g}; "
         f"fills at {report['env']['execution']['fill_price']}",
         "",
+        *_lead(report),
     ]
-    gates = report.get("gates")
-    if gates:
+    for name, gates in (report.get("system_gates") or {}).items():
         verdict = "PASS" if gates["passed"] else "FAIL"
-        out += [f"## Gates: **{verdict}** ({gates['agent']})", ""]
+        out += [f"## Gates of {name}: **{verdict}**", ""]
         rows = [
             [
                 group,
@@ -104,25 +223,39 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             _fmt(r["sharpe"]),
             _fmt(r["total_return"], "pct"),
             _fmt(r["max_drawdown"], "frac"),
-            _fmt(r["turnover"], "frac"),
+            _fmt(r.get("mean_episode_max_drawdown"), "frac"),
+            _fmt(r["turnover"], "frac2"),
             _fmt(r["win_rate"], "frac"),
             _fmt(r["cost_ratio"], "frac"),
         ]
         for r in report["ranking"]
     ]
     out += _table(
-        ["rank", "policy", "Sharpe", "return", "max DD", "turnover/bar", "win rate", "cost ratio"],
+        [
+            "rank",
+            "policy",
+            "Sharpe (annualized)",
+            "return (% of capital)",
+            "max DD (%)",
+            "mean episode max DD (%)",
+            "turnover (% of equity per bar)",
+            "win rate (% of closed trades)",
+            "cost ratio (% of gross P&L)",
+        ],
         rows,
     )
     for agent in agents:
         metrics = report["policies"][agent]["metrics"]
         out += [f"## {agent}: all metrics", ""]
-        out += _table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()])
+        out += _table(
+            ["metric", "value", "unit"],
+            [[k, _fmt(v), UNITS.get(k, "")] for k, v in metrics.items()],
+        )
     stress = report.get("stress")
     if stress:
         shown = [*agents, *(p for p in report["policies"] if p in STRESS_POLICIES)]
         shown += [p for p in report["policies"] if p.startswith(("momentum", "random"))]
-        out += ["## Stress tests (Sharpe / return)", ""]
+        out += ["## Stress tests (Sharpe annualized / return, % of capital)", ""]
         rows = [
             [s["name"], s["description"]] + [_sharpe_return(s["policies"][p]) for p in shown]
             for s in stress["scenarios"]
@@ -131,7 +264,7 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
     walk = report.get("walk_forward")
     if walk and walk.get("folds"):
         names = [n for n in walk["aggregate"] if not n.startswith("ALL_")]
-        out += ["## Walk-forward folds (Sharpe)", "", walk["note"] + ".", ""]
+        out += ["## Walk-forward folds (Sharpe, annualized)", "", walk["note"] + ".", ""]
         rows = [
             [str(f["fold"]), f"{f['test_bars'][0]}-{f['test_bars'][1] - 1}", f["part"]]
             + [_fmt(f["policies"][n]["sharpe"]) for n in names]
@@ -158,7 +291,9 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             ]
             for b in general["books"]
         ]
-        out += _table(["book", "symbols", "Sharpe", "return", "max DD"], rows)
+        out += _table(
+            ["book", "symbols", "Sharpe (annualized)", "return (% of capital)", "max DD (%)"], rows
+        )
         out += [f"## {agent}: per symbol", ""]
         rows = [
             [
@@ -172,7 +307,14 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             for s in general["symbols"]
         ]
         out += _table(
-            ["symbol", "return on budget", "buy-and-hold", "trades", "win rate", "in position"],
+            [
+                "symbol",
+                "return on budget (%)",
+                "buy-and-hold (%)",
+                "closed trades",
+                "win rate (%)",
+                "in position (% of bars)",
+            ],
             rows,
         )
     if plots:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,15 @@ from multiagent.evaluation.config import EvaluationConfig
 from multiagent.evaluation.evaluate import Evaluation, Evaluator
 from multiagent.evaluation.report import fresh_dir, render_markdown, write_json
 from multiagent.evaluation.sources import PolicySource
+from multiagent.tracking import Tracker, run_tags
 from multiagent.tracking.tracker import reachable
 from multiagent.training.prepare import PreparedData, prepare
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "multiagent-evaluation"
+"""Where evaluations of sources outside a tracked run go."""
+TRAINING_EXPERIMENT = "multiagent-training"
+"""The pipeline's experiment: an evaluation of a tracked run nests under its pipeline run."""
 
 
 @dataclass
@@ -51,17 +55,18 @@ def evaluate_source(
     console: Console | None = None,
     trained_symbols: set[str] | None = None,
 ) -> ReportFiles:
-    """Backtest ``source`` with ``config`` and write ``report.json``, ``report.md`` and plots
-    into ``out_dir`` (or ``out_dir-2``... when it holds an earlier report)."""
-    import torch
-
-    torch.set_num_threads(1)  # one thread: deterministic and fastest for these small nets
-    prepared = prepared if prepared is not None else prepare(config)
-    policy = source.load("agent")
-    evaluator = Evaluator(
-        config, prepared, settings, console=console, trained_symbols=trained_symbols
+    """Backtest every system of ``source`` with ``config`` and write ``report.json``,
+    ``report.md`` and plots into ``out_dir`` (or ``out_dir-2``... when it holds an earlier
+    report); logged to MLflow, nested under the run's pipeline run when the run has one."""
+    evaluation = evaluate_systems(
+        source,
+        config,
+        settings=settings,
+        shown_path=shown_path,
+        prepared=prepared,
+        console=console,
+        trained_symbols=trained_symbols,
     )
-    evaluation = evaluator.evaluate([policy], source.describe(shown_path or str(source.path)))
     directory = fresh_dir(out_dir, overwrite)
     written: list[Path] = []
     if plots:
@@ -74,55 +79,103 @@ def evaluate_source(
         render_markdown(evaluation.report, [p.name for p in written]), encoding="utf-8"
     )
     files = ReportFiles(directory, json_path, markdown, written, evaluation)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        log_to_mlflow(files, uri, console)
+    parent = pipeline_run(source.run_dir)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (parent or {}).get("uri")
+    if uri and uri != "none":
+        log_to_mlflow(files, uri, config, source.run_dir, console)
     return files
 
 
-def log_to_mlflow(files: ReportFiles, uri: str, console: Console | None) -> None:
-    """The report folder as artifacts and the agent's metrics; a tracking failure warns once
-    and never fails the evaluation (the files are on disk either way).
+def evaluate_systems(
+    source: PolicySource,
+    config: RunConfig,
+    *,
+    settings: EvaluationConfig | None = None,
+    shown_path: str | None = None,
+    prepared: PreparedData | None = None,
+    console: Console | None = None,
+    trained_symbols: set[str] | None = None,
+) -> Evaluation:
+    """Every system of ``source`` and the baselines through one `Evaluator` (no files)."""
+    import torch
 
-    Uses an explicit client: ``mlflow.set_tracking_uri`` would change the whole process's
-    default store (it sets ``MLFLOW_TRACKING_URI``), and a down server would then stall every
-    later MLflow call in retries."""
+    torch.set_num_threads(1)  # one thread: deterministic and fastest for these small nets
+    prepared = prepared if prepared is not None else prepare(config)
+    systems = source.load()
+    evaluator = Evaluator(
+        config, prepared, settings, console=console, trained_symbols=trained_symbols
+    )
+    return evaluator.evaluate(systems, source.describe(shown_path or str(source.path)))
+
+
+def pipeline_run(run_dir: Path | None) -> dict[str, str] | None:
+    """The MLflow store and run id of a run folder's pipeline (None when it has none)."""
+    if run_dir is None or not (run_dir / "pipeline.json").is_file():
+        return None
     try:
-        if not reachable(uri):
-            raise ConnectionError("no answer within 3 s")
-        from mlflow.entities import Metric, Param
-        from mlflow.tracking import MlflowClient
+        known = json.loads((run_dir / "pipeline.json").read_text(encoding="utf-8")).get("mlflow")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(known, dict) or not known.get("uri") or not known.get("run_id"):
+        return None
+    return {"uri": str(known["uri"]), "run_id": str(known["run_id"])}
 
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(EXPERIMENT)
-        )
-        report = files.evaluation.report
-        run = client.create_run(experiment_id, run_name=f"evaluate-{files.directory.parent.name}")
-        run_id = run.info.run_id
-        now = int(time.time() * 1000)
-        params = {
-            "policy": report["source"]["policy"],
-            "part": report["window"]["part"],
-            "seed": report["seed"],
-            "data_fingerprint": report["data"]["fingerprint"],
-        }
-        metrics: dict[str, Any] = report["policies"]["agent"]["metrics"]
-        client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None],
-            params=[Param(k, str(v)) for k, v in params.items()],
-        )
-        if report.get("gates") is not None:
-            client.set_tag(run_id, "gates_passed", str(report["gates"]["passed"]))
-        client.log_artifacts(run_id, str(files.directory), artifact_path="report")
-        client.set_terminated(run_id)
-    except Exception as error:  # tracking is best effort by design
-        message = f"MLflow logging to {uri} failed ({type(error).__name__}: {error}); "
+
+def log_to_mlflow(
+    files: ReportFiles,
+    uri: str,
+    config: RunConfig,
+    run_dir: Path | None,
+    console: Console | None,
+) -> None:
+    """The report folder as artifacts and every system's metrics (``SYSTEM.metric``), with the
+    run's tags (git revision, data fingerprint, seed, versions). Nested under the run's
+    pipeline run when it lives in the same store; else a run of its own. A tracking failure
+    warns once and never fails the evaluation (the files are on disk either way)."""
+    report = files.evaluation.report
+    parent = pipeline_run(run_dir)
+    nested = parent is not None and parent["uri"] == uri
+    if not reachable(uri):
+        message = f"MLflow logging to {uri} failed (no answer within 3 s); "
         message += "the report files are on disk"
         log.warning(message)
         if console is not None:
             console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        return
+    tags = run_tags(
+        config.model_dump(mode="json"),
+        seed=report["seed"],
+        data_fingerprint=report["data"]["fingerprint"],
+    )
+    tags["phase"] = "evaluate"
+    name = run_dir.name if run_dir is not None else files.directory.parent.name
+    tracker = Tracker.start(
+        uri,
+        TRAINING_EXPERIMENT if nested else EXPERIMENT,
+        f"{name}/evaluate-{report['window']['part']}",
+        parent_run_id=parent["run_id"] if nested and parent is not None else None,
+        tags=tags,
+        console=console,
+    )
+    with tracker:
+        tracker.log_params(
+            {
+                "source": report["source"]["path"],
+                "part": report["window"]["part"],
+                "systems": ",".join(report["agents"]),
+            }
+        )
+        metrics: dict[str, Any] = {}
+        for system in report["agents"]:
+            for key, value in report["policies"][system]["metrics"].items():
+                metrics[f"{system}.{key}"] = value
+        comparison = report.get("comparison") or {}
+        for system, entry in (comparison.get("systems") or {}).items():
+            for key, diff in entry["metrics"].items():
+                metrics[f"{system}.vs_independent.{key}"] = diff["difference"]
+        tracker.log_metrics(metrics, step=0)
+        if report.get("gates") is not None:
+            tracker.set_tags(
+                {"gates_passed": str(report["gates"]["passed"]), "lead_system": report["lead"]}
+            )
+        tracker.log_artifact(files.directory, "report")

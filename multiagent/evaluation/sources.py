@@ -1,9 +1,23 @@
-"""Where a policy to evaluate comes from: an exported TorchScript file, an RLlib checkpoint
-folder or a run folder, and the run config that goes with it."""
+"""What to evaluate: the systems a path holds, and the run config that goes with them.
+
+A *system* is what trades: the symbol policy, and for the hierarchy its master.
+
+| system | phase | what runs |
+|---|---|---|
+| ``independent`` | symbols (2) | the symbol policy, equal budgets, neutral mode |
+| ``hierarchical`` | master (3) | phase 3's master over its (frozen) symbol policy |
+| ``joint`` | joint (4) | phase 4's master and symbol policy after joint tuning |
+
+A path is a run folder (every system its phases finished; ``RUN/PHASE/policy.pt`` and, for
+master and joint, ``RUN/PHASE/master.pt``), an exported ``policy.pt`` (with ``master.pt``
+beside it when it has one), or an RLlib checkpoint folder (its symbol and master RLModules).
+Asking for a system the path cannot provide is an error, never a fallback to another system.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +25,84 @@ from multiagent.config import RunConfig, load_config
 from multiagent.errors import ConfigError
 from multiagent.evaluation.policies import GreedyNetPolicy
 
-POLICY_FILE = Path("symbols") / "policy.pt"
+SYSTEMS = ("independent", "hierarchical", "joint")
+SYSTEM_PHASES = {"independent": "symbols", "hierarchical": "master", "joint": "joint"}
+PHASE_SYSTEMS = {phase: system for system, phase in SYSTEM_PHASES.items()}
+POLICY_NAME = "policy.pt"
+MASTER_NAME = "master.pt"
+POLICY_FILE = Path("symbols") / POLICY_NAME
+"""The independent system's export in a run folder."""
+
+
+@dataclass(frozen=True)
+class SystemSource:
+    system: str
+    kind: str
+    """``torchscript`` or ``rllib``."""
+    policy: Path
+    """The symbol policy: a ``policy.pt`` or an RLlib checkpoint folder."""
+    master: Path | None
+    """The master: a ``master.pt`` or the RLlib checkpoint folder; None: neutral master."""
+
+    def describe(self, run_dir: Path | None) -> dict[str, Any]:
+        def shown(path: Path | None) -> str | None:
+            if path is None:
+                return None
+            if run_dir is not None:
+                try:
+                    return str(path.resolve().relative_to(run_dir.resolve()))
+                except ValueError:
+                    pass
+            return str(path)
+
+        return {
+            "system": self.system,
+            "kind": self.kind,
+            "policy": shown(self.policy),
+            "master": shown(self.master),
+        }
+
+    def load(self) -> GreedyNetPolicy:
+        """The greedy system, named after it, with its master attached (None: neutral)."""
+        if self.kind == "torchscript":
+            from multiagent.evaluation.master_policy import MasterNetPolicy
+
+            policy = GreedyNetPolicy.load(str(self.policy), self.system)
+            if self.master is not None:
+                policy.master = MasterNetPolicy.load(self.master, f"{self.system}_master")
+            return policy
+        from multiagent.rllib.policy import load_rllib_master, load_rllib_policy
+
+        policy = load_rllib_policy(self.policy, self.system)
+        if self.master is not None:
+            master = load_rllib_master(self.master)
+            master.name = f"{self.system}_master"
+            policy.master = master
+        return policy
 
 
 @dataclass
 class PolicySource:
     path: Path
-    kind: str
-    """``torchscript`` or ``rllib``."""
+    """What the user pointed at."""
     run_dir: Path | None
+    systems: list[SystemSource]
+    notes: list[str] = field(default_factory=list)
+    """Systems of a run folder left out, and why."""
+
+    @property
+    def kind(self) -> str:
+        return self.systems[0].kind
 
     def describe(self, shown: str) -> dict[str, Any]:
-        return {"policy": shown, "kind": self.kind}
+        return {
+            "path": shown,
+            "systems": {s.system: s.describe(self.run_dir) for s in self.systems},
+            "notes": list(self.notes),
+        }
 
-    def load(self, name: str = "agent") -> GreedyNetPolicy:
-        if self.kind == "torchscript":
-            return GreedyNetPolicy.load(str(self.path), name)
-        from multiagent.rllib.policy import load_rllib_policy
-
-        return load_rllib_policy(self.path, name)
+    def load(self) -> list[GreedyNetPolicy]:
+        return [s.load() for s in self.systems]
 
 
 def module_checkpoint(path: Path, module_id: str = "symbol") -> Path | None:
@@ -41,6 +114,8 @@ def module_checkpoint(path: Path, module_id: str = "symbol") -> Path | None:
         path / "learner_group" / "learner" / "rl_module" / module_id,
         path / "algo" / "learner_group" / "learner" / "rl_module" / module_id,
     ):
+        if candidate.name != module_id and candidate == path:
+            continue
         if (candidate / "module_state.pt").is_file() or (candidate / "module_state.pkl").is_file():
             return candidate
     return None
@@ -54,7 +129,21 @@ def find_run_dir(path: Path) -> Path | None:
     return None
 
 
-def resolve(checkpoint: Path) -> PolicySource:
+def _phase_of(path: Path, run_dir: Path | None) -> str | None:
+    """The phase folder (symbols, master, joint) ``path`` lies in inside its run folder."""
+    if run_dir is None:
+        return None
+    try:
+        parts = path.resolve().relative_to(run_dir.resolve()).parts
+    except ValueError:
+        return None
+    return parts[0] if parts and parts[0] in PHASE_SYSTEMS else None
+
+
+def resolve(checkpoint: Path, system: str | None = None) -> PolicySource:
+    """The systems ``checkpoint`` holds (``system``: that one only, or an error)."""
+    if system is not None and system not in SYSTEMS:
+        raise ConfigError(f"--system must be one of {', '.join(SYSTEMS)}, not {system!r}")
     if not checkpoint.exists():
         raise ConfigError(
             f"{checkpoint}: no such checkpoint (give a policy.pt, an RLlib "
@@ -62,17 +151,89 @@ def resolve(checkpoint: Path) -> PolicySource:
         )
     run_dir = find_run_dir(checkpoint.resolve())
     if checkpoint.is_file():
-        if not checkpoint.with_suffix(".json").is_file():
-            raise ConfigError(f"{checkpoint}: a TorchScript policy needs its .json sidecar")
-        return PolicySource(checkpoint, "torchscript", run_dir)
-    if (checkpoint / POLICY_FILE).is_file():
-        return PolicySource(checkpoint / POLICY_FILE, "torchscript", checkpoint)
-    if module_checkpoint(checkpoint) is not None:
-        return PolicySource(checkpoint, "rllib", run_dir)
+        found = [_from_export(checkpoint, run_dir, system)]
+        return PolicySource(checkpoint, run_dir, found)
+    if module_checkpoint(checkpoint, "symbol") is not None:
+        found = [_from_rllib(checkpoint, run_dir, system)]
+        return PolicySource(checkpoint, run_dir, found)
+    if (checkpoint / "config.yaml").is_file():
+        return _from_run_folder(checkpoint, system)
     raise ConfigError(
         f"{checkpoint}: not a policy file, RLlib checkpoint or run folder (no "
         f"{POLICY_FILE} and no symbol RLModule inside)"
     )
+
+
+def _from_export(path: Path, run_dir: Path | None, system: str | None) -> SystemSource:
+    if path.name == MASTER_NAME:
+        raise ConfigError(
+            f"{path}: give the symbol policy ({path.with_name(POLICY_NAME)}); the master "
+            "beside it is picked up"
+        )
+    if not path.with_suffix(".json").is_file():
+        raise ConfigError(f"{path}: a TorchScript policy needs its .json sidecar")
+    master = path.with_name(MASTER_NAME)
+    has_master = master.is_file()
+    phase = _phase_of(path, run_dir)
+    own = PHASE_SYSTEMS.get(phase or "", "hierarchical" if has_master else "independent")
+    chosen = system or own
+    if chosen != "independent" and not has_master:
+        raise ConfigError(
+            f"{path}: the {chosen} system needs its master ({master} is missing); this export "
+            "holds the symbol policy only: evaluate it with --system independent"
+        )
+    return SystemSource(chosen, "torchscript", path, master if chosen != "independent" else None)
+
+
+def _from_rllib(path: Path, run_dir: Path | None, system: str | None) -> SystemSource:
+    has_master = module_checkpoint(path, "master") is not None
+    phase = _phase_of(path, run_dir)
+    own = PHASE_SYSTEMS.get(phase or "", "hierarchical" if has_master else "independent")
+    if own == "independent" and has_master:
+        own = "hierarchical"
+    chosen = system or own
+    if chosen != "independent" and not has_master:
+        raise ConfigError(
+            f"{path}: the {chosen} system needs a master RLModule and this checkpoint has only "
+            "the symbol policy (a phase-2 checkpoint): evaluate it with --system independent"
+        )
+    return SystemSource(chosen, "rllib", path, path if chosen != "independent" else None)
+
+
+def _from_run_folder(run_dir: Path, system: str | None) -> PolicySource:
+    """Every system whose phase finished, by its exports (``PHASE/policy.pt`` + master.pt)."""
+    status: dict[str, str] = {}
+    pipeline = run_dir / "pipeline.json"
+    if pipeline.is_file():
+        try:
+            phases = json.loads(pipeline.read_text(encoding="utf-8")).get("phases", {})
+            status = {name: str(record.get("status")) for name, record in phases.items()}
+        except (ValueError, AttributeError) as error:
+            raise ConfigError(f"{pipeline}: not a pipeline record ({error})") from None
+    found: list[SystemSource] = []
+    notes: list[str] = []
+    for name in SYSTEMS if system is None else (system,):
+        phase = SYSTEM_PHASES[name]
+        policy = run_dir / phase / POLICY_NAME
+        master = run_dir / phase / MASTER_NAME if name != "independent" else None
+        missing = [p for p in (policy, master) if p is not None and not p.is_file()]
+        why = None
+        if status and status.get(phase, "not run") != "done":
+            why = f"phase {phase} is {status.get(phase, 'not run')} in {pipeline.name}"
+        elif missing:
+            why = f"{missing[0]} is missing"
+        if why is None:
+            found.append(SystemSource(name, "torchscript", policy, master))
+        elif system is not None:
+            raise ConfigError(f"{run_dir}: no {name} system to evaluate ({why})")
+        elif phase in status or policy.is_file():
+            notes.append(f"{name}: left out ({why})")
+    if not found:
+        raise ConfigError(
+            f"{run_dir}: no trained system to evaluate (no {POLICY_FILE}; train it first: "
+            "multiagent train pipeline)"
+        )
+    return PolicySource(run_dir, run_dir, found, notes)
 
 
 def trained_symbols(source: PolicySource, config: RunConfig) -> set[str] | None:

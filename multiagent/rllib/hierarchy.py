@@ -22,10 +22,11 @@ from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
-from multiagent.evaluation.rollout import evaluate_symbol_policy
+from multiagent.evaluation.master_policy import MasterNetPolicy
+from multiagent.evaluation.sources import MASTER_NAME, PHASE_SYSTEMS
 from multiagent.rllib.algo import build_hierarchy_config
 from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE, TradingAgentsEnv
-from multiagent.rllib.policy import GreedyMasterPolicy, GreedyPolicy
+from multiagent.rllib.policy import MasterInference, export_master_torchscript
 from multiagent.rllib.trainer import PhaseTrainer, module_path
 from multiagent.training.config import HierarchyPhase
 from multiagent.training.runs import write_json
@@ -51,6 +52,7 @@ class HierarchyTrainer(PhaseTrainer):
         console: Console | None = None,
     ) -> None:
         self.phase = phase
+        self.system = PHASE_SYSTEMS[phase]
         self.modules = (SYMBOL_MODULE, MASTER_MODULE)
         super().__init__(
             config, run_dir, config.master if phase == "master" else config.joint, console=console
@@ -109,62 +111,33 @@ class HierarchyTrainer(PhaseTrainer):
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(
             self.dir / "init.json",
-            {"from": str(checkpoint), "modules": sorted(states), "initialized_fresh": fresh},
+            {
+                "from": self._recorded(checkpoint),
+                "modules": sorted(states),
+                "initialized_fresh": fresh,
+            },
         )
         return dict(fresh)
 
-    def master_policy(self) -> GreedyMasterPolicy:
-        return GreedyMasterPolicy(self.algo.get_module(MASTER_MODULE))
+    def master_policy(self) -> MasterNetPolicy:
+        net = MasterInference(self.algo.get_module(MASTER_MODULE)).eval()
+        return MasterNetPolicy(net, net.nvec, f"{self.system}_master")
+
+    def export_best(self) -> Path | None:
+        """The best checkpoint's symbol policy (``policy.pt``) and master (``master.pt``)."""
+        policy = super().export_best()
+        env = self.example_env()
+        inputs = env.master_inputs()
+        export_master_torchscript(
+            self.best_module(MASTER_MODULE),
+            self.dir / MASTER_NAME,
+            inputs["obs"][None],
+            inputs["market"][None],
+        )
+        return policy
 
     def status(self, row: dict[str, Any]) -> str:
         return (
             f"master reward {row.get('master_reward_mean', float('nan')):.2f} "
             f"entropy {row['master_policy_entropy']:.3f}"
         )
-
-
-def compare_systems(
-    config: RunConfig, checkpoints: dict[str, Path], *, part: str = "test"
-) -> dict[str, Any]:
-    """Run the independent, hierarchical and joint systems on ``part`` (see
-    `evaluation.hierarchy`); ``checkpoints`` maps phase (symbols, master, joint) -> checkpoint."""
-    from ray.rllib.core.rl_module.rl_module import RLModule
-
-    from multiagent.evaluation.hierarchy import SCHEMA
-    from multiagent.evaluation.metrics import periods_per_year
-    from multiagent.rllib.env import market_for
-
-    market, prepared = market_for(config)
-    periods = periods_per_year(prepared.panel)
-    systems: dict[str, Any] = {}
-    episodes = 0
-    for system, phase in (
-        ("independent", "symbols"),
-        ("hierarchical", "master"),
-        ("joint", "joint"),
-    ):
-        checkpoint = checkpoints.get(phase)
-        if checkpoint is None:
-            continue
-        symbol = RLModule.from_checkpoint(str(module_path(checkpoint, SYMBOL_MODULE).resolve()))
-        master = None
-        if system != "independent":
-            module = RLModule.from_checkpoint(str(module_path(checkpoint, MASTER_MODULE).resolve()))
-            master = GreedyMasterPolicy(module)
-        evaluation = evaluate_symbol_policy(
-            GreedyPolicy.from_module(symbol),
-            market,
-            prepared.views(part),
-            config.env,
-            seed=config.seed,
-            periods_per_year=periods,
-            master=master,
-        )
-        systems[system] = {**evaluation.metrics, "checkpoint": str(checkpoint)}
-        episodes = int(evaluation.metrics["episodes"])
-    return {
-        "schema": SCHEMA,
-        "part": part,
-        "episodes": episodes,
-        "systems": systems,
-    }

@@ -1,10 +1,15 @@
-"""The trained symbol policy outside RLlib: a greedy evaluator and a TorchScript export.
+"""The trained policies outside RLlib: greedy evaluators and TorchScript exports.
 
 `InferencePolicy` is the inference path of `SymbolRLModule` as a plain ``nn.Module`` with one
 tensor signature, ``(observations (B, D), mask (B, A), state (B, S)) -> (logits, state)``, where
 S is 0 (feed-forward), the GRU size, or twice the LSTM size (h then c). It traces to
 TorchScript, so a deployed policy needs torch only; the export test checks it picks the same
 actions as the RLModule.
+
+`MasterInference` does the same for the actor of `MasterRLModule`,
+``(obs (B, M), market (B, N*W*F)) -> logits (B, N*L + 3)``; the critic's ``state`` is left out
+because the actor never reads it. `evaluation.master_policy.MasterNetPolicy` runs the export
+without Ray.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from torch import nn
 
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
+from multiagent.evaluation.master_policy import MASTER_FORMAT, MasterNetPolicy
 from multiagent.evaluation.policies import GreedyNetPolicy
 from multiagent.evaluation.sources import module_checkpoint
-from multiagent.rllib.env import SYMBOL_MODULE
+from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE
 from multiagent.rllib.modules import MasterRLModule, SymbolRLModule, head_inputs, mask_logits
 
 
@@ -135,6 +141,78 @@ def load_rllib_policy(path: Path, name: str = "agent") -> GreedyNetPolicy:
     dim = int(inner.shape[0]) if inner is not None and inner.shape else None
     return GreedyNetPolicy(
         net, net.state_size, name, observation_dim=dim, n_actions=int(module.action_space.n)
+    )
+
+
+class MasterInference(nn.Module):
+    """The master's actor as one tensor signature, so it traces: the RLModule's own
+    ``embed`` and ``actor_logits`` (one code path, no copy that could drift from training)."""
+
+    def __init__(self, module: MasterRLModule) -> None:
+        super().__init__()
+        self.module = module
+        self.n_slots = module.n_slots
+        self.nvec = [int(n) for n in module.action_space.nvec]
+
+    def forward(self, obs: torch.Tensor, market: torch.Tensor) -> torch.Tensor:
+        batch = {Columns.OBS: {"obs": obs, "market": market}}
+        return self.module.actor_logits(batch, self.module.embed(batch))
+
+
+def export_master_torchscript(
+    module: MasterRLModule,
+    path: str | Path,
+    example_obs: np.ndarray,
+    example_market: np.ndarray,
+) -> Path:
+    """Trace the master's actor on example inputs (B, M) and (B, N*W*F) and save it with its
+    ``.json`` sidecar (the shapes `MasterNetPolicy.check` holds an env to)."""
+    net = MasterInference(module).eval()
+    obs = torch.as_tensor(example_obs, dtype=torch.float32)
+    market = torch.as_tensor(example_market, dtype=torch.float32)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.13 flags torch.jit as deprecated; it works
+        traced = torch.jit.trace(net, (obs, market), check_trace=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    traced.save(str(partial))
+    os.replace(partial, path)  # a reader never sees half a policy file
+    meta = {
+        "format": MASTER_FORMAT,
+        "signature": "(obs (B, M), market (B, N*W*F)) -> logits (B, N*L + 3)",
+        "observation_dim": int(obs.shape[1]),
+        "market_dim": int(market.shape[1]),
+        "n_slots": net.n_slots,
+        "nvec": net.nvec,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_rllib_master(path: Path, name: str = "master") -> MasterNetPolicy:
+    """The greedy master of the master RLModule saved in an RLlib checkpoint folder."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    no_master = ConfigError(
+        f"{path} has no master RLModule: it is a phase-2 (symbols) checkpoint; evaluate it as "
+        "the independent system"
+    )
+    found = module_checkpoint(path, MASTER_MODULE)
+    if found is None:
+        raise no_master
+    # ``path`` may itself be a module folder, and then it may be the symbol module's.
+    module = RLModule.from_checkpoint(str(found.resolve()))
+    if not isinstance(module, MasterRLModule):
+        raise no_master
+    net = MasterInference(module).eval()
+    space = module.observation_space
+    return MasterNetPolicy(
+        net,
+        net.nvec,
+        name,
+        observation_dim=int(space["obs"].shape[0]),
+        market_dim=int(space["market"].shape[0]),
     )
 
 

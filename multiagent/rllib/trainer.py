@@ -7,13 +7,16 @@ with the entropy guard); `hierarchy.HierarchyTrainer` phases 3 and 4. Run folder
     RUN/config.yaml                     the run config (resume reads it back)
     RUN/PHASE/metrics.jsonl             one row per iteration (telemetry, losses, eval)
     RUN/PHASE/checkpoints/iter_00010/   algo/ (RLlib checkpoint) + trainer_state.json
-    RUN/PHASE/ranking.json              checkpoints ranked by validation Sharpe
+    RUN/PHASE/ranking.json              checkpoints ranked by validation Sharpe, with their
+                                        validation figures (paths relative to RUN)
     RUN/PHASE/policy.pt (+ .json)       TorchScript export of the best checkpoint's symbol policy
+    RUN/PHASE/master.pt (+ .json)       ... and of its master (phases 3 and 4)
 
-Every checkpoint is evaluated on the validation split (greedy actions; the master neutral in
-phase 2, the trained master from phase 3); between
-checkpoints ``eval_every`` adds evaluations to the log. Only the ``keep_best`` best checkpoints
-by validation Sharpe and the latest one (what ``--resume`` continues from) are kept.
+Every checkpoint is scored on the validation split by the backtester (`evaluation.evaluate.
+score_policy`, the engine every report uses: greedy actions, the whole split in books of N
+symbols; the master neutral in phase 2, the trained master from phase 3); between checkpoints
+``eval_every`` adds evaluations to the log. Only the ``keep_best`` best checkpoints by
+validation Sharpe and the latest one (what ``--resume`` continues from) are kept.
 
 Resuming restores the algorithm (weights, optimizer moments, step counters that drive the
 schedules) and the loop's own state (iteration, entropy boost, rankings); episodes in flight at
@@ -40,16 +43,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from multiagent.config import RunConfig
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
+from multiagent.evaluation.evaluate import score_policy
 from multiagent.evaluation.metrics import periods_per_year
-from multiagent.evaluation.rollout import MasterPolicy, SymbolEvaluation, evaluate_symbol_policy
+from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, market_for
-from multiagent.rllib.policy import GreedyPolicy, export_torchscript
+from multiagent.rllib.policy import InferencePolicy, export_torchscript
 from multiagent.rllib.resources import RESOURCES_FILE, resources_record, runner_health
 from multiagent.training.config import PhaseSettings
 from multiagent.training.runs import (
     append_jsonl,
+    run_path,
     save_run_config,
     write_atomic,
     write_json,
@@ -85,15 +90,24 @@ class PhaseResult:
     latest_checkpoint: Path | None
     policy_path: Path | None
     validation: dict[str, float] = field(default_factory=dict)
+    """The best checkpoint's validation figures."""
 
     @property
     def best_checkpoint(self) -> Path | None:
-        return best_checkpoint(self.ranking)
+        return best_checkpoint(self.ranking, self.run_dir)
 
 
-def best_checkpoint(ranking: list[dict[str, Any]]) -> Path | None:
+def best_checkpoint(ranking: list[dict[str, Any]], run_dir: Path) -> Path | None:
     live = [r for r in ranking if not r.get("deleted")]
-    return Path(live[0]["checkpoint"]) if live else None
+    return run_path(run_dir, live[0]["checkpoint"]) if live else None
+
+
+def best_validation(ranking: list[dict[str, Any]]) -> dict[str, float]:
+    """The validation figures of the best live checkpoint ({} before the first)."""
+    live = [r for r in ranking if not r.get("deleted")]
+    if not live:
+        return {}
+    return dict(live[0].get("validation") or {"sharpe": live[0]["val_sharpe"]})
 
 
 def read_ranking(phase_dir: Path) -> list[dict[str, Any]]:
@@ -152,6 +166,8 @@ class PhaseTrainer:
     """The loop of one PPO phase; subclasses build ``self.algo`` and say how to evaluate."""
 
     phase = "symbols"
+    system = "independent"
+    """The system the phase trains (see `evaluation.sources`): what validation scores."""
     modules: tuple[str, ...] = (SYMBOL_MODULE,)
     algo: Any
 
@@ -186,22 +202,19 @@ class PhaseTrainer:
         return curriculum_callbacks(self.algo)
 
     # hooks ---------------------------------------------------------------------------
-    def master_policy(self) -> MasterPolicy | None:
+    def master_policy(self) -> MasterDecider | None:
         """The master evaluations run with (None: equal budgets, neutral mode)."""
         return None
 
-    def evaluate(self, part: str = "validation") -> SymbolEvaluation:
-        """Greedy rollouts of the current policies on ``part`` (validation by default)."""
-        return evaluate_symbol_policy(
-            GreedyPolicy.from_module(self.algo.get_module(SYMBOL_MODULE)),
-            self.market,
-            self.prepared.views(part),
-            self.config.env,
-            seed=self.config.seed,
-            periods_per_year=self.periods,
-            max_views=self.settings.eval_views,
-            master=self.master_policy(),
-        )
+    def greedy_system(self) -> GreedyNetPolicy:
+        """The live policies as the backtester runs them: greedy symbol actions + master."""
+        net = InferencePolicy(self.algo.get_module(SYMBOL_MODULE)).eval()
+        return GreedyNetPolicy(net, net.state_size, self.system, master=self.master_policy())
+
+    def evaluate(self, part: str = "validation") -> dict[str, Any]:
+        """The current system scored on ``part`` (validation by default) by the backtester."""
+        window = getattr(self.prepared.split, part)
+        return score_policy(self.greedy_system(), self.market, self.config, window, self.periods)
 
     def after_iteration(self, row: dict[str, Any]) -> None:
         """Adjust the run after an iteration (the symbol phase's entropy guard)."""
@@ -254,8 +267,15 @@ class PhaseTrainer:
         if len(kept) != len(rows):
             write_atomic(log, "".join(line + "\n" for line in kept))
 
-    def save(self, val_sharpe: float) -> Path:
-        """Checkpoint the algorithm, rank it by ``val_sharpe``, prune, then record the state.
+    def _recorded(self, path: Path) -> str:
+        """``path`` as run records hold it: relative to the run folder (movable runs)."""
+        try:
+            return str(path.resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            return str(path)
+
+    def save(self, validation: dict[str, Any]) -> Path:
+        """Checkpoint the algorithm, rank it by validation Sharpe, prune, then record the state.
 
         The checkpoint is written into a hidden temp folder beside its final name and renamed
         once complete (with its state file): a run killed mid-save leaves only the temp folder,
@@ -268,13 +288,15 @@ class PhaseTrainer:
         partial = Path(tempfile.mkdtemp(prefix=f".partial-{path.name}-", dir=checkpoints))
         try:
             self.algo.save_to_path(str((partial / "algo").resolve()))
+            val_sharpe = float(validation["sharpe"])
             ranking = sorted(
                 [
                     *(dict(r) for r in self.ranking),
                     {
-                        "checkpoint": str(path),
+                        "checkpoint": self._recorded(path),
                         "iteration": self.iteration,
                         "val_sharpe": val_sharpe,
+                        "validation": dict(validation),
                     },
                 ],
                 key=lambda r: (-r["val_sharpe"], -r["iteration"]),
@@ -304,12 +326,13 @@ class PhaseTrainer:
     def _doomed(self, ranking: list[dict[str, Any]], latest: Path) -> list[str]:
         """Mark the checkpoints past ``keep_best`` (never ``latest``) deleted in ``ranking``;
         -> their folders, to delete once the new checkpoint is in place."""
-        keep = {r["checkpoint"] for r in ranking[: self.settings.keep_best]} | {str(latest)}
+        keep = {r["checkpoint"] for r in ranking[: self.settings.keep_best]}
+        keep.add(self._recorded(latest))
         doomed = []
         for entry in ranking[self.settings.keep_best :]:
             if entry["checkpoint"] not in keep and not entry.get("deleted"):
                 entry["deleted"] = True
-                doomed.append(entry["checkpoint"])
+                doomed.append(str(run_path(self.run_dir, entry["checkpoint"])))
         return doomed
 
     # loop ----------------------------------------------------------------------------
@@ -355,7 +378,7 @@ class PhaseTrainer:
             self.ranking,
             self.latest,
             policy_path,
-            self.validation,
+            best_validation(self.ranking),
         )
 
     def iterate(self, *, evaluate: bool, checkpoint: bool = False) -> dict[str, Any]:
@@ -371,7 +394,9 @@ class PhaseTrainer:
         row.update(runner_health(self.algo))
         self.after_iteration(row)
         if evaluate or checkpoint:
-            self.validation = self.evaluate().metrics
+            self.validation = {
+                k: float(v) for k, v in self.evaluate().items() if isinstance(v, int | float)
+            }
             row.update({f"val_{k}": v for k, v in self.validation.items()})
             curriculum = self.curriculum
             if curriculum is not None and curriculum.curriculum is not None:
@@ -380,7 +405,7 @@ class PhaseTrainer:
                 curriculum.report_validation(self.algo, row)
                 row["curriculum_next_stage"] = curriculum.curriculum.stage_index
         if checkpoint:
-            self.save(self.validation["sharpe"])
+            self.save(self.validation)
         append_jsonl(self.dir / "metrics.jsonl", row)
         self.history.append(row)
         if self.tracker is not None:
@@ -389,8 +414,8 @@ class PhaseTrainer:
 
     def best_module(self, module_id: str) -> Any:
         """``module_id`` of the best-ranked checkpoint (the live one when that is it)."""
-        best = best_checkpoint(self.ranking)
-        if best is None or best == self.latest:
+        best = best_checkpoint(self.ranking, self.run_dir)
+        if best is None or self.latest is None or best.resolve() == self.latest.resolve():
             return self.algo.get_module(module_id)
         from ray.rllib.core.rl_module.rl_module import RLModule
 
@@ -402,11 +427,16 @@ class PhaseTrainer:
             self.best_module(SYMBOL_MODULE), self.dir / "policy.pt", self.example_obs
         )
 
+    def example_env(self) -> HierarchicalTradingEnv:
+        """A reset env on the training views: example inputs for the exports' traces."""
+        env = HierarchicalTradingEnv(self.market, self.prepared.train_views, self.config.env)
+        env.reset(seed=self.config.seed)
+        return env
+
     @property
     def example_obs(self) -> np.ndarray:
-        env = HierarchicalTradingEnv(self.market, self.prepared.train_views, self.config.env)
-        observations, _ = env.reset(seed=self.config.seed)
-        return np.stack([observations[a]["observations"] for a in env.symbol_agents])
+        env = self.example_env()
+        return env.core.observe()[0]
 
     def stop(self) -> None:
         self.algo.stop()

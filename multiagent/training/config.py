@@ -133,9 +133,6 @@ class PhaseSettings(_Frozen):
     checkpoint_every: int = Field(5, ge=1)
     eval_every: int = Field(5, ge=1)
     keep_best: int = Field(3, ge=1, description="Best checkpoints kept, by validation Sharpe.")
-    eval_views: int | None = Field(
-        None, ge=1, description="Validation views evaluated (null = all, in order)."
-    )
     ppo: PPOSettings = Field(default_factory=PPOSettings)
 
 

@@ -6,13 +6,14 @@
 4. ``joint``: everything learns, the symbol actors at a low rate (``RUN/joint``).
 
 Each PPO phase starts from the best checkpoint (validation Sharpe) of the one before it.
-``RUN/pipeline.json`` records every phase's status, output, best checkpoint, validation figures
-and time; it is rewritten after each phase, so a killed pipeline knows where it stood:
+``RUN/pipeline.json`` records every phase's status, output, best checkpoint and that
+checkpoint's own validation figures, and time (paths relative to the run folder, so a run
+folder can be moved); it is rewritten after each phase, so a killed pipeline knows where it stood:
 ``--resume`` skips finished phases and continues a running one from its latest checkpoint.
 ``--from-phase`` reruns from a phase on an existing run; the outputs it replaces are moved to
 ``RUN/archive/PHASE-N`` first (never deleted). ``--to-phase`` stops early, so one phase can run
-alone. After the joint phase the three systems are compared on the test split
-(`evaluation.hierarchy`).
+alone. After the joint phase the three systems are compared on the test split by the
+backtester every report uses (`evaluation.hierarchy`, ``RUN/hierarchy/comparison.md``).
 
 The entrypoint is Ray-native: it joins ``RAY_ADDRESS`` when set (``ray job submit``), otherwise it
 starts a private local Ray.
@@ -35,7 +36,13 @@ from multiagent.errors import ConfigError
 from multiagent.tracking import Tracker, default_tracking_uri, run_tags
 from multiagent.training.config import PHASES
 from multiagent.training.prepare import PreparedData, prepare
-from multiagent.training.runs import load_run_config, read_json, save_run_config, write_json
+from multiagent.training.runs import (
+    load_run_config,
+    read_json,
+    run_path,
+    save_run_config,
+    write_json,
+)
 
 PIPELINE_FILE = "pipeline.json"
 EXPERIMENT = "multiagent-training"
@@ -52,7 +59,7 @@ class PipelineResult:
     def symbol_policy(self) -> Path | None:
         """The phase-2 symbol policy export (the independent agents), when trained."""
         path = self.phases.get("symbols", {}).get("policy")
-        return Path(path) if path else None
+        return run_path(self.run_dir, path) if path else None
 
 
 def phase_range(from_phase: str | None, to_phase: str | None) -> list[str]:
@@ -265,7 +272,7 @@ class Pipeline:
                 tracker.log_metrics(row, step=epoch)
             tracker.log_artifact(out)
         return {
-            "output": str(output.path),
+            "output": self._recorded(output.path),
             "best_epoch": result.best_epoch,
             "validation": {"loss": best["val_loss"], "next_return": best["val_next_return"]},
         }
@@ -293,7 +300,7 @@ class Pipeline:
     def _run_hierarchy(self, phase: str, source: str, continuing: bool) -> dict[str, Any]:
         from multiagent.rllib.hierarchy import HierarchyTrainer
 
-        start = Path(self.phases[source]["best_checkpoint"])
+        start = run_path(self.run_dir, self.phases[source]["best_checkpoint"])
         trainer = HierarchyTrainer(
             self.config,
             self.run_dir,
@@ -302,8 +309,17 @@ class Pipeline:
             console=self.console,
         )
         outcome = self._train(trainer, phase, continuing)
-        outcome["started_from"] = str(start)
+        outcome["started_from"] = self._recorded(start)
         return outcome
+
+    def _recorded(self, path: Path | None) -> str | None:
+        """A path as ``pipeline.json`` holds it: relative to the run folder (movable runs)."""
+        if path is None:
+            return None
+        try:
+            return str(Path(path).resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            return str(path)
 
     def _train(self, trainer: Any, phase: str, continuing: bool) -> dict[str, Any]:
         trainer.tracker = tracker = self._phase_tracker(phase, continuing)
@@ -330,22 +346,39 @@ class Pipeline:
         tracker.finish()
         best = result.best_checkpoint
         return {
-            "output": str(self.run_dir / phase),
+            "output": phase,
             "iterations": result.iteration,
-            "best_checkpoint": str(best) if best else None,
-            "policy": str(result.policy_path) if result.policy_path else None,
+            "best_checkpoint": self._recorded(best),
+            "best_iteration": next(
+                (r["iteration"] for r in result.ranking if not r.get("deleted")), None
+            ),
+            "policy": self._recorded(result.policy_path),
             "validation": result.validation,
         }
 
     def _compare(self) -> dict[str, Any]:
-        from multiagent.evaluation.hierarchy import write_comparison
-        from multiagent.rllib.hierarchy import compare_systems
+        """The systems the run trained, on the test split, by the report's engine."""
+        from multiagent.evaluation.hierarchy import comparison_from_report, write_comparison
+        from multiagent.evaluation.run import evaluate_systems
+        from multiagent.evaluation.sources import resolve
 
-        comparison = compare_systems(
-            self.config,
-            {name: Path(self.phases[name]["best_checkpoint"]) for name in PHASES[1:]},
-            part="test",
+        settings = self.config.evaluation.model_copy(
+            update={
+                "part": "test",
+                "walk_forward": self.config.evaluation.walk_forward.model_copy(
+                    update={"enabled": False}
+                ),
+                "stress": self.config.evaluation.stress.model_copy(update={"enabled": False}),
+            }
         )
+        evaluation = evaluate_systems(
+            resolve(self.run_dir),
+            self.config,
+            settings=settings,
+            shown_path=".",
+            prepared=self.prepared,
+        )
+        comparison = comparison_from_report(evaluation.report)
         write_comparison(comparison, self.run_dir / "hierarchy")
         self.state["comparison"] = comparison
         self._write()

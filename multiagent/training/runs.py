@@ -15,6 +15,16 @@ from multiagent.config import RunConfig, load_config
 from multiagent.errors import ConfigError
 
 
+def run_path(run_dir: Path, recorded: str | Path) -> Path:
+    """A path a run record holds: relative to the run folder (records are movable with their
+    folder), or, in records written before that, absolute or relative to the working dir."""
+    path = Path(recorded)
+    if path.is_absolute():
+        return path
+    inside = run_dir / path
+    return inside if inside.exists() or not path.exists() else path
+
+
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
     """``runs_dir/name``, or ``name-2``, ``name-3``... when taken: earlier runs are kept."""
     base = Path(runs_dir)

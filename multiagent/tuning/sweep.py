@@ -34,7 +34,7 @@ from rich.console import Console
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError, MultiagentError
 from multiagent.tracking import Tracker, default_tracking_uri, flatten, run_tags
-from multiagent.training.runs import read_json, write_atomic, write_json
+from multiagent.training.runs import read_json, run_path, write_atomic, write_json
 from multiagent.tuning.config import SweepConfig, load_sweep, trial_settings
 from multiagent.tuning.space import apply_overrides
 
@@ -203,7 +203,7 @@ def _prepare_base(
         encoder = run_dir / PHASE_DIRS["pretrain"] / "encoder.pt"
         start["encoder"] = str(encoder.resolve()) if encoder.is_file() else None
     else:
-        start["checkpoint"] = str(Path(phases[before]["best_checkpoint"]).resolve())
+        start["checkpoint"] = str(run_path(run_dir, phases[before]["best_checkpoint"]).resolve())
     prepared = prepare(sealed)
     n_bars = _outer_bars(base)
     return start, n_bars, prepared.panel.fingerprint()
@@ -322,16 +322,25 @@ def export_best(
 def final_evaluation(
     chosen: RunConfig, sweep: SweepConfig, checkpoint: Path, directory: Path
 ) -> dict[str, Any]:
-    """The chosen trial's checkpoint, once, on the test split of the unsealed data."""
-    from multiagent.rllib.hierarchy import compare_systems
+    """The chosen trial's checkpoint, once, on the test split of the unsealed data, scored by
+    the backtester every report uses."""
+    from multiagent.evaluation.run import evaluate_systems
+    from multiagent.evaluation.sources import PHASE_SYSTEMS, resolve
 
-    system = {"symbols": "independent", "master": "hierarchical", "joint": "joint"}[sweep.target]
-    comparison = compare_systems(chosen, {sweep.target: checkpoint}, part="test")
+    system = PHASE_SYSTEMS[sweep.target]
+    settings = chosen.evaluation.model_copy(
+        update={
+            "part": "test",
+            "walk_forward": chosen.evaluation.walk_forward.model_copy(update={"enabled": False}),
+            "stress": chosen.evaluation.stress.model_copy(update={"enabled": False}),
+        }
+    )
+    evaluation = evaluate_systems(resolve(checkpoint, system), chosen, settings=settings)
     final = {
         "part": "test",
         "system": system,
         "checkpoint": str(checkpoint),
-        "metrics": comparison["systems"][system],
+        "metrics": evaluation.report["policies"][system]["metrics"],
     }
     write_json(directory / "final_test.json", final)
     return final

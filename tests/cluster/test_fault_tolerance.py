@@ -99,7 +99,7 @@ def test_checkpoint_killed_mid_write_is_never_taken(
         # A complete checkpoint is never replaced.
         trainer.iteration = 1
         with pytest.raises(ConfigError, match="refusing to overwrite"):
-            trainer.save(0.0)
+            trainer.save({"sharpe": 0.0})
     finally:
         trainer.stop()
 

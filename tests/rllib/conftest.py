@@ -42,7 +42,6 @@ TINY: dict[str, Any] = {
         "checkpoint_every": 1,
         "eval_every": 1,
         "keep_best": 1,
-        "eval_views": 2,
         "ppo": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 2},
         "policy": {"hidden": [16], "encoder": "scratch"},
     },

@@ -33,11 +33,10 @@ SMALL_NETS = {"hidden": [16], "critic_hidden": [16]}
 def phase_config(tmp_path: Path, **sections: Any) -> RunConfig:
     master = {
         "iterations": 1,
-        "eval_views": 2,
         "ppo": {**TINY_PPO, "gamma": 0.9, "gae_lambda": 0.8},
         "policy": SMALL_NETS,
     }
-    joint = {"iterations": 1, "eval_views": 2, "ppo": {**TINY_PPO, "lr": 1e-4}}
+    joint = {"iterations": 1, "ppo": {**TINY_PPO, "lr": 1e-4}}
     master.update(sections.pop("master", {}))
     joint.update(sections.pop("joint", {}))
     return hierarchy_config(tmp_path, master=master, joint=joint, **sections)

@@ -33,7 +33,7 @@ from multiagent.training.pipeline import (
 from multiagent.training.runs import save_run_config, write_json
 
 TINY_PPO = {"train_batch_size": 200, "minibatch_size": 50, "num_epochs": 2}
-PHASE = {"checkpoint_every": 1, "eval_every": 1, "eval_views": 2, "ppo": TINY_PPO}
+PHASE = {"checkpoint_every": 1, "eval_every": 1, "ppo": TINY_PPO}
 
 
 def pipeline_config(tmp_path: Path) -> RunConfig:
@@ -140,7 +140,7 @@ def test_resume_restarts_a_phase_without_checkpoint_keeping_its_partial_output(
     assert (run_dir / "encoder/encoder.pt").is_file()
     record = state(run_dir)["phases"]["pretrain"]
     assert record["status"] == "done" and record == result.phases["pretrain"]
-    assert record["output"] == str(run_dir / "encoder/encoder.pt")
+    assert record["output"] == "encoder/encoder.pt"  # relative: a run folder can move
     assert math.isfinite(record["validation"]["loss"])
     # Resuming a finished pipeline does nothing.
     again = Pipeline(config, run_dir).run(["pretrain"], resume=True)
@@ -162,6 +162,23 @@ def test_progress_lines_name_their_phase(tmp_path: Path) -> None:
 
 class Killed(Exception):
     pass
+
+
+def evaluate_split(path: Path, part: str) -> Any:
+    """`multiagent evaluate --checkpoint PATH --part PART` without walk-forward or stress."""
+    from multiagent.evaluation.run import evaluate_systems
+    from multiagent.evaluation.sources import resolve, run_config_for
+
+    source = resolve(path)
+    config = run_config_for(source, None)
+    settings = config.evaluation.model_copy(
+        update={
+            "part": part,
+            "walk_forward": config.evaluation.walk_forward.model_copy(update={"enabled": False}),
+            "stress": config.evaluation.stress.model_copy(update={"enabled": False}),
+        }
+    )
+    return evaluate_systems(source, config, settings=settings)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +223,8 @@ def test_cli_runs_the_first_phases_and_rejects_unknown_phases(symbols_run: Any) 
     assert all(record["status"] == "done" for record in phases.values())
     assert (run_dir / "encoder/encoder.pt").is_file()
     assert phases["symbols"]["iterations"] == config.symbols.iterations
-    assert Path(phases["symbols"]["best_checkpoint"]).is_dir()
+    assert not Path(phases["symbols"]["best_checkpoint"]).is_absolute()
+    assert (run_dir / phases["symbols"]["best_checkpoint"]).is_dir()
     assert (run_dir / "symbols/policy.pt").is_file()
     assert not (run_dir / "master").exists()
 
@@ -299,8 +317,10 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
 
     # Across phases: the master phase left the symbol actor and the encoder as phase 2 made
     # them and trained the symbol value head.
-    before = RLModule.from_checkpoint(str(module_path(Path(symbols_best), "symbol"))).state_dict()
-    master_best = Path(phases["master"]["best_checkpoint"])
+    before = RLModule.from_checkpoint(
+        str(module_path(run_dir / symbols_best, "symbol"))
+    ).state_dict()
+    master_best = run_dir / phases["master"]["best_checkpoint"]
     after = RLModule.from_checkpoint(str(module_path(master_best, "symbol"))).state_dict()
     for key, value in before.items():
         if key.startswith(("encoder.", "pi.")):
@@ -310,14 +330,46 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
     # The comparison of the three systems on the test split.
     comparison = json.loads((run_dir / "hierarchy/comparison.json").read_text())
     assert set(comparison["systems"]) == {"independent", "hierarchical", "joint"}
-    assert comparison["part"] == "test" and comparison["episodes"] > 0
+    assert comparison["part"] == "test" and comparison["bars"] > 0
     for system, metrics in comparison["systems"].items():
         assert math.isfinite(metrics["sharpe"]), system
-        assert metrics["sharpe"] == pytest.approx(result.comparison["systems"][system]["sharpe"])
-    assert comparison["systems"]["joint"]["checkpoint"] == phases["joint"]["best_checkpoint"]
+        assert metrics["sharpe"] == result.comparison["systems"][system]["sharpe"]
+    assert comparison["systems"]["joint"]["source"]["master"] == "joint/master.pt"
+    assert set(comparison["paired"]["systems"]) == {"hierarchical", "joint"}
     markdown = (run_dir / "hierarchy/comparison.md").read_text()
     assert all(f"| {system} |" in markdown for system in comparison["systems"])
+    assert "Δ Sharpe" in markdown
     assert state(run_dir)["comparison"]["systems"].keys() == comparison["systems"].keys()
+
+    # One engine: the validation figures recorded for each phase's best checkpoint are what
+    # evaluating that checkpoint on the validation split gives, master included.
+    for phase, system in (("symbols", "independent"), ("master", "hierarchical"), ("joint", "joint")):
+        recorded = phases[phase]["validation"]
+        ranking = json.loads((run_dir / phase / "ranking.json").read_text())
+        best = next(r for r in ranking if not r.get("deleted"))
+        assert best["checkpoint"] == phases[phase]["best_checkpoint"]
+        assert best["validation"] == recorded and best["val_sharpe"] == recorded["sharpe"]
+        evaluated = evaluate_split(run_dir / best["checkpoint"], "validation")
+        assert evaluated.report["agents"] == [system]
+        metrics = evaluated.report["policies"][system]["metrics"]
+        for key, value in recorded.items():
+            assert metrics[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (phase, key)
+    # ... and the report of the run folder gives the comparison's figures for every system.
+    report = evaluate_split(run_dir, "test").report
+    assert report["agents"] == ["independent", "hierarchical", "joint"]
+    assert report["lead"] == "hierarchical"
+    for system, metrics in comparison["systems"].items():
+        for key, value in metrics.items():
+            if key != "source":
+                assert report["policies"][system]["metrics"][key] == value, (system, key)
+    assert report["comparison"] == comparison["paired"]
+    # The exported systems (policy.pt + master.pt) act as their RLlib checkpoints do.
+    exported = evaluate_split(run_dir / "master/policy.pt", "validation").report
+    assert exported["agents"] == ["hierarchical"]
+    assert (
+        exported["policies"]["hierarchical"]["metrics"]["sharpe"]
+        == phases["master"]["validation"]["sharpe"]
+    )
 
     # 3. --from-phase master: the old master folder is archived whole, the phase reruns.
     old_master = listing(master)

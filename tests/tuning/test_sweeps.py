@@ -220,7 +220,6 @@ def test_master_pbt_over_risk_multipliers(tmp_path: Path, ray_session: None) -> 
     payload["master"] = {
         "iterations": 5,
         "eval_every": 1,
-        "eval_views": 2,
         "ppo": tiny_ppo,
         "policy": {"hidden": [16]},
     }
