@@ -349,7 +349,16 @@ def run(
     table = Table(
         title=f"Baseline: {env.n_symbols} random symbol agents + neutral master, train views"
     )
-    for column in ("ep", "bars", "return", "max DD", "trades", "forced", "turnover", "costs"):
+    for column in (
+        "ep",
+        "bars",
+        "return",
+        "max DD",
+        "trades",
+        "forced",
+        "turnover (% eq./bar)",
+        "costs",
+    ):
         table.add_column(column, justify="right")
     table.add_column("exposure", justify="right")
     for i, summary in enumerate(rollout.episodes):
@@ -360,7 +369,7 @@ def run(
             f"{summary['max_drawdown']:.1%}",
             str(summary["trades"]),
             str(summary["forced_trades"]),
-            f"{summary['turnover']:.0f}x",
+            f"{summary['turnover']:.1%}",
             f"{summary['costs']:,.0f}",
             f"{summary['mean_exposure']:.0%}",
         )

@@ -3,7 +3,12 @@
 1. One backtest of the test split: an untrained greedy network (the shape of the trained
    symbol policy: encoder-sized MLP) + every baseline, batched through one core per layout.
 2. The same policies one at a time (one core each), to show what stacking them buys.
-3. The whole `Evaluator` (split + walk-forward folds + 6 stress scenarios + breakdowns).
+3. The whole `Evaluator` (split + walk-forward folds + 6 stress scenarios + breakdowns) with one
+   system (the independent agents), then with the three systems a pipeline run trains:
+   independent, hierarchical (+ a master network of the trained master's input and output
+   shapes, deciding every ``communication_interval`` bars) and joint, plus the paired
+   block-bootstrap comparison.
+4. One validation score (`score_policy`, what ranks every checkpoint during training).
 
 Usage: python scripts/bench_eval.py [--repeats 3]
 """
@@ -20,9 +25,12 @@ from torch import nn
 
 from multiagent.config import load_preset
 from multiagent.envs.market import build_market
+from multiagent.envs.master import master_observation_dim
 from multiagent.envs.observations import ObservationBuilder
 from multiagent.evaluation.backtest import Backtester
-from multiagent.evaluation.evaluate import Evaluator
+from multiagent.evaluation.evaluate import Evaluator, score_policy
+from multiagent.evaluation.master_policy import MasterNetPolicy
+from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, default_baselines
 from multiagent.training.prepare import prepare
 
@@ -36,6 +44,19 @@ class TinyNet(nn.Module):
         self, obs: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.body(obs).masked_fill(mask < 0.5, -1e9), state
+
+
+class TinyMaster(nn.Module):
+    """The master's signature: (observation, slot windows) -> N x L + 3 logits."""
+
+    def __init__(self, obs_dim: int, market_dim: int, outputs: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(obs_dim + market_dim, 64), nn.Tanh(), nn.Linear(64, outputs)
+        )
+
+    def forward(self, obs: torch.Tensor, market: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([obs, market], dim=-1))
 
 
 def main() -> None:
@@ -78,15 +99,41 @@ def main() -> None:
             f"({slot_steps / best:,.0f} slot-steps/s, {len(runs) * steps / best:,.0f} "
             "policy-bars/s)"
         )
-    began = time.perf_counter()
-    evaluation = Evaluator(config, prepared).evaluate([GreedyNetPolicy(net, 0)], {"policy": "x"})
-    seconds = time.perf_counter() - began
-    folds = len(evaluation.report["walk_forward"]["folds"])
-    scenarios = len(evaluation.report["stress"]["scenarios"]) - 1
-    print(
-        f"full evaluation (split + {folds} walk-forward folds + {scenarios} stress scenarios, "
-        f"{len(evaluation.report['ranking'])} ranked rows): {seconds:.2f}s"
-    )
+    n = config.env.n_symbols
+    observer = ObservationBuilder(market, config.env.observation)
+    obs_dim = master_observation_dim(market.n_features, n)
+    market_dim = n * observer.feature_dim
+    nvec = [len(config.env.budget_levels)] * n + [3]
+    masters = [TinyMaster(obs_dim, market_dim, sum(nvec)).eval() for _ in range(2)]
+
+    def systems(count: int) -> list[GreedyNetPolicy]:
+        out = [GreedyNetPolicy(net, 0, "independent")]
+        for name, master in zip(("hierarchical", "joint"), masters, strict=True):
+            out.append(GreedyNetPolicy(net, 0, name, master=MasterNetPolicy(master, nvec)))
+        return out[:count]
+
+    for count in (1, 3):
+        began = time.perf_counter()
+        evaluation = Evaluator(config, prepared).evaluate(systems(count), {"path": "bench"})
+        seconds = time.perf_counter() - began
+        folds = len(evaluation.report["walk_forward"]["folds"])
+        scenarios = len(evaluation.report["stress"]["scenarios"]) - 1
+        print(
+            f"full evaluation, {count} system(s) (split + {folds} walk-forward folds + "
+            f"{scenarios} stress scenarios, {len(evaluation.report['ranking'])} ranked rows"
+            f"{', paired comparison' if count > 1 else ''}): {seconds:.2f}s"
+        )
+    periods = periods_per_year(prepared.panel)
+    for system in systems(3)[::2]:
+        times = []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            score_policy(system, market, config, prepared.split.validation, periods)
+            times.append(time.perf_counter() - began)
+        print(
+            f"validation score of {system.name} ({len(prepared.split.validation) - 1} bars): "
+            f"{min(times):.2f}s best of {args.repeats}"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB; numpy {np.__version__}, torch {torch.__version__}")
 

@@ -1,4 +1,4 @@
-"""Performance metrics and deterministic symbol-policy rollouts through the hierarchical env."""
+"""Performance metrics, episode figures, and the sign oracle through the backtester."""
 
 from __future__ import annotations
 
@@ -7,25 +7,29 @@ import math
 import numpy as np
 import pytest
 
-from multiagent.data.episodes import EpisodeView, make_views
 from multiagent.data.featurize import FeaturePipelineConfig, compute_features
+from multiagent.data.splits import Window
 from multiagent.data.synthetic import SyntheticMarket, SyntheticMarketConfig, generate_market
 from multiagent.envs import (
     CostConfig,
     EnvMarket,
     ExecutionConfig,
     HierarchicalEnvConfig,
-    HierarchicalTradingEnv,
     SchemeConfig,
     build_market,
-    whole_market_views,
 )
-from multiagent.evaluation.metrics import max_drawdown, periods_per_year, sharpe, total_return
-from multiagent.evaluation.rollout import (
-    OracleSymbolPolicy,
-    SymbolPolicy,
-    evaluate_symbol_policy,
+from multiagent.errors import ConfigError
+from multiagent.evaluation.backtest import Backtester
+from multiagent.evaluation.evaluate import policy_metrics
+from multiagent.evaluation.metrics import (
+    episode_metrics,
+    episode_segments,
+    max_drawdown,
+    periods_per_year,
+    sharpe,
+    total_return,
 )
+from multiagent.evaluation.policies import CashPolicy, OraclePolicy
 
 # --- metrics ------------------------------------------------------------------------------------
 
@@ -72,38 +76,33 @@ def test_periods_per_year(frequency: str, expected: float) -> None:
     assert periods_per_year(panel.panel) == pytest.approx(expected)
 
 
-# --- rollouts -----------------------------------------------------------------------------------
+# --- episode figures ---------------------------------------------------------------------------
 
 
-class HoldPolicy:
-    def __init__(self) -> None:
-        self.resets = 0
+def test_episode_segments_cut_each_book_into_training_length_pieces() -> None:
+    books = np.arange(2 * 10, dtype=float).reshape(2, 10) / 100
+    pieces = episode_segments(books, 4)
+    # 10 bars in episodes of 4: 4 + 4 + 2 (2 >= 4 // 2 counts as an episode), per book
+    assert [p.size for p in pieces] == [4, 4, 2, 4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate(pieces[:3]), books[0])
+    # a last piece shorter than half an episode joins the one before
+    assert [p.size for p in episode_segments(books[:, :9], 4)] == [4, 5, 4, 5]
+    # no length (or longer than the window): the whole window is one episode per book
+    assert [p.size for p in episode_segments(books, None)] == [10, 10]
+    assert [p.size for p in episode_segments(books, 50)] == [10, 10]
+    assert episode_segments(np.zeros((1, 0)), 4) == []
 
-    def reset(self, env: HierarchicalTradingEnv) -> None:
-        self.resets += 1
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        assert observations.dtype == np.float32 and observations.ndim == 2
-        assert masks.shape[0] == observations.shape[0]
-        return np.zeros(len(observations), dtype=np.int64)
+def test_episode_metrics_by_hand() -> None:
+    # book 0: +10% then -50% (drawdown 50%), then +20%, +0% (no drawdown)
+    books = np.array([[0.1, -0.5, 0.2, 0.0]])
+    figures = episode_metrics(books, 2)
+    assert figures["episodes"] == 2.0
+    assert figures["mean_episode_max_drawdown"] == pytest.approx((0.5 + 0.0) / 2)
+    assert figures["mean_episode_return"] == pytest.approx((1.1 * 0.5 - 1 + 0.2) / 2)
 
 
-class RandomPolicy:
-    """Random valid actions, re-seeded per episode (a fixed sequence of episode seeds)."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.episode = 0
-        self.rng = np.random.default_rng(seed)
-
-    def reset(self, env: HierarchicalTradingEnv) -> None:
-        self.rng = np.random.default_rng([self.seed, self.episode])
-        self.episode += 1
-
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        scores = self.rng.random(masks.shape) * (masks > 0)
-        return scores.argmax(axis=1)
-
+# --- the sign oracle through the backtester ------------------------------------------------------
 
 SHORTING = HierarchicalEnvConfig(
     n_symbols=2,
@@ -125,84 +124,24 @@ def market(momentum: SyntheticMarket) -> EnvMarket:
     return build_market(momentum.panel, compute_features(momentum.panel, FeaturePipelineConfig()))
 
 
-@pytest.fixture(scope="module")
-def views(momentum: SyntheticMarket) -> list[EpisodeView]:
-    return make_views(momentum.panel, length=100, min_length=50)
-
-
-def test_hold_policy_is_flat(market: EnvMarket, views: list[EpisodeView]) -> None:
-    policy: SymbolPolicy = HoldPolicy()
-    result = evaluate_symbol_policy(policy, market, views, SHORTING, seed=0)
-    assert isinstance(policy, HoldPolicy)
-    assert policy.resets == len(views) == len(result.returns) == len(result.summaries)
-    for returns, view in zip(result.returns, views, strict=True):
-        assert len(returns) == view.length - 1
-        assert np.all(returns == 0.0)
-    assert all(s["trades"] == 0 for s in result.summaries)
-    metrics = result.metrics
-    assert metrics["sharpe"] == 0.0
-    assert metrics["mean_episode_return"] == 0.0
-    assert metrics["max_drawdown"] == 0.0
-    assert metrics["trades_per_episode"] == 0.0
-    assert metrics["turnover"] == 0.0 and metrics["exposure"] == 0.0
-    assert metrics["episodes"] == len(views)
-    assert metrics["bars"] == sum(v.length - 1 for v in views)
-    assert result.periods_per_year == 252.0
-
-
-def test_max_views_and_periods(market: EnvMarket, views: list[EpisodeView]) -> None:
-    policy = HoldPolicy()
-    result = evaluate_symbol_policy(
-        policy, market, views, SHORTING, seed=0, max_views=2, periods_per_year=12.0
-    )
-    assert policy.resets == 2 and result.metrics["episodes"] == 2.0
-    assert result.periods_per_year == 12.0
-
-
-def test_same_policy_same_seed_same_returns(market: EnvMarket, views: list[EpisodeView]) -> None:
-    first = evaluate_symbol_policy(RandomPolicy(7), market, views, SHORTING, seed=4)
-    second = evaluate_symbol_policy(RandomPolicy(7), market, views, SHORTING, seed=4)
-    assert first.metrics["trades_per_episode"] > 0  # it does trade
-    assert len(first.returns) == len(second.returns)
-    for a, b in zip(first.returns, second.returns, strict=True):
-        assert np.array_equal(a, b)
-    assert first.metrics == second.metrics
-    # The policy's own randomness matters (so the equality above is not vacuous).
-    other = evaluate_symbol_policy(RandomPolicy(8), market, views, SHORTING, seed=4)
-    assert any(not np.array_equal(a, b) for a, b in zip(first.returns, other.returns, strict=True))
-
-
-def test_oracle_beats_hold_on_momentum(
-    momentum: SyntheticMarket, market: EnvMarket, views: list[EpisodeView]
-) -> None:
-    oracle = evaluate_symbol_policy(OracleSymbolPolicy(momentum.signal), market, views, SHORTING)
-    hold = evaluate_symbol_policy(HoldPolicy(), market, views, SHORTING)
-    assert oracle.metrics["sharpe"] > 3.0
-    assert oracle.metrics["sharpe"] > hold.metrics["sharpe"]
-    assert oracle.metrics["mean_episode_return"] > 0.1
-    assert oracle.metrics["trades_per_episode"] > 0
+def test_oracle_beats_cash_on_momentum(momentum: SyntheticMarket, market: EnvMarket) -> None:
+    window = Window(100, 400)
+    runs = Backtester(market, SHORTING).run([OraclePolicy(momentum.signal), CashPolicy()], window)
+    oracle = policy_metrics(runs["oracle"], 252.0, episode_bars=100)
+    cash = policy_metrics(runs["cash"], 252.0, episode_bars=100)
+    assert oracle["sharpe"] > 3.0 > cash["sharpe"] == 0.0
+    assert oracle["mean_episode_return"] > 0.1
+    assert oracle["closed_trades"] > 0
     # It goes short as well as long (the scheme shorts on SELL): nearly always invested.
-    assert oracle.metrics["exposure"] > 0.5
-    histograms = [s["action_histogram"] for s in oracle.summaries]
-    assert sum(h["SELL"] for h in histograms) > 0 and sum(h["BUY"] for h in histograms) > 0
-    # Deterministic: the same policy, data and seed give the same figures.
-    again = evaluate_symbol_policy(OracleSymbolPolicy(momentum.signal), market, views, SHORTING)
-    assert again.metrics == oracle.metrics
-
-
-def test_oracle_on_whole_market_views(momentum: SyntheticMarket, market: EnvMarket) -> None:
-    views = whole_market_views(market)
-    result = evaluate_symbol_policy(OracleSymbolPolicy(momentum.signal), market, views, SHORTING)
-    assert result.metrics["episodes"] == 3.0
-    assert result.metrics["sharpe"] > 3.0
+    assert oracle["exposure"] > 0.5
+    counts = runs["oracle"].action_counts
+    assert counts is not None and counts[:, 1].sum() > 0 and counts[:, 2].sum() > 0
+    # Deterministic: the same policy, data and window give the same figures.
+    again = Backtester(market, SHORTING).run([OraclePolicy(momentum.signal)], window)
+    assert policy_metrics(again["oracle"], 252.0, episode_bars=100) == oracle
 
 
 def test_oracle_needs_discrete3(momentum: SyntheticMarket, market: EnvMarket) -> None:
-    env = HierarchicalTradingEnv(market, config=HierarchicalEnvConfig(n_symbols=2))
-    policy = OracleSymbolPolicy(momentum.signal)
-    with pytest.raises(ValueError, match="discrete3"):
-        policy.reset(env)
-    with pytest.raises(ValueError, match="discrete3"):
-        evaluate_symbol_policy(
-            policy, market, whole_market_views(market), HierarchicalEnvConfig(n_symbols=2)
-        )
+    tester = Backtester(market, HierarchicalEnvConfig(n_symbols=2))
+    with pytest.raises(ConfigError, match="discrete3"):
+        tester.run([OraclePolicy(momentum.signal)], Window(100, 200))

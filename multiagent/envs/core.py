@@ -111,7 +111,7 @@ class TradingCore:
         orders, executed, sanitized = self.scheme.orders(actions, self._state, masks)
         self._state = None
         if imposed is not None and imposed_mask is not None:
-            orders = _override(orders, imposed, imposed_mask)
+            orders = override_orders(orders, imposed, imposed_mask)
         fills = self.sim.step(orders)
         reward, terms = self.rewards.step(fills, self.sim, self.budget, executed)
         self.telemetry.record(fills, executed, sanitized)
@@ -125,7 +125,9 @@ class TradingCore:
         return CoreStep(fills, reward, terms, executed, sanitized)
 
 
-def _override(orders: Orders, imposed: Orders, where: np.ndarray) -> Orders:
+def override_orders(orders: Orders, imposed: Orders, where: np.ndarray) -> Orders:
+    """``imposed`` orders where ``where`` (forced unless they say otherwise), else ``orders``."""
+
     def pick(a: np.ndarray | None, b: np.ndarray | None, fill: float) -> np.ndarray | None:
         if a is None and b is None:
             return None

@@ -3,7 +3,8 @@
 `EpisodeTelemetry` counts per portfolio: trades, voluntary vs forced trades (breaker de-risking,
 budget trims), sanitized actions (masked actions sent anyway, executed as HOLD), clipped orders
 (changed by a limit or by cash), the executed-action histogram, mean gross exposure, turnover
-(traded notional / equity, summed) and costs. Envs put `summary()` in the final step's info.
+(traded notional / equity, mean per bar, as in reports) and costs. Envs put `summary()` in the
+final step's info.
 
 `PortfolioRisk` keeps exponentially weighted statistics with O(1) work per bar whatever the
 history length: portfolio volatility (per bar), the mean pairwise correlation of the slots'
@@ -87,7 +88,8 @@ class EpisodeTelemetry:
                 zip(self.action_names, self.actions[env].tolist(), strict=True)
             ),
             "mean_exposure": float(self.exposure[env] / steps),
-            "turnover": float(self.turnover[env]),
+            # One meaning everywhere (as in reports): traded notional / equity, mean per bar.
+            "turnover": float(self.turnover[env] / steps),
             "costs": float(self.costs[env]),
         }
 

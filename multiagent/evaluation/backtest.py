@@ -27,7 +27,7 @@ import numpy as np
 
 from multiagent.data.splits import Window
 from multiagent.envs.config import CommonEnvConfig, HierarchicalEnvConfig, RiskLimits
-from multiagent.envs.core import TradingCore
+from multiagent.envs.core import TradingCore, override_orders
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.master import MasterSeat
 from multiagent.envs.sampling import Episode
@@ -304,7 +304,7 @@ class Backtester:
                 imposed = (
                     rebalanced
                     if trims is None or trim_mask is None
-                    else _merge(rebalanced, trims, trim_mask)
+                    else override_orders(rebalanced, trims, trim_mask)
                 )
             if budgets is not None and modes is not None and forced is not None:
                 budgets[..., step] = core.budget
@@ -389,23 +389,3 @@ class Backtester:
                 f"bars (min_coverage {self.min_coverage:g})"
             )
         return config
-
-
-def _merge(first: Orders, second: Orders, where: np.ndarray) -> Orders:
-    """``second``'s orders where ``where``, else ``first``'s (fields both lack stay None)."""
-
-    def pick(a: np.ndarray | None, b: np.ndarray | None, fill: object) -> np.ndarray | None:
-        if a is None and b is None:
-            return None
-        a = np.full(where.shape, fill) if a is None else a
-        b = np.full(where.shape, fill) if b is None else b
-        return np.where(where, b, a)
-
-    return Orders(
-        active=np.where(where, second.active, first.active),
-        keep=np.where(where, second.keep, first.keep),
-        weight=np.where(where, second.weight, first.weight),
-        limit=pick(first.limit, second.limit, np.nan),
-        voluntary=pick(first.voluntary, second.voluntary, True),
-        cap=pick(first.cap, second.cap, np.inf),
-    )

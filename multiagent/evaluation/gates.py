@@ -51,7 +51,11 @@ def check_gates(
 ) -> dict[str, Any]:
     metrics = dict(policies[agent]["metrics"])
     # Ranked among itself and the baselines: the other systems of the report do not count.
-    field = [r["policy"] for r in ranking if r["policy"] == agent or r["kind"] == "baseline"]
+    field = [
+        r["policy"]
+        for r in ranking
+        if r["policy"] == agent or policies.get(r["policy"], {}).get("kind") == "baseline"
+    ]
     metrics["rank_fraction"] = (field.index(agent) + 1) / len(field)
     out: dict[str, Any] = {"agent": agent, "passed": True}
     for group in ("go", "regression"):

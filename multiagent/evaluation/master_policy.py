@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from multiagent.errors import ConfigError
+from multiagent.evaluation.policies import load_torchscript
 
 MASTER_FORMAT = "multiagent.master/1"
 
@@ -79,16 +80,13 @@ class MasterNetPolicy:
         return torch.stack([head.argmax(dim=-1) for head in heads], dim=-1).numpy().astype(np.int64)
 
     def act(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """`evaluation.rollout.MasterPolicy`: one env's `master_inputs` -> its action."""
+        """One env's `master_inputs` -> its action (stepping an env by hand)."""
         return self.decide(inputs["obs"][None], inputs["market"][None])[0]
 
     @classmethod
     def load(cls, path: str | Path, name: str = "master") -> MasterNetPolicy:
         """A master written by `multiagent.rllib.policy.export_master_torchscript` (+ its .json)."""
         import json
-        import warnings
-
-        import torch
 
         sidecar = Path(path).with_suffix(".json")
         try:
@@ -103,11 +101,5 @@ class MasterNetPolicy:
                 f"{sidecar}: not a master sidecar ({type(error).__name__}: {error}); it is "
                 "written by the master export next to the .pt file"
             ) from None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                net = torch.jit.load(str(path))
-        except (RuntimeError, ValueError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ConfigError(f"{path}: not a TorchScript master ({first})") from None
+        net = load_torchscript(path, "master")
         return cls(net, nvec, name, observation_dim=observation_dim, market_dim=market_dim)

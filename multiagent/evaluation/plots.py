@@ -109,6 +109,34 @@ def plot_weights(evaluation: Evaluation, agent: str, path: Path) -> Path:
     return _save(figure, path)
 
 
+def plot_budgets(evaluation: Evaluation, agent: str, path: Path) -> Path | None:
+    """What a master did: the gross budget it handed out and its risk mode, over time."""
+    run = evaluation.runs[agent]
+    if run.master is None or run.budgets is None or run.risk_modes is None:
+        return None
+    dates = pd.DatetimeIndex(evaluation.timestamps)
+    gross = run.budgets.sum(axis=1)  # (K, T): each book's budgets, x equity
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    top.plot(dates, gross.mean(axis=0), linewidth=1.6, label="mean over books")
+    top.fill_between(dates, gross.min(axis=0), gross.max(axis=0), alpha=0.25, label="range")
+    top.axhline(1.0, color="black", linewidth=0.6, linestyle="--")
+    top.set_ylabel("gross budget (x equity)")
+    top.set_title(f"{agent}: the master's budgets and risk mode (1 = equal shares of the book)")
+    top.legend(fontsize=8, loc="upper left")
+    modes = pd.DataFrame(
+        {name: (run.risk_modes == i).mean(axis=0) for i, name in enumerate(RISK_MODES)},
+        index=dates,
+    )
+    bottom.stackplot(dates, modes.to_numpy().T, labels=list(RISK_MODES), alpha=0.85)
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("share of books")
+    bottom.legend(fontsize=8, loc="upper left", ncol=3)
+    return _save(figure, path)
+
+
+RISK_MODES = ("defensive", "neutral", "aggressive")
+
+
 def write_plots(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     paths = [
         plot_equity(evaluation, out_dir / "equity.png"),
@@ -120,4 +148,7 @@ def write_plots(evaluation: Evaluation, out_dir: Path) -> list[Path]:
         if actions is not None:
             paths.append(actions)
         paths.append(plot_weights(evaluation, agent, out_dir / f"{prefix}weights.png"))
+        budgets = plot_budgets(evaluation, agent, out_dir / f"{prefix}budgets.png")
+        if budgets is not None:
+            paths.append(budgets)
     return paths

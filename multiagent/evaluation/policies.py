@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
@@ -274,10 +275,6 @@ class GreedyNetPolicy(BacktestPolicy):
     def load(cls, path: str, name: str = "agent") -> GreedyNetPolicy:
         """A policy written by `multiagent.rllib.policy.export_torchscript` (+ its .json)."""
         import json
-        import warnings
-        from pathlib import Path
-
-        import torch
 
         sidecar = Path(path).with_suffix(".json")
         try:
@@ -288,13 +285,7 @@ class GreedyNetPolicy(BacktestPolicy):
                 f"{sidecar}: not a policy sidecar ({type(error).__name__}: {error}); it is "
                 "written by the export next to policy.pt"
             ) from None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                net = torch.jit.load(str(path))
-        except (RuntimeError, ValueError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ConfigError(f"{path}: not a TorchScript policy ({first})") from None
+        net = load_torchscript(path, "policy")
         return cls(
             net,
             state_size,
@@ -302,6 +293,21 @@ class GreedyNetPolicy(BacktestPolicy):
             observation_dim=meta.get("observation_dim"),
             n_actions=meta.get("n_actions"),
         )
+
+
+def load_torchscript(path: str | Path, what: str) -> object:
+    """A TorchScript file written by our exports (``what``: policy or master, for the error)."""
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path))
+    except (RuntimeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError(f"{path}: not a TorchScript {what} ({first})") from None
 
 
 def default_baselines(

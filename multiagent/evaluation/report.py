@@ -36,10 +36,10 @@ UNITS = {
     "closed_trades": "count",
     "trades_per_episode": "closed trades per book",
     "turnover": "traded notional / equity, mean per bar",
-    "cost_ratio": "costs / |gross P&L|",
+    "cost_ratio": "costs / abs(gross P&L)",
     "exposure": "fraction of slot-bars in a position",
     "gross_exposure": "sum |position| / equity, mean per bar",
-    "herfindahl": "sum w^2 / (sum |w|)^2, mean",
+    "herfindahl": "sum w^2 / (sum abs w)^2, mean",
     "excess_return": "annual return minus equal weight's",
     "mean_gross_budget": "sum of slot budgets, x equity, mean per bar",
     "defensive_share": "fraction of bars",
@@ -181,11 +181,11 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         + (f" + master `{entry['master']}`" if entry["master"] else "")
         for name, entry in systems.items()
     )
-    shown = f"- systems ({source['path']}): {described}" if described else f"- source: {source}"
+    origin = f"- systems ({source['path']}): {described}" if described else f"- source: {source}"
     out = [
         "# Evaluation report",
         "",
-        shown,
+        origin,
         *(f"- note: {note}" for note in source.get("notes", [])),
         f"- data: {len(report['data']['symbols'])} symbols, fingerprint "
         f"`{report['data']['fingerprint'][:16]}`; seed {report['seed']}",

@@ -118,7 +118,14 @@ def pipeline_run(run_dir: Path | None) -> dict[str, str] | None:
         return None
     if not isinstance(known, dict) or not known.get("uri") or not known.get("run_id"):
         return None
-    return {"uri": str(known["uri"]), "run_id": str(known["run_id"])}
+    uri = str(known["uri"])
+    if uri.startswith("sqlite:///"):
+        # The default store lives in the run folder: follow the folder when it was moved.
+        stored = Path(uri.removeprefix("sqlite:///"))
+        here = run_dir / stored.name
+        if not stored.is_file() and here.is_file():
+            uri = f"sqlite:///{here.resolve()}"
+    return {"uri": uri, "run_id": str(known["run_id"])}
 
 
 def log_to_mlflow(

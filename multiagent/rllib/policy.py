@@ -18,6 +18,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -74,25 +75,34 @@ def export_torchscript(module: SymbolRLModule, path: str | Path, example: np.nda
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.13 flags torch.jit as deprecated; it works
         traced = torch.jit.trace(policy, (obs, mask, state), check_trace=False)
+    return _save_traced(
+        traced,
+        path,
+        {
+            "format": "multiagent.policy/1",
+            "signature": "(observations (B, D), mask (B, A), state (B, S)) -> (logits, state)",
+            "observation_dim": int(obs.shape[1]),
+            "n_actions": int(mask.shape[1]),
+            "state_size": policy.state_size,
+            "recurrent": policy.recurrent,
+        },
+    )
+
+
+def _save_traced(traced: torch.jit.ScriptModule, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write a traced module and its ``.json`` sidecar; a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     traced.save(str(partial))
-    os.replace(partial, path)  # a reader never sees half a policy file
-    meta = {
-        "format": "multiagent.policy/1",
-        "signature": "(observations (B, D), mask (B, A), state (B, S)) -> (logits, state)",
-        "observation_dim": int(obs.shape[1]),
-        "n_actions": int(mask.shape[1]),
-        "state_size": policy.state_size,
-        "recurrent": policy.recurrent,
-    }
+    os.replace(partial, path)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
 class GreedyPolicy:
-    """`evaluation.rollout.SymbolPolicy` over any ``(obs, mask, state) -> (logits, state)`` net
+    """Acts for the slots of one env (stepping an env by hand, e.g. in tests or a notebook) over
+    any ``(obs, mask, state) -> (logits, state)`` net
     (an `InferencePolicy` or a loaded TorchScript file): argmax of the masked logits."""
 
     def __init__(self, net: nn.Module | torch.jit.ScriptModule, state_size: int) -> None:
@@ -173,21 +183,18 @@ def export_master_torchscript(
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.13 flags torch.jit as deprecated; it works
         traced = torch.jit.trace(net, (obs, market), check_trace=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    traced.save(str(partial))
-    os.replace(partial, path)  # a reader never sees half a policy file
-    meta = {
-        "format": MASTER_FORMAT,
-        "signature": "(obs (B, M), market (B, N*W*F)) -> logits (B, N*L + 3)",
-        "observation_dim": int(obs.shape[1]),
-        "market_dim": int(market.shape[1]),
-        "n_slots": net.n_slots,
-        "nvec": net.nvec,
-    }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return _save_traced(
+        traced,
+        path,
+        {
+            "format": MASTER_FORMAT,
+            "signature": "(obs (B, M), market (B, N*W*F)) -> logits (B, N*L + 3)",
+            "observation_dim": int(obs.shape[1]),
+            "market_dim": int(market.shape[1]),
+            "n_slots": net.n_slots,
+            "nvec": net.nvec,
+        },
+    )
 
 
 def load_rllib_master(path: Path, name: str = "master") -> MasterNetPolicy:
@@ -217,7 +224,8 @@ def load_rllib_master(path: Path, name: str = "master") -> MasterNetPolicy:
 
 
 class GreedyMasterPolicy:
-    """`evaluation.rollout.MasterPolicy` over a `MasterRLModule`: the most likely budget level
+    """One env's `master_inputs` -> its action, straight from a `MasterRLModule` (the reference
+    the master export is tested against): the most likely budget level
     of every slot and the most likely risk mode (each categorical head's argmax)."""
 
     def __init__(self, module: MasterRLModule) -> None:

@@ -36,7 +36,7 @@ from multiagent.envs.schemes import make_slot_scheme
 from multiagent.errors import ConfigError
 from multiagent.evaluation.backtest import Backtester, PolicyRun, make_books, universe
 from multiagent.evaluation.config import CrashSettings, StressSettings
-from multiagent.evaluation.evaluate import Evaluator, policy_metrics
+from multiagent.evaluation.evaluate import SUMMARY_KEYS, Evaluator, policy_metrics
 from multiagent.evaluation.policies import (
     BacktestPolicy,
     BuyAndHoldPolicy,
@@ -736,7 +736,22 @@ def evaluate_quick(settings_update: dict[str, Any] | None = None, seed: int = 0)
     settings = config.evaluation.model_copy(update=settings_update or {})
     evaluator = Evaluator(config, prepared, settings)
     agent = GreedyNetPolicy(TinyNet(*agent_dims(evaluator.market, config.env), seed=seed), 0)
-    return evaluator.evaluate([agent], {"policy": "tiny.pt", "kind": "torchscript"})
+    return evaluator.evaluate([agent], TINY_SOURCE)
+
+
+TINY_SOURCE = {
+    "path": "tiny.pt",
+    "systems": {
+        "agent": {"system": "agent", "kind": "torchscript", "policy": "tiny.pt", "master": None}
+    },
+    "notes": [],
+}
+"""A source as `PolicySource.describe` writes it, for a policy named "agent"."""
+RANKING_HEADER = (
+    "| rank | policy | Sharpe (annualized) | return (% of capital) | max DD (%) | "
+    "mean episode max DD (%) | turnover (% of equity per bar) | "
+    "win rate (% of closed trades) | cost ratio (% of gross P&L) |"
+)
 
 
 def test_evaluator_end_to_end() -> None:
@@ -754,6 +769,11 @@ def test_evaluator_end_to_end() -> None:
         assert key in report, key
     assert report["schema"] == "multiagent.report/1"
     assert report["agents"] == ["agent"]
+    assert report["source"] == TINY_SOURCE
+    # one system: it leads, no master (neutral), nothing to compare it with
+    assert report["lead"] == "agent"
+    assert report["systems"] == {"agent": {"master": None}}
+    assert report["comparison"] is None
 
     ranking = report["ranking"]
     sharpes = [row["sharpe"] for row in ranking]
@@ -769,10 +789,46 @@ def test_evaluator_end_to_end() -> None:
         assert row["kind"] == "baseline" and row["layout"] == "single"
     assert report["policies"]["cash"]["metrics"]["total_return"] == 0.0
     assert report["policies"]["cash"]["metrics"]["turnover"] == 0.0
+    assert "mean_episode_max_drawdown" in SUMMARY_KEYS
+    for row in ranking:
+        assert set(SUMMARY_KEYS) <= set(row), row["policy"]
+
+    # episode metrics: each book's bars cut into training-episode lengths; the neutral master's
+    # figures: equal budgets all along, never defensive or aggressive, no forced trims
+    config = load_preset("quick")
+    metrics = report["policies"]["agent"]["metrics"]
+    steps, length = report["window"]["steps"], config.episodes.length
+    per_book = max(1, steps // length + (steps % length >= max(1, length // 2)))
+    assert metrics["episodes"] == 2 * per_book  # the agent's 5 symbols in 2 books
+    assert 0 < metrics["mean_episode_max_drawdown"] <= metrics["max_drawdown"] + 1e-12
+    assert np.isfinite(metrics["mean_episode_return"])
+    limits = config.env.limits
+    n_slots = report["env"]["slots_per_book"]
+    budget = min(limits.max_gross_exposure / n_slots, limits.max_weight)
+    assert metrics["mean_gross_budget"] == pytest.approx(n_slots * budget)
+    assert metrics["defensive_share"] == 0.0 and metrics["aggressive_share"] == 0.0
+    assert metrics["forced_trims_per_episode"] == 0.0
+    for name, row in report["policies"].items():
+        # agent-layout baselines (cash, random, momentum) run under the neutral master too;
+        # single and universe books (buy-and-hold, equal weight) have no master seat
+        assert "mean_episode_max_drawdown" in row["metrics"], name
+        assert ("mean_gross_budget" in row["metrics"]) == (row["layout"] == "agent"), name
+    assert report["policies"]["cash"]["metrics"]["mean_gross_budget"] == pytest.approx(
+        n_slots * budget
+    )
+    assert report["policies"]["cash"]["metrics"]["mean_episode_max_drawdown"] == 0.0
 
     gates = report["gates"]
     assert gates["agent"] == "agent"
     assert gates["passed"] == all(g["passed"] for grp in ("go", "regression") for g in gates[grp])
+    assert report["system_gates"] == {"agent": gates}
+    # rank_fraction: the agent's rank among itself and the baselines
+    kinds = {name: row["kind"] for name, row in report["policies"].items()}
+    field = [
+        r["policy"] for r in ranking if kinds[r["policy"]] == "baseline" or r["policy"] == "agent"
+    ]
+    (rank_gate,) = [g for g in gates["regression"] if g["gate"].startswith("rank_fraction")]
+    assert rank_gate["value"] == pytest.approx((field.index("agent") + 1) / len(field))
     assert report["walk_forward"]["folds"]
     names = [s["name"] for s in report["stress"]["scenarios"]]
     assert names[0] == "base" and "crash" in names and "costs_x2" in names
@@ -795,10 +851,28 @@ def test_evaluator_end_to_end() -> None:
     assert other.report["policies"]["agent"] != report["policies"]["agent"]
 
     markdown = render_markdown(report, ["equity.png"])
+    # every markdown table row has as many cells as its header (no stray "|" in a cell)
+    widths: list[int] = []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            widths.append(line.count("|"))
+        elif widths:
+            assert len(set(widths)) == 1, widths
+            widths = []
+    assert "- systems (tiny.pt): agent: `tiny.pt`" in markdown
     assert "## Ranking by Sharpe" in markdown
-    assert "| rank | policy | Sharpe | return | max DD |" in markdown
+    assert RANKING_HEADER in markdown
     verdict = "PASS" if gates["passed"] else "FAIL"
-    assert f"## Gates: **{verdict}** (agent)" in markdown
+    lead = f"## Verdict: the agent system: gates **{verdict}**"
+    assert f"## Gates of agent: **{verdict}**" in markdown
+    # the verdict comes first, then the gates, then the ranking
+    assert lead in markdown
+    order = [lead, "## Gates of agent", "## Ranking by Sharpe"]
+    assert [markdown.index(h) for h in order] == sorted(markdown.index(h) for h in order)
+    assert "Paired differences" not in markdown  # one system: no comparison
+    assert "| metric | value | unit |" in markdown
+    assert f"| sharpe | {metrics['sharpe']:.2f} | annualized |" in markdown
+    assert "| mean_episode_max_drawdown | " in markdown
     assert "**agent**" in markdown
     assert "![equity](equity.png)" in markdown
 
@@ -829,10 +903,14 @@ def test_evaluator_on_a_synthetic_market_without_extras() -> None:
     dumps(report)  # serializable (no NaN)
     markdown = render_markdown(report)
     assert "## Ranking by Sharpe" in markdown
-    # no agent: no gates
+    assert report["lead"] == "agent" and report["system_gates"]["agent"] == report["gates"]
+    # no agent: no gates, no lead system, no verdict
     baselines_only = Evaluator(config, prepared, settings).evaluate([], {"policy": "none"})
     assert baselines_only.report["gates"] is None
+    assert baselines_only.report["system_gates"] == {}
+    assert baselines_only.report["lead"] is None and baselines_only.report["comparison"] is None
     assert "## Gates" not in render_markdown(baselines_only.report)
+    assert "## Verdict" not in render_markdown(baselines_only.report)
 
 
 # ------------------------------------------------------------ 9. the CLI
@@ -888,9 +966,32 @@ def test_cli_evaluate_writes_a_report(
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
     report = json.loads((out / "report.json").read_text())
-    assert report["source"] == {"policy": str(pt), "kind": "torchscript"}
+    # a bare policy.pt (no master.pt beside it) is the independent system: neutral master
+    assert report["source"] == {
+        "path": str(pt),
+        "systems": {
+            "independent": {
+                "system": "independent",
+                "kind": "torchscript",
+                "policy": str(pt),
+                "master": None,
+            }
+        },
+        "notes": [],
+    }
+    assert report["agents"] == ["independent"] and report["lead"] == "independent"
+    assert report["systems"] == {"independent": {"master": None}}
+    assert report["comparison"] is None
+    assert "independent" in report["policies"] and "agent" not in report["policies"]
+    assert set(report["generalization"]) == {"independent"}
+    assert report["gates"]["agent"] == "independent"
+    assert report["system_gates"] == {"independent": report["gates"]}
     assert report["walk_forward"]["folds"] and report["stress"]["scenarios"]
-    assert "## Ranking by Sharpe" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "## Ranking by Sharpe" in markdown
+    assert f"- systems ({pt}): independent: `{pt}`" in markdown
+    assert "## Verdict: the independent system" in markdown
+    assert "gates of independent (lead: decides the exit code)" in result.output
     first = {p.name: p.read_bytes() for p in out.iterdir()}
 
     # a second run never replaces the first report: it goes to rep-2, byte for byte the same
@@ -989,7 +1090,20 @@ def test_cli_evaluates_a_run_folder(exported: tuple[Path, Path], tmp_path: Path)
     assert result.exit_code == 0, result.output
     report = json.loads((run_dir / "report" / "report.json").read_text())
     assert report["window"]["part"] == "validation"
-    assert report["source"]["policy"] == str(run_dir)
+    # the run folder's finished systems: only symbols/ here, shown relative to the run folder
+    assert report["source"] == {
+        "path": str(run_dir),
+        "systems": {
+            "independent": {
+                "system": "independent",
+                "kind": "torchscript",
+                "policy": str(Path("symbols") / "policy.pt"),
+                "master": None,
+            }
+        },
+        "notes": [],
+    }
+    assert report["agents"] == ["independent"]
     # a bad --part and a policy outside any run folder without --config: one-line errors
     for args in (
         ["--checkpoint", str(run_dir), "--part", "train"],
@@ -1087,12 +1201,22 @@ def test_report_over_seeds_writes_confidence_intervals(
     assert interval["mean"] == pytest.approx(np.mean(random_sharpe))
     assert interval["low"] < interval["mean"] < interval["high"]
     assert "Multi-seed evaluation" in (tmp_path / "runs/multiseed/multiseed.md").read_text()
-    # a folder without a trained policy: one clear error
+    assert summary["policies"]["independent"]["sharpe"]["n"] == 3
+    # a folder that is no run folder: one clear error
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(app, ["report", str(empty)])
     assert result.exit_code == 1
-    assert "no symbols/policy.pt" in result.output
+    assert "not a run folder (no config.yaml" in result.output
+    assert "Traceback" not in result.output
+    # a run folder with no trained system in it: one clear error too
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    (untrained / "config.yaml").write_bytes(cfg.read_bytes())
+    result = CliRunner().invoke(app, ["report", str(untrained)])
+    assert result.exit_code == 1
+    assert "no trained system to evaluate" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_report_is_logged_to_mlflow(
@@ -1113,11 +1237,113 @@ def test_report_is_logged_to_mlflow(
     experiment = client.get_experiment_by_name("multiagent-evaluation")
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
-    assert "sharpe" in run.data.metrics
+    # metrics per system: SYSTEM.metric, the report's own figures
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    sharpe = report["policies"]["independent"]["metrics"]["sharpe"]
+    assert run.data.metrics["independent.sharpe"] == pytest.approx(sharpe)
+    assert "independent.mean_episode_max_drawdown" in run.data.metrics
+    assert "sharpe" not in run.data.metrics and "agent.sharpe" not in run.data.metrics
+    assert not any(key.startswith("independent.vs_independent") for key in run.data.metrics)
     assert run.data.params["part"] == "test"
+    assert run.data.params["systems"] == "independent"
+    assert run.data.params["source"] == str(pt)
+    assert run.data.tags["gates_passed"] == str(report["gates"]["passed"])
+    assert run.data.tags["lead_system"] == "independent"
+    assert run.data.tags["phase"] == "evaluate"
+    assert "mlflow.parentRunId" not in run.data.tags  # no pipeline run to nest under
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.json", "report/report.md", "report/equity.png"} <= artifacts
     assert "MLFLOW_TRACKING_URI" not in os.environ  # no process-wide default left behind
+
+
+def test_evaluation_of_a_tracked_run_nests_under_its_pipeline_run(
+    exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run folder whose pipeline.json names its MLflow run: logged there by default."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    pt, cfg = exported
+    uri = f"sqlite:///{tmp_path / 'pipeline.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    parent = client.create_run(client.create_experiment("multiagent-training")).info.run_id
+    run_dir = make_run(tmp_path, "run", pt, cfg, 0)
+    record = {"mlflow": {"uri": uri, "run_id": parent}, "phases": {"symbols": {"status": "done"}}}
+    (run_dir / "pipeline.json").write_text(json.dumps(record))
+    result = invoke("--checkpoint", str(run_dir), "--no-fail-on-gates", *FAST)
+    assert result.exit_code == 0, result.output
+    training = client.get_experiment_by_name("multiagent-training")
+    assert training is not None
+    children = client.search_runs(
+        [training.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+    )
+    (child,) = children
+    assert "independent.sharpe" in child.data.metrics
+    assert child.data.params["source"] == str(run_dir)
+    assert child.data.params["systems"] == "independent"
+    assert client.get_experiment_by_name("multiagent-evaluation") is None
+
+    # an explicit, different store: a run of its own in multiagent-evaluation there
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    result = invoke(
+        "--checkpoint", str(run_dir), "--tracking-uri", other, "--overwrite",
+        "--no-fail-on-gates", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    elsewhere = mlflow.MlflowClient(tracking_uri=other)
+    experiment = elsewhere.get_experiment_by_name("multiagent-evaluation")
+    assert experiment is not None
+    (run,) = elsewhere.search_runs([experiment.experiment_id])
+    assert "independent.sharpe" in run.data.metrics
+    assert "mlflow.parentRunId" not in run.data.tags
+    assert len(client.search_runs([training.experiment_id])) == 2  # parent + first child only
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_cli_system_option_errors_are_one_line(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    """--system asks for one system: one the export lacks, or an unknown one, is an error."""
+    pt, cfg = exported
+    assert not pt.with_name("master.pt").exists()
+    cases = {"hierarchical": "needs its master", "joint": "needs its master", "bogus": "bogus"}
+    for system, message in cases.items():
+        result = invoke("--checkpoint", str(pt), "--config", str(cfg), "--system", system)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith("error:"), lines[0]
+        assert message in lines[0], lines[0]
+        if system == "bogus":
+            assert "--system must be one of independent, hierarchical, joint" in lines[0]
+        else:
+            assert f"the {system} system" in lines[0] and "--system independent" in lines[0]
+    # a run folder without the phase: never a fallback to another system
+    run_dir = make_run(tmp_path, "run", pt, cfg, 0)
+    for command in ("evaluate", "report"):
+        where = ["--checkpoint", str(run_dir)] if command == "evaluate" else [str(run_dir)]
+        result = CliRunner().invoke(app, [command, *where, "--system", "hierarchical"])
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert "no hierarchical system to evaluate" in lines[0], lines[0]
+        assert not (run_dir / "report").exists()
+
+
+def test_cli_system_independent_on_a_bare_export(
+    exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    pt, cfg = exported
+    out = tmp_path / "rep"
+    result = invoke(
+        "--checkpoint", str(pt), "--config", str(cfg), "--out", str(out),
+        "--system", "independent", "--no-fail-on-gates", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["agents"] == ["independent"]
+    assert list(report["source"]["systems"]) == ["independent"]
 
 
 def test_unreachable_tracking_server_warns_and_succeeds(
@@ -1151,7 +1377,8 @@ def test_symbols_outside_the_training_run_are_flagged_held_out(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((run_dir / "report" / "report.json").read_text())
-    flags = {s["symbol"]: s["held_out"] for s in report["generalization"]["agent"]["symbols"]}
+    general = report["generalization"]["independent"]
+    flags = {s["symbol"]: s["held_out"] for s in general["symbols"]}
     assert flags[held] is True
     assert not any(v for k, v in flags.items() if k != held)
     assert f"{held} (held out)" in (run_dir / "report" / "report.md").read_text()

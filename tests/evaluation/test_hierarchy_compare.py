@@ -1,5 +1,5 @@
 """The hierarchy comparison: multi-seed aggregation and its gate, the written files, and the
-greedy rollout with a master policy (no Ray)."""
+backtester with a master policy (no Ray)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import pytest
 from scipy import stats
 
 from multiagent.data.featurize import FeaturePipelineConfig, compute_features
+from multiagent.data.splits import Window
 from multiagent.data.synthetic import SyntheticMarketConfig, generate_market
 from multiagent.envs.config import HierarchicalEnvConfig
-from multiagent.envs.hierarchical_env import HierarchicalTradingEnv, default_neutral_action
+from multiagent.envs.hierarchical_env import default_neutral_action
 from multiagent.envs.market import EnvMarket, build_market
-from multiagent.envs.sampling import whole_market_views
+from multiagent.evaluation.backtest import Backtester, PolicyRun
+from multiagent.evaluation.evaluate import policy_metrics
 from multiagent.evaluation.hierarchy import (
     COMPARED,
     SCHEMA,
@@ -26,7 +28,7 @@ from multiagent.evaluation.hierarchy import (
     render_multiseed,
     write_comparison,
 )
-from multiagent.evaluation.rollout import evaluate_symbol_policy
+from multiagent.evaluation.policies import BacktestPolicy, Decision, StepContext
 
 T_975_2 = float(stats.t.ppf(0.975, 2))  # two-sided 95% t quantile, 3 seeds
 
@@ -34,23 +36,29 @@ T_975_2 = float(stats.t.ppf(0.975, 2))  # two-sided 95% t quantile, 3 seeds
 def metrics(sharpe: float, drawdown: float, **other: float) -> dict[str, float]:
     row = {
         "sharpe": sharpe,
-        "mean_max_drawdown": drawdown,
+        "total_return": 0.0,
+        "mean_episode_max_drawdown": drawdown,
         "max_drawdown": 2 * drawdown,
-        "turnover": 1.0,
+        "turnover": 0.0625,
         "mean_episode_return": 0.0,
+        "mean_gross_budget": 1.0,
+        "forced_trims_per_episode": 0.0,
     }
     row.update(other)
     return row
 
 
 def seed_comparison(**systems: tuple[float, float]) -> dict[str, Any]:
-    """One seed's comparison (the shape `rllib.hierarchy.compare_systems` writes):
-    system -> (sharpe, mean max drawdown)."""
+    """One seed's comparison (the shape `evaluation.hierarchy.comparison_from_report` writes):
+    system -> (sharpe, mean episode max drawdown)."""
     return {
         "schema": SCHEMA,
         "part": "test",
-        "episodes": 4,
+        "bars": 400,
+        "books_of": 4,
+        "symbols": 5,
         "systems": {name: metrics(*values) for name, values in systems.items()},
+        "paired": None,
     }
 
 
@@ -90,7 +98,7 @@ def test_means_intervals_and_paired_differences() -> None:
     assert sharpe["std"] == pytest.approx(float(np.std(diffs, ddof=1)))
     assert (sharpe["low"], sharpe["high"]) == pytest.approx((low, high))
     assert sharpe["high"] - sharpe["low"] > 0
-    drawdown = summary["systems"]["hierarchical"]["mean_max_drawdown_vs_independent"]
+    drawdown = summary["systems"]["hierarchical"]["mean_episode_max_drawdown_vs_independent"]
     assert drawdown["mean"] == pytest.approx(np.mean([-0.125, -0.25, -0.125]))
     # The independent agents against themselves: exactly zero, with no spread.
     own = summary["systems"]["independent"]["sharpe_vs_independent"]
@@ -170,17 +178,21 @@ def test_written_and_rendered_comparisons(tmp_path: Path) -> None:
     assert written["systems"]["joint"]["sharpe"] is None  # NaN is not JSON
     markdown = (folder / "comparison.md").read_text()
     assert markdown == render_comparison(comparison)
-    assert markdown.startswith("# Hierarchy comparison (test split, 4 episodes)\n")
-    assert "| independent | 0.50 | 25.0% | 50.0% | 1.00 | +0.00% |" in markdown
-    assert "| hierarchical | 0.75 | 12.5% | 25.0% | 1.00 | +0.00% |" in markdown
+    assert markdown.startswith(
+        "# Hierarchy comparison (test split, 400 bars, 5 symbols in books of 4)\n"
+    )
+    assert "| system | Sharpe (annualized) | return (% of capital) |" in markdown
+    assert "turnover (% of equity per bar)" in markdown
+    assert "| independent | 0.50 | +0.0% | 25.0% | 50.0% | 6.25% | 1.00 |" in markdown
+    assert "| hierarchical | 0.75 | +0.0% | 12.5% | 25.0% | 6.25% | 1.00 |" in markdown
 
     text = render_multiseed(compare_runs(SEEDS))
-    assert text.startswith("# Hierarchy comparison over 3 seeds (mean [95% CI])")
+    assert text.startswith("# Hierarchy comparison over 3 seeds (mean [95% t-interval])")
     assert "- hierarchical: Sharpe +0.33, drawdown cut +44.4%: PASS" in text
     assert "- joint: Sharpe +0.00, drawdown cut +0.0%: FAIL" in text
 
 
-# the rollout with a master ---------------------------------------------------------------
+# the backtester with a master -------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -189,68 +201,63 @@ def market() -> EnvMarket:
     return build_market(panel, compute_features(panel, FeaturePipelineConfig()))
 
 
-ENV = HierarchicalEnvConfig(n_symbols=3, communication_interval=4, max_episode_bars=50)
+ENV = HierarchicalEnvConfig(n_symbols=3, communication_interval=4)
+WINDOW = Window(100, 250)
 
 
-class BuyWhenAllowed:
+class BuyWhenAllowed(BacktestPolicy):
     """BUY (action 1) whenever the mask allows it, else HOLD."""
 
-    def reset(self, env: HierarchicalTradingEnv) -> None:
-        pass
+    kind = "agent"
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return np.where(masks[:, 1] > 0, 1, 0)
+    def __init__(self, name: str, master: Any = None) -> None:
+        self.name, self.master = name, master
+
+    def decide(self, context: StepContext) -> Decision:
+        return Decision(actions=np.where(context.masks[..., 1], 1, 0))
 
 
 class FixedMaster:
-    def __init__(self, action: np.ndarray, env: HierarchicalTradingEnv) -> None:
+    name = "fixed"
+
+    def __init__(self, action: np.ndarray) -> None:
         self.action = action
         self.calls = 0
-        self.shapes = {
-            "obs": (env.master_dim,),
-            "market": (env.n_slots * env.window_dim,),
-            "state": (env.critic_state_dim,),
-        }
 
-    def act(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        assert {k: v.shape for k, v in inputs.items()} == self.shapes
+    def check(self, observation_dim: int, market_dim: int, nvec: Any) -> None:
+        self.shapes = (observation_dim, market_dim)
+
+    def decide(self, observations: np.ndarray, market: np.ndarray) -> np.ndarray:
+        assert (observations.shape[1], market.shape[1]) == self.shapes
         self.calls += 1
-        return self.action
+        return np.tile(self.action, (observations.shape[0], 1))
 
 
-def evaluate(market: EnvMarket, master: FixedMaster | None) -> Any:
-    return evaluate_symbol_policy(
-        BuyWhenAllowed(),
-        market,
-        whole_market_views(market),
-        ENV,
-        seed=3,
-        max_views=3,
-        master=master,
-    )
+def backtest(market: EnvMarket, master: FixedMaster | None) -> PolicyRun:
+    policy = BuyWhenAllowed("system", master)
+    return Backtester(market, ENV).run([policy], WINDOW)["system"]
 
 
 def test_a_neutral_master_is_the_independent_system(market: EnvMarket) -> None:
-    env = HierarchicalTradingEnv(market, config=ENV)
-    master = FixedMaster(default_neutral_action(3, ENV.budget_levels), env)
-    with_master = evaluate(market, master)
-    without = evaluate(market, None)
-    assert with_master.metrics == without.metrics
-    assert without.metrics["exposure"] > 0.3 and without.metrics["episodes"] == 3
-    for a, b in zip(with_master.returns, without.returns, strict=True):
-        np.testing.assert_array_equal(a, b)
-    # Asked on decision bars only: steps 0, 4, 8, ... of every episode.
-    steps = [summary["steps"] for summary in with_master.summaries]
-    assert master.calls == sum(math.ceil(s / ENV.communication_interval) for s in steps)
+    master = FixedMaster(default_neutral_action(3, ENV.budget_levels))
+    with_master = backtest(market, master)
+    without = backtest(market, None)
+    np.testing.assert_array_equal(with_master.equity, without.equity)
+    np.testing.assert_array_equal(with_master.budgets, without.budgets)
+    assert policy_metrics(without, 252.0)["exposure"] > 0.3
+    assert without.symbols.shape == (2, 3)  # 6 symbols in books of 3
+    # Asked on decision bars only: steps 0, 4, 8, ... of the window.
+    assert master.calls == math.ceil((len(WINDOW) - 1) / ENV.communication_interval)
 
 
 def test_a_master_cutting_every_budget_keeps_the_book_flat(market: EnvMarket) -> None:
-    env = HierarchicalTradingEnv(market, config=ENV)
     zero = np.array([0, 0, 0, 1])  # budget level 0.0 for every slot, neutral mode
-    result = evaluate(market, FixedMaster(zero, env))
-    assert result.metrics["exposure"] == 0.0
-    assert result.metrics["trades_per_episode"] == 0.0
-    assert result.metrics["mean_episode_return"] == 0.0
-    assert all(np.all(r == 0) for r in result.returns)
-    aggressive = evaluate(market, FixedMaster(np.array([4, 4, 4, 2]), env))
-    assert aggressive.metrics["exposure"] > evaluate(market, None).metrics["exposure"]
+    run = backtest(market, FixedMaster(zero))
+    flat = policy_metrics(run, 252.0)
+    assert flat["exposure"] == 0.0 and flat["closed_trades"] == 0
+    assert flat["mean_gross_budget"] == 0.0
+    np.testing.assert_array_equal(run.equity, run.capital)
+    aggressive = policy_metrics(backtest(market, FixedMaster(np.array([4, 4, 4, 2]))), 252.0)
+    neutral = policy_metrics(backtest(market, None), 252.0)
+    assert aggressive["gross_exposure"] > neutral["gross_exposure"]
+    assert aggressive["aggressive_share"] == 1.0 and neutral["aggressive_share"] == 0.0

@@ -467,6 +467,11 @@ def test_rank_fraction_and_overall_verdict() -> None:
     assert result["regression"][0]["passed"] is False
     assert result["passed"] is False
     assert result["agent"] == "ppo"
+    # Other systems of the report are not in the field a system is ranked in.
+    policies["joint"] = {"kind": "agent", "metrics": {"sharpe": 0.7}}
+    crowded = [ranking[0], {"rank": 2, "policy": "joint"}, *ranking[1:]]
+    result = check_gates(gates, "ppo", policies, crowded)
+    assert result["regression"][0]["value"] == pytest.approx(3 / 4)
 
 
 # --- gates file ---------------------------------------------------------------------------------

@@ -343,7 +343,11 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
 
     # One engine: the validation figures recorded for each phase's best checkpoint are what
     # evaluating that checkpoint on the validation split gives, master included.
-    for phase, system in (("symbols", "independent"), ("master", "hierarchical"), ("joint", "joint")):
+    for phase, system in (
+        ("symbols", "independent"),
+        ("master", "hierarchical"),
+        ("joint", "joint"),
+    ):
         recorded = phases[phase]["validation"]
         ranking = json.loads((run_dir / phase / "ranking.json").read_text())
         best = next(r for r in ranking if not r.get("deleted"))
@@ -363,6 +367,40 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
             if key != "source":
                 assert report["policies"][system]["metrics"][key] == value, (system, key)
     assert report["comparison"] == comparison["paired"]
+    # The evaluation's MLflow run is nested under the pipeline's run, with the run's tags.
+    from mlflow.tracking import MlflowClient
+
+    from multiagent.evaluation.run import evaluate_source
+    from multiagent.evaluation.sources import resolve, run_config_for
+
+    tracked = state(run_dir)["mlflow"]
+    source = resolve(run_dir)
+    run_config = run_config_for(source, None)
+    quick = run_config.evaluation.model_copy(
+        update={
+            "walk_forward": run_config.evaluation.walk_forward.model_copy(
+                update={"enabled": False}
+            ),
+            "stress": run_config.evaluation.stress.model_copy(update={"enabled": False}),
+        }
+    )
+    files = evaluate_source(source, run_config, run_dir / "report", settings=quick, plots=False)
+    client = MlflowClient(tracking_uri=tracked["uri"])
+    parent = client.get_run(tracked["run_id"])
+    (nested,) = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{tracked['run_id']}' "
+        "and tags.phase = 'evaluate'",
+    )
+    for tag in ("data_fingerprint", "seed", "git_revision"):
+        assert nested.data.tags[tag] == parent.data.tags[tag], tag
+    assert nested.data.metrics["hierarchical.sharpe"] == pytest.approx(
+        files.evaluation.report["policies"]["hierarchical"]["metrics"]["sharpe"]
+    )
+    assert "hierarchical.vs_independent.sharpe" in nested.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(nested.info.run_id, "report")}
+    assert {"report/report.json", "report/report.md"} <= artifacts
+
     # The exported systems (policy.pt + master.pt) act as their RLlib checkpoints do.
     exported = evaluate_split(run_dir / "master/policy.pt", "validation").report
     assert exported["agents"] == ["hierarchical"]

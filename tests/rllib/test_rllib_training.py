@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,7 @@ def test_cli_pretrain_train_and_resume(tmp_path: Path) -> None:
         app, ["train", "symbols", "--config", str(path), "--run-dir", str(run_dir)]
     )
     assert result.exit_code == 0, result.output
-    assert "validation (greedy, master neutral)" in result.output
+    assert "best checkpoint on validation (backtest, greedy, master neutral)" in result.output
     checkpoint = run_dir / "symbols/checkpoints/iter_00001"
     assert checkpoint.is_dir()
     result = runner.invoke(
@@ -201,7 +202,7 @@ def test_main_job_runs_the_pipeline_on_the_bundled_quick_preset(
     assert [
         pipeline["phases"][p]["status"] for p in ("pretrain", "symbols", "master", "joint")
     ] == ["done"] * 4
-    assert pipeline["phases"]["pretrain"]["output"] == "runs/quick/encoder/encoder.pt"
+    assert pipeline["phases"]["pretrain"]["output"] == "encoder/encoder.pt"  # run-relative
     assert (
         pipeline["phases"]["master"]["started_from"]
         == pipeline["phases"]["symbols"]["best_checkpoint"]
@@ -214,25 +215,51 @@ def test_main_job_runs_the_pipeline_on_the_bundled_quick_preset(
     assert again.exit_code == 0
     assert not (tmp_path / "runs/quick-2").exists()  # no run folder without training
     report = tmp_path / "runs/quick/report"
-    for name in ("report.json", "report.md", "equity.png", "drawdown.png", "actions.png"):
+    plots = ("equity.png", "drawdown.png", "independent_actions.png", "hierarchical_budgets.png")
+    for name in ("report.json", "report.md", *plots):
         assert (report / name).stat().st_size > 0, name
-    assert "gates:" in result.output  # reported, not enforced, by the main job
+    # reported, not enforced, by the main job; led by the hierarchy
+    assert "gates of hierarchical (lead" in result.output
+    assert "hierarchical - independent: Sharpe" in result.output
 
     # The RLlib checkpoint the policy was exported from scores exactly like the export, and
     # `report` on the run folder reproduces the main job's report.json byte for byte.
-    ranking = json.loads((tmp_path / "runs/quick/symbols/ranking.json").read_text())
-    best = next(r for r in ranking if not r.get("deleted"))["checkpoint"]
-    out = tmp_path / "from_rllib"
-    evaluated = CliRunner().invoke(
-        app, ["evaluate", "--checkpoint", best, "--out", str(out), "--no-fail-on-gates"]
-    )
-    assert evaluated.exit_code == 0, evaluated.output
-    from_rllib = json.loads((out / "report.json").read_text())
     from_export = json.loads((report / "report.json").read_text())
-    assert from_rllib["source"]["kind"] == "rllib"
-    assert from_rllib["policies"]["agent"] == from_export["policies"]["agent"]
+    assert from_export["agents"] == ["independent", "hierarchical", "joint"]
+    assert from_export["lead"] == "hierarchical"
+    markdown = (report / "report.md").read_text()
+    assert "## Verdict: the hierarchical system" in markdown
+    assert "Paired differences to `independent`" in markdown
+    for system, metrics in comparison["systems"].items():
+        assert from_export["policies"][system]["metrics"]["sharpe"] == metrics["sharpe"], system
+    for phase, system in (("symbols", "independent"), ("master", "hierarchical")):
+        ranking = json.loads((run / phase / "ranking.json").read_text())
+        best = next(r for r in ranking if not r.get("deleted"))["checkpoint"]
+        out = tmp_path / f"from_rllib_{phase}"
+        evaluated = CliRunner().invoke(
+            app,
+            ["evaluate", "--checkpoint", str(run / best), "--out", str(out), "--no-fail-on-gates"],
+        )
+        assert evaluated.exit_code == 0, evaluated.output
+        from_rllib = json.loads((out / "report.json").read_text())
+        assert from_rllib["agents"] == [system]
+        assert from_rllib["source"]["systems"][system]["kind"] == "rllib"
+        assert from_rllib["policies"][system] == from_export["policies"][system]
     rerun = CliRunner().invoke(app, ["report", "runs/quick", "--no-fail-on-gates"])
     assert rerun.exit_code == 0, rerun.output
     assert (report / "report.json").read_bytes() == (
         tmp_path / "runs/quick/report-2/report.json"
     ).read_bytes()
+    # Run records are relative to the run folder: a moved run still evaluates and resolves.
+    moved = tmp_path / "elsewhere/quick"
+    moved.parent.mkdir()
+    shutil.move(str(run), str(moved))
+    again = CliRunner().invoke(
+        app,
+        ["evaluate", "--checkpoint", str(moved), "--system", "joint", "--no-fail-on-gates"],
+    )
+    assert again.exit_code == 0, again.output
+    joint = json.loads((moved / "report-3/report.json").read_text())
+    assert joint["policies"]["joint"] == from_export["policies"]["joint"]
+    pipeline = json.loads((moved / "pipeline.json").read_text())
+    assert (moved / pipeline["phases"]["joint"]["best_checkpoint"]).is_dir()
