@@ -38,7 +38,7 @@ UNITS = {
     "turnover": "traded notional / equity, mean per bar",
     "cost_ratio": "costs / abs(gross P&L)",
     "exposure": "fraction of slot-bars in a position",
-    "gross_exposure": "sum |position| / equity, mean per bar",
+    "gross_exposure": "sum of abs(position) / equity, mean per bar",
     "herfindahl": "sum w^2 / (sum abs w)^2, mean",
     "excess_return": "annual return minus equal weight's",
     "mean_gross_budget": "sum of slot budgets, x equity, mean per bar",
@@ -84,8 +84,11 @@ def _sharpe_return(metrics: dict[str, Any]) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    def cells(row: Sequence[str]) -> str:  # a "|" inside a cell would split it
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+
+    lines = [cells(header), "|" + "---|" * len(header)]
+    lines += [cells(row) for row in rows]
     return [*lines, ""]
 
 
