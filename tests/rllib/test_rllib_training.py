@@ -245,6 +245,28 @@ def test_main_job_runs_the_pipeline_on_the_bundled_quick_preset(
         assert from_rllib["agents"] == [system]
         assert from_rllib["source"]["systems"][system]["kind"] == "rllib"
         assert from_rllib["policies"][system] == from_export["policies"][system]
+        # `multiagent evaluate --part validation` on the best checkpoint gives the validation
+        # figures training recorded for it (the master included from phase 3 on).
+        out = tmp_path / f"validation_{phase}"
+        on_validation = CliRunner().invoke(
+            app,
+            [
+                "evaluate",
+                "--checkpoint",
+                str(run / best),
+                "--part",
+                "validation",
+                "--no-walk-forward",
+                "--no-stress",
+                "--out",
+                str(out),
+                "--no-fail-on-gates",
+            ],
+        )
+        assert on_validation.exit_code == 0, on_validation.output
+        figures = json.loads((out / "report.json").read_text())["policies"][system]["metrics"]
+        for key, value in pipeline["phases"][phase]["validation"].items():
+            assert figures[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (phase, key)
     rerun = CliRunner().invoke(app, ["report", "runs/quick", "--no-fail-on-gates"])
     assert rerun.exit_code == 0, rerun.output
     assert (report / "report.json").read_bytes() == (
