@@ -28,10 +28,11 @@ from multiagent.envs.market import build_market
 from multiagent.envs.master import master_observation_dim
 from multiagent.envs.observations import ObservationBuilder
 from multiagent.evaluation.backtest import Backtester
-from multiagent.evaluation.evaluate import Evaluator, score_policy
+from multiagent.evaluation.evaluate import Evaluator
 from multiagent.evaluation.master_policy import MasterNetPolicy
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, default_baselines
+from multiagent.evaluation.scoring import score_policy
 from multiagent.training.prepare import prepare
 
 

@@ -6,7 +6,7 @@ split, train the shared symbol policy with PPO, pick the checkpoint with the bes
 Sharpe, and evaluate it on the unseen test split. The yardstick is the sign oracle acting through
 the same backtester (same scheme, costs, limits, fills, books of N symbols over the whole test
 split): the best any symbol policy can do there. Every figure comes from the backtester every
-report uses (`multiagent.evaluation.evaluate.score_policy`).
+report uses (`multiagent.evaluation.scoring.score_policy`).
 
 The check passes when, on every seed, the trained policy's test Sharpe is >= ``--ratio`` (0.8)
 of the oracle's. It also trains a from-scratch encoder per seed (``--compare-scratch``) and
@@ -35,8 +35,8 @@ from rich.console import Console
 from rich.table import Table
 
 from multiagent.config import RunConfig
-from multiagent.evaluation.evaluate import score_policy
 from multiagent.evaluation.policies import GreedyNetPolicy, OraclePolicy
+from multiagent.evaluation.scoring import score_policy
 
 CONFIG: dict[str, Any] = {
     "data": {

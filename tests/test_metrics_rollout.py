@@ -20,7 +20,6 @@ from multiagent.envs import (
 )
 from multiagent.errors import ConfigError
 from multiagent.evaluation.backtest import Backtester
-from multiagent.evaluation.evaluate import policy_metrics
 from multiagent.evaluation.metrics import (
     episode_metrics,
     episode_segments,
@@ -30,6 +29,7 @@ from multiagent.evaluation.metrics import (
     total_return,
 )
 from multiagent.evaluation.policies import CashPolicy, OraclePolicy
+from multiagent.evaluation.scoring import policy_metrics
 
 # --- metrics ------------------------------------------------------------------------------------
 

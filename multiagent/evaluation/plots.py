@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from multiagent.evaluation.backtest import PolicyRun
-from multiagent.evaluation.evaluate import Evaluation, symbol_weights
+from multiagent.evaluation.evaluate import Evaluation
 from multiagent.evaluation.metrics import drawdown_curve
+from multiagent.evaluation.scoring import symbol_weights
 
 # Saved without a timestamp or software tag, so the same evaluation writes the same files.
 PNG_METADATA = {"Software": None}

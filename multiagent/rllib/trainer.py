@@ -12,7 +12,7 @@ with the entropy guard); `hierarchy.HierarchyTrainer` phases 3 and 4. Run folder
     RUN/PHASE/policy.pt (+ .json)       TorchScript export of the best checkpoint's symbol policy
     RUN/PHASE/master.pt (+ .json)       ... and of its master (phases 3 and 4)
 
-Every checkpoint is scored on the validation split by the backtester (`evaluation.evaluate.
+Every checkpoint is scored on the validation split by the backtester (`evaluation.scoring.
 score_policy`, the engine every report uses: greedy actions, the whole split in books of N
 symbols; the master neutral in phase 2, the trained master from phase 3); between checkpoints
 ``eval_every`` adds evaluations to the log. Only the ``keep_best`` best checkpoints by
@@ -43,9 +43,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from multiagent.config import RunConfig
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
-from multiagent.evaluation.evaluate import score_policy
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
+from multiagent.evaluation.scoring import score_policy
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, market_for

@@ -36,7 +36,7 @@ from multiagent.envs.schemes import make_slot_scheme
 from multiagent.errors import ConfigError
 from multiagent.evaluation.backtest import Backtester, PolicyRun, make_books, universe
 from multiagent.evaluation.config import CrashSettings, StressSettings
-from multiagent.evaluation.evaluate import SUMMARY_KEYS, Evaluator, policy_metrics
+from multiagent.evaluation.evaluate import SUMMARY_KEYS, Evaluator
 from multiagent.evaluation.policies import (
     BacktestPolicy,
     BuyAndHoldPolicy,
@@ -57,6 +57,7 @@ from multiagent.evaluation.scenarios import (
     most_volatile_windows,
     volatility_by_bar,
 )
+from multiagent.evaluation.scoring import policy_metrics
 from multiagent.training.prepare import PreparedData, prepare
 
 ZERO_COSTS = CostConfig(commission_bps=0, half_spread_bps=0, slippage_bps=0, impact_coef=0)

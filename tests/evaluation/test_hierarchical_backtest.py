@@ -23,8 +23,8 @@ from multiagent.envs.hierarchical_env import MASTER
 from multiagent.envs.sampling import Episode
 from multiagent.errors import ConfigError
 from multiagent.evaluation.backtest import Backtester
-from multiagent.evaluation.evaluate import policy_metrics
 from multiagent.evaluation.policies import BacktestPolicy, Decision, StepContext
+from multiagent.evaluation.scoring import policy_metrics
 
 FRICTIONLESS: dict[str, Any] = {
     "costs": {"cost_multiplier": 0.0},

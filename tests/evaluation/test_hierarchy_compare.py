@@ -19,7 +19,6 @@ from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.envs.hierarchical_env import default_neutral_action
 from multiagent.envs.market import EnvMarket, build_market
 from multiagent.evaluation.backtest import Backtester, PolicyRun
-from multiagent.evaluation.evaluate import policy_metrics
 from multiagent.evaluation.hierarchy import (
     COMPARED,
     SCHEMA,
@@ -29,6 +28,7 @@ from multiagent.evaluation.hierarchy import (
     write_comparison,
 )
 from multiagent.evaluation.policies import BacktestPolicy, Decision, StepContext
+from multiagent.evaluation.scoring import policy_metrics
 
 T_975_2 = float(stats.t.ppf(0.975, 2))  # two-sided 95% t quantile, 3 seeds
 
