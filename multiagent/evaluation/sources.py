@@ -173,31 +173,35 @@ def _from_export(path: Path, run_dir: Path | None, system: str | None) -> System
     if not path.with_suffix(".json").is_file():
         raise ConfigError(f"{path}: a TorchScript policy needs its .json sidecar")
     master = path.with_name(MASTER_NAME)
-    has_master = master.is_file()
-    phase = _phase_of(path, run_dir)
-    own = PHASE_SYSTEMS.get(phase or "", "hierarchical" if has_master else "independent")
-    chosen = system or own
-    if chosen != "independent" and not has_master:
-        raise ConfigError(
-            f"{path}: the {chosen} system needs its master ({master} is missing); this export "
-            "holds the symbol policy only: evaluate it with --system independent"
-        )
+    chosen = _system_of(
+        path, run_dir, system, master.is_file(), f"its master ({master} is missing)"
+    )
     return SystemSource(chosen, "torchscript", path, master if chosen != "independent" else None)
 
 
 def _from_rllib(path: Path, run_dir: Path | None, system: str | None) -> SystemSource:
     has_master = module_checkpoint(path, "master") is not None
-    phase = _phase_of(path, run_dir)
-    own = PHASE_SYSTEMS.get(phase or "", "hierarchical" if has_master else "independent")
+    chosen = _system_of(
+        path, run_dir, system, has_master, "a master RLModule (a phase-2 checkpoint)"
+    )
+    return SystemSource(chosen, "rllib", path, path if chosen != "independent" else None)
+
+
+def _system_of(
+    path: Path, run_dir: Path | None, system: str | None, has_master: bool, lacking: str
+) -> str:
+    """The system a single export or checkpoint is: ``system`` when asked (an error when it
+    needs a master the path lacks), else its phase's, else by whether it has a master."""
+    own = PHASE_SYSTEMS.get(_phase_of(path, run_dir) or "", "independent")
     if own == "independent" and has_master:
         own = "hierarchical"
     chosen = system or own
     if chosen != "independent" and not has_master:
         raise ConfigError(
-            f"{path}: the {chosen} system needs a master RLModule and this checkpoint has only "
-            "the symbol policy (a phase-2 checkpoint): evaluate it with --system independent"
+            f"{path}: the {chosen} system needs {lacking}; this holds the symbol policy only: "
+            "evaluate it with --system independent"
         )
-    return SystemSource(chosen, "rllib", path, path if chosen != "independent" else None)
+    return chosen
 
 
 def _from_run_folder(run_dir: Path, system: str | None) -> PolicySource:
