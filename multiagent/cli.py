@@ -394,4 +394,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from multiagent.reproducibility import pin_hash_seed
+
+    pin_hash_seed()  # before any training: see multiagent.reproducibility
     main()

@@ -46,6 +46,7 @@ from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
 from multiagent.evaluation.scoring import score_policy
+from multiagent.reproducibility import deterministic_torch, warn_if_unpinned
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, market_for
@@ -69,6 +70,7 @@ STATE_FILE = "trainer_state.json"
 
 def init_ray(num_cpus: int | None = None) -> None:
     """Join the cluster of ``RAY_ADDRESS`` (set by ``ray job submit``) or start a local one."""
+    warn_if_unpinned()
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
@@ -193,6 +195,7 @@ class PhaseTrainer:
         self.validation: dict[str, float] = {}
         self.tracker: Tracker | None = None
         """MLflow run every iteration's row goes to (best effort; see `tracking`)."""
+        deterministic_torch()
 
     @property
     def curriculum(self) -> CurriculumCallbacks | None:

@@ -124,6 +124,11 @@ class SweepConfig(_Frozen):
     )
     search: Literal["pbt", "optuna", "random"] = "optuna"
     num_samples: int = Field(4, ge=1, description="Trials (the population size for PBT).")
+    seed: int = Field(
+        0,
+        description="Seed of the random search's sampler and of PBT's initial draws "
+        "(Optuna's TPE sampler has optuna.seed): the same sweep file samples the same trials.",
+    )
     max_concurrent: int | None = Field(None, ge=1, description="null = as many as CPUs allow.")
     iterations: int | None = Field(
         None, ge=1, description="PPO iterations per trial and fold; null = the target phase's."

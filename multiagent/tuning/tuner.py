@@ -67,6 +67,8 @@ def _scheduler_and_search(
 ) -> tuple[Any, Any]:
     """(scheduler, search algorithm); ``max_iterations`` is a trial's length over all folds
     (ASHA's rungs are placed within it)."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
     space = {key: domain(d) for key, d in sweep.space.items()}
     if sweep.search == "pbt":
         from ray.tune.schedulers import PopulationBasedTraining
@@ -80,9 +82,9 @@ def _scheduler_and_search(
             synch=sweep.pbt.synch,
             custom_explore_fn=ClipToSpace(sweep),
         )
-        return pbt, None
+        return pbt, BasicVariantGenerator(random_state=sweep.seed)
     if sweep.search == "random":
-        return None, None
+        return None, BasicVariantGenerator(random_state=sweep.seed)
     import optuna
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
