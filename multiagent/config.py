@@ -125,6 +125,23 @@ class RunConfig(BaseModel):
                 )
         return data
 
+    @model_validator(mode="after")
+    def _minibatches_fit(self) -> RunConfig:
+        """A minibatch is rows of one module; an iteration holds ``train_batch_size`` bars, so
+        phase 2's vector env gives its one module N rows a bar (RLlib refuses a minibatch
+        larger than the rows it counts, and the multi-agent phases count bars)."""
+        for phase in ("symbols", "master", "joint"):
+            ppo = getattr(self, phase).ppo
+            vector = phase == "symbols" and self.symbols.vector_env
+            rows = ppo.train_batch_size * (self.env.n_symbols if vector else 1)
+            if ppo.minibatch_size > rows:
+                counted = "train_batch_size x env.n_symbols" if vector else "train_batch_size"
+                raise ValueError(
+                    f"{phase}.ppo.minibatch_size ({ppo.minibatch_size}) must not exceed the "
+                    f"rows of an iteration ({counted} = {rows})"
+                )
+        return self
+
 
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"

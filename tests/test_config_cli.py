@@ -153,3 +153,24 @@ def test_help_everywhere() -> None:
         ["train", "symbols", "--help"],
     ):
         assert runner.invoke(app, args).exit_code == 0
+
+
+def test_a_minibatch_must_fit_the_rows_of_an_iteration(tmp_path: Path) -> None:
+    """Phase 2's vector env gives its module N rows a bar; the multi-agent phases count bars."""
+    ppo = {"train_batch_size": 100, "minibatch_size": 400}
+    fits = RunConfig.model_validate({"env": {"n_symbols": 4}, "symbols": {"ppo": ppo}})
+    assert fits.symbols.ppo.minibatch_size == 400  # 100 bars x 4 slots
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "env:\n  n_symbols: 4\nsymbols:\n  vector_env: false\n  ppo:\n"
+        "    train_batch_size: 100\n    minibatch_size: 400\n",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"symbols\.ppo\.minibatch_size \(400\) must not exceed "
+        r"the rows of an iteration \(train_batch_size = 100\)",
+    ):
+        load_config(path)
+    path.write_text("master:\n  ppo:\n    train_batch_size: 100\n    minibatch_size: 101\n")
+    with pytest.raises(ConfigError, match=r"master\.ppo\.minibatch_size \(101\)"):
+        load_config(path)

@@ -257,19 +257,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
 
     # internals ------------------------------------------------------------------------
     def episode_summary(self) -> dict[str, Any]:
-        core = self.core
-        summary = core.telemetry.summary(0)
-        summary.update(
-            {
-                "final_equity": float(core.sim.equity[0]),
-                "return": float(core.sim.equity[0] / self.config.execution.initial_cash - 1.0),
-                "max_drawdown": float(1.0 - core.sim.equity[0] / core.sim.peak[0]),
-                "portfolio_volatility": float(core.risk.volatility()[0]),
-                "mean_correlation": float(core.risk.mean_correlation()[0]),
-                "herfindahl": float(core.risk.herfindahl(core.sim.weights())[0]),
-            }
-        )
-        return summary
+        return book_summary(self.core, 0)
 
     def _observe(self) -> dict[str, Any]:
         core = self.core
@@ -286,6 +274,23 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
 
     def _master_observation(self) -> np.ndarray:
         return self.seat.observe(self._obs, self._step)[0]
+
+
+def book_summary(core: TradingCore, book: int) -> dict[str, Any]:
+    """The telemetry summary of book ``book``'s episode (read before the book is reset)."""
+    summary = core.telemetry.summary(book)
+    equity = float(core.sim.equity[book])
+    summary.update(
+        {
+            "final_equity": equity,
+            "return": equity / core.config.execution.initial_cash - 1.0,
+            "max_drawdown": float(1.0 - equity / core.sim.peak[book]),
+            "portfolio_volatility": float(core.risk.volatility()[book]),
+            "mean_correlation": float(core.risk.mean_correlation()[book]),
+            "herfindahl": float(core.risk.herfindahl(core.sim.weights())[book]),
+        }
+    )
+    return summary
 
 
 def default_neutral_action(n_slots: int, levels: Sequence[float]) -> np.ndarray:

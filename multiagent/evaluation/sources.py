@@ -108,16 +108,20 @@ class PolicySource:
 def module_checkpoint(path: Path, module_id: str = "symbol") -> Path | None:
     """The RLModule ``module_id`` inside an RLlib checkpoint folder (an iteration, its ``algo``
     folder, or the module folder itself)."""
-    for candidate in (
-        path,
-        path / "rl_module" / module_id,
-        path / "learner_group" / "learner" / "rl_module" / module_id,
-        path / "algo" / "learner_group" / "learner" / "rl_module" / module_id,
-    ):
-        if candidate.name != module_id and candidate == path:
-            continue
-        if (candidate / "module_state.pt").is_file() or (candidate / "module_state.pkl").is_file():
-            return candidate
+    # A vector-env phase 2 saves the symbol module under RLlib's single-agent default id.
+    names = (module_id, "default_policy") if module_id == "symbol" else (module_id,)
+    for name in names:
+        for candidate in (
+            path,
+            path / "rl_module" / name,
+            path / "learner_group" / "learner" / "rl_module" / name,
+            path / "algo" / "learner_group" / "learner" / "rl_module" / name,
+        ):
+            if candidate.name != name and candidate == path:
+                continue
+            state = (candidate / "module_state.pt", candidate / "module_state.pkl")
+            if any(file.is_file() for file in state):
+                return candidate
     return None
 
 

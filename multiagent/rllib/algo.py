@@ -13,7 +13,7 @@ from multiagent.config import RunConfig
 from multiagent.curriculum.config import Phase
 from multiagent.envs.hierarchical_env import MASTER
 from multiagent.rllib.callbacks import TelemetryCallbacks
-from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, register
+from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, VECTOR_ENV_NAME, register
 from multiagent.rllib.learner import SharedEncoderPPOLearner
 from multiagent.rllib.modules import MasterRLModule, SharedEncoderMultiRLModule, SymbolRLModule
 from multiagent.rllib.resources import apply_resources
@@ -45,6 +45,7 @@ def ppo_training(
     ppo: PPOSettings,
     env_config: dict[str, Any],
     phase: Phase,
+    env_name: str = ENV_NAME,
 ) -> PPOConfig:
     """The parts every phase shares: env, runners, learner class, PPO settings, callbacks (the
     curriculum's when the run has one for ``phase``)."""
@@ -56,7 +57,7 @@ def ppo_training(
     )
     algo_config = (
         PPOConfig()
-        .environment(ENV_NAME, env_config={"run": config.model_dump(mode="json"), **env_config})
+        .environment(env_name, env_config={"run": config.model_dump(mode="json"), **env_config})
         .framework("torch")
         .learners(learner_class=SharedEncoderPPOLearner)
         .training(
@@ -90,15 +91,36 @@ def build_ppo_config(
     action_space: gym.Space[Any],
     n_features: int,
 ) -> PPOConfig:
-    """Phase 2: the shared symbol policy alone (the master's seat keeps equal budgets)."""
+    """Phase 2: the shared symbol policy alone (the master's seat keeps equal budgets).
+
+    With ``symbols.vector_env`` (the default) the symbol slots are one native vector env for
+    RLlib's single-agent runner (`vector_env.SymbolSlotsVectorEnv`: ``num_envs_per_env_runner``
+    books of ``env.n_symbols`` slots each), and the module is RLlib's default one
+    (``SYMBOL_VECTOR_MODULE``); otherwise every slot is an agent of the multi-agent env."""
     train = config.symbols
-    return (
-        ppo_training(
-            config,
-            train.ppo,
-            {"part": "train", "balanced": train.balanced_sampling},
-            "symbols",
+    env_config = {"part": "train", "balanced": train.balanced_sampling}
+    spec = RLModuleSpec(
+        module_class=SymbolRLModule,
+        observation_space=observation_space,
+        action_space=action_space,
+        model_config=symbol_model_config(config, n_features),
+    )
+    if train.vector_env:
+        algo_config = ppo_training(config, train.ppo, env_config, "symbols", VECTOR_ENV_NAME)
+        books = int(algo_config.num_envs_per_env_runner)
+        slots = config.env.n_symbols
+        # RLlib counts a slot's step as an env step here: the same bars per iteration as the
+        # multi-agent env (train_batch_size counts bars of every slot) are N times as many.
+        return (
+            algo_config.env_runners(
+                gym_env_vectorize_mode=gym.VectorizeMode.VECTOR_ENTRY_POINT.value,
+                num_envs_per_env_runner=books * slots,
+            )
+            .training(train_batch_size_per_learner=train.ppo.train_batch_size * slots)
+            .rl_module(rl_module_spec=spec)
         )
+    return (
+        ppo_training(config, train.ppo, env_config, "symbols")
         .multi_agent(
             policies={SYMBOL_MODULE},
             policy_mapping_fn=to_symbol_module,
@@ -107,14 +129,7 @@ def build_ppo_config(
         .rl_module(
             rl_module_spec=MultiRLModuleSpec(
                 multi_rl_module_class=SharedEncoderMultiRLModule,
-                rl_module_specs={
-                    SYMBOL_MODULE: RLModuleSpec(
-                        module_class=SymbolRLModule,
-                        observation_space=observation_space,
-                        action_space=action_space,
-                        model_config=symbol_model_config(config, n_features),
-                    )
-                },
+                rl_module_specs={SYMBOL_MODULE: spec},
             )
         )
     )

@@ -56,13 +56,18 @@ class TelemetryCallbacks(RLlibCallback):
         if metrics_logger is None:
             return
         infos = episode.get_infos(-1)
-        # Every symbol agent carries the summary on the last step (the master does not).
-        summaries = [
-            info["episode"]
-            for info in infos.values()
-            if isinstance(info, dict) and "episode" in info
-        ]
-        if not summaries:
-            return
-        for key, value in episode_telemetry(summaries[0], len(summaries)).items():
+        if isinstance(infos, dict) and "episode" in infos:
+            # A slot of phase 2's vector env: slot 0 of each book carries the book's summary.
+            summary, n_agents = infos["episode"], int(infos["episode"]["n_agents"])
+        else:
+            # Every symbol agent carries the summary on the last step (the master does not).
+            summaries = [
+                info["episode"]
+                for info in (infos or {}).values()
+                if isinstance(info, dict) and "episode" in info
+            ]
+            if not summaries:
+                return
+            summary, n_agents = summaries[0], len(summaries)
+        for key, value in episode_telemetry(summary, n_agents).items():
             metrics_logger.log_value((TELEMETRY, key), value, reduce="mean")

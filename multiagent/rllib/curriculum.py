@@ -40,7 +40,7 @@ from multiagent.curriculum.config import CurriculumConfig, Phase
 from multiagent.curriculum.schedule import Curriculum
 from multiagent.errors import ConfigError
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS, TelemetryCallbacks
-from multiagent.rllib.env import TradingAgentsEnv, market_for
+from multiagent.rllib.env import PoolCurriculum, market_for
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +59,16 @@ _RUNNER_TASK = "_multiagent_curriculum_task"
 
 
 # runner side: plain functions shipped to the env runners -------------------------------
-def runner_envs(env_runner: Any) -> list[TradingAgentsEnv]:
-    """The `TradingAgentsEnv` instances of an env runner (none where it has no env)."""
+def runner_envs(env_runner: Any) -> list[PoolCurriculum]:
+    """The envs of an env runner that take curriculum tasks (none where it has no env): its
+    `TradingAgentsEnv` instances, or phase 2's one `SymbolSlotsVectorEnv`."""
     vector = getattr(env_runner, "env", None)
     if vector is None:
         return []
     subs = getattr(vector, "envs", None)
     candidates = list(subs) if subs is not None else [vector]
     envs = [getattr(env, "unwrapped", env) for env in candidates]
-    return [env for env in envs if isinstance(env, TradingAgentsEnv)]
+    return [env for env in envs if isinstance(env, PoolCurriculum)]
 
 
 def apply_task(env_runner: Any, task: dict[str, Any]) -> int:

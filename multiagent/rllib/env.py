@@ -30,8 +30,12 @@ from multiagent.envs.market import EnvMarket
 from multiagent.training.prepare import PreparedData, prepare
 
 ENV_NAME = "multiagent_trading_agents"
+VECTOR_ENV_NAME = "multiagent_symbol_slots"
 SYMBOL_MODULE = "symbol"
 MASTER_MODULE = "master"
+SYMBOL_VECTOR_MODULE = "default_policy"
+"""The symbol module's id when phase 2 samples through the vector env: RLlib's single-agent
+stack names its one module so (``DEFAULT_MODULE_ID``); checkpoint readers accept either."""
 
 
 def balanced_weights(views: Sequence[EpisodeView]) -> np.ndarray:
@@ -42,7 +46,85 @@ def balanced_weights(views: Sequence[EpisodeView]) -> np.ndarray:
     return np.array([1.0 / counts[view.symbols] for view in views])
 
 
-class TradingAgentsEnv(MultiAgentEnv):
+class PoolCurriculum:
+    """Curriculum tasks over a fixed pool of episode views, for an env whose episodes come from
+    ``episode_source`` (an object with ``set_task``, ``set_sampling_weights``,
+    ``set_cost_multiplier`` and ``pop_view_stats``, like `HierarchicalTradingEnv`)."""
+
+    episode_source: Any
+    views: list[EpisodeView]
+    balanced: bool
+    task: dict[str, Any] | None
+    _pool: np.ndarray
+    _view_counts: np.ndarray
+    _view_returns: np.ndarray
+
+    def _init_pool(self, views: Sequence[EpisodeView], balanced: bool) -> None:
+        if balanced:
+            self.episode_source.set_sampling_weights(balanced_weights(views).tolist())
+        self.views = list(views)
+        """The full pool: a curriculum task's view indices point into it."""
+        self.balanced = balanced
+        self.task = None
+        """The curriculum task applied last (None: the whole pool, no curriculum)."""
+        self._pool = np.arange(len(self.views))
+        self._view_counts = np.zeros(len(self.views), np.int64)
+        self._view_returns = np.zeros(len(self.views))
+
+    def apply_curriculum(self, task: Mapping[str, Any]) -> None:
+        """Apply a curriculum task (`multiagent.curriculum.Curriculum.task`) to next episodes.
+
+        ``views``: indices into the full pool ``self.views`` (None: all of it); ``weights``: one
+        per listed view, or None for the env's own weighting of the subset (each lead symbol
+        equally likely when ``balanced``, else uniform); ``symbols``: the symbol set every slot
+        is drawn from (None: all); ``cost_multiplier``: the cost level, applied from the next
+        step on (1 = the configured costs). A task that changes only the weights keeps the
+        sampler's pool (no re-scan of the market).
+        """
+        indices = task.get("views")
+        pool = np.arange(len(self.views)) if indices is None else np.asarray(indices, np.int64)
+        if pool.ndim != 1 or not len(pool) or pool.min() < 0 or pool.max() >= len(self.views):
+            raise ValueError(f"task views must index the {len(self.views)} views of the pool")
+        views = [self.views[i] for i in pool]
+        weights = task.get("weights")
+        if weights is None and self.balanced:
+            weights = balanced_weights(views).tolist()
+        symbols = task.get("symbols")
+        symbols = None if symbols is None else tuple(symbols)
+        previous = self.task or {}
+        same_pool = (
+            self.task is not None
+            and np.array_equal(pool, self._pool)
+            and symbols == (None if previous.get("symbols") is None else tuple(previous["symbols"]))
+        )
+        if same_pool:
+            self.episode_source.set_sampling_weights(
+                np.ones(len(pool)).tolist() if weights is None else list(weights)
+            )
+        else:
+            self._flush_view_stats()
+            self.episode_source.set_task(views, weights, symbols=symbols)
+            self._pool = pool
+        self.episode_source.set_cost_multiplier(float(task.get("cost_multiplier", 1.0)))
+        self.task = dict(task)
+
+    def pop_view_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(episodes finished, sum of their returns) per view of the full pool since the last
+        call; cleared. An episode in flight when the pool changed is not counted."""
+        self._flush_view_stats()
+        counts, returns = self._view_counts, self._view_returns
+        self._view_counts = np.zeros_like(counts)
+        self._view_returns = np.zeros_like(returns)
+        return counts, returns
+
+    def _flush_view_stats(self) -> None:
+        counts, returns = self.episode_source.pop_view_stats()
+        np.add.at(self._view_counts, self._pool, counts)
+        np.add.at(self._view_returns, self._pool, returns)
+
+
+
+class TradingAgentsEnv(PoolCurriculum, MultiAgentEnv):
     """The hierarchical env for RLlib: symbol agents every bar, the master on decision bars.
 
     ``master=False`` leaves the master's seat to a fixed action (equal budgets, neutral mode):
@@ -75,17 +157,8 @@ class TradingAgentsEnv(MultiAgentEnv):
         symbol_state: bool = False,
     ) -> None:
         super().__init__()
-        self.env = env = HierarchicalTradingEnv(market, views, config)
-        if balanced:
-            env.set_sampling_weights(balanced_weights(views).tolist())
-        self.views = list(views)
-        """The full pool: a curriculum task's view indices point into it."""
-        self.balanced = balanced
-        self.task: dict[str, Any] | None = None
-        """The curriculum task applied last (None: the whole pool, no curriculum)."""
-        self._pool = np.arange(len(self.views))
-        self._view_counts = np.zeros(len(self.views), np.int64)
-        self._view_returns = np.zeros(len(self.views))
+        self.env = self.episode_source = env = HierarchicalTradingEnv(market, views, config)
+        self._init_pool(views, balanced)
         self.with_master = master
         self.symbol_state = symbol_state
         state_space = gym.spaces.Box(-np.inf, np.inf, (env.critic_state_dim,), np.float32)
@@ -158,57 +231,6 @@ class TradingAgentsEnv(MultiAgentEnv):
             self.agents = []
         return out_obs, rewards, terminations, truncations, out_infos
 
-    def apply_curriculum(self, task: Mapping[str, Any]) -> None:
-        """Apply a curriculum task (`multiagent.curriculum.Curriculum.task`) to next episodes.
-
-        ``views``: indices into the full pool ``self.views`` (None: all of it); ``weights``: one
-        per listed view, or None for the env's own weighting of the subset (each lead symbol
-        equally likely when ``balanced``, else uniform); ``symbols``: the symbol set every slot
-        is drawn from (None: all); ``cost_multiplier``: the cost level, applied from the next
-        step on (1 = the configured costs). A task that changes only the weights keeps the
-        sampler's pool (no re-scan of the market).
-        """
-        indices = task.get("views")
-        pool = np.arange(len(self.views)) if indices is None else np.asarray(indices, np.int64)
-        if pool.ndim != 1 or not len(pool) or pool.min() < 0 or pool.max() >= len(self.views):
-            raise ValueError(f"task views must index the {len(self.views)} views of the pool")
-        views = [self.views[i] for i in pool]
-        weights = task.get("weights")
-        if weights is None and self.balanced:
-            weights = balanced_weights(views).tolist()
-        symbols = task.get("symbols")
-        symbols = None if symbols is None else tuple(symbols)
-        previous = self.task or {}
-        same_pool = (
-            self.task is not None
-            and np.array_equal(pool, self._pool)
-            and symbols == (None if previous.get("symbols") is None else tuple(previous["symbols"]))
-        )
-        if same_pool:
-            self.env.set_sampling_weights(
-                np.ones(len(pool)).tolist() if weights is None else list(weights)
-            )
-        else:
-            self._flush_view_stats()
-            self.env.set_task(views, weights, symbols=symbols)
-            self._pool = pool
-        self.env.set_cost_multiplier(float(task.get("cost_multiplier", 1.0)))
-        self.task = dict(task)
-
-    def pop_view_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """(episodes finished, sum of their returns) per view of the full pool since the last
-        call; cleared. An episode in flight when the pool changed is not counted."""
-        self._flush_view_stats()
-        counts, returns = self._view_counts, self._view_returns
-        self._view_counts = np.zeros_like(counts)
-        self._view_returns = np.zeros_like(returns)
-        return counts, returns
-
-    def _flush_view_stats(self) -> None:
-        counts, returns = self.env.pop_view_stats()
-        np.add.at(self._view_counts, self._pool, counts)
-        np.add.at(self._view_returns, self._pool, returns)
-
     def _observations(self, observations: dict[str, Any], *, master: bool) -> dict[str, Any]:
         del observations[MASTER]
         if self.symbol_state or master:
@@ -271,5 +293,26 @@ def make_agents_env(env_config: dict[str, Any]) -> TradingAgentsEnv:
     )
 
 
+def make_slots_env(env_config: dict[str, Any]) -> Any:
+    """Phase 2's vector env: ``num_envs`` (RLlib's envs per runner) slots, in books of
+    ``env.n_symbols``."""
+    from multiagent.rllib.vector_env import SymbolSlotsVectorEnv
+
+    config = RunConfig.model_validate(env_config["run"])
+    market, prepared = market_for(config)
+    n = config.env.n_symbols
+    envs = int(env_config.get("num_envs", n))
+    if envs % n:
+        raise ValueError(f"{envs} vector slots are not whole books of {n} symbol slots")
+    return SymbolSlotsVectorEnv(
+        market,
+        prepared.views(env_config.get("part", "train")),
+        config.env,
+        envs // n,
+        balanced=bool(env_config.get("balanced", True)),
+    )
+
+
 def register() -> None:
     register_env(ENV_NAME, make_agents_env)
+    register_env(VECTOR_ENV_NAME, make_slots_env)

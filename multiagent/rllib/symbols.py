@@ -21,7 +21,7 @@ from multiagent.config import RunConfig
 from multiagent.encoder import check_features, read_encoder
 from multiagent.errors import ConfigError
 from multiagent.rllib.algo import build_ppo_config
-from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv
+from multiagent.rllib.env import SYMBOL_VECTOR_MODULE, SymbolAgentsEnv
 from multiagent.rllib.trainer import PhaseResult, PhaseTrainer, init_ray
 from multiagent.training.runs import load_run_config, write_json
 
@@ -42,6 +42,9 @@ class SymbolTrainer(PhaseTrainer):
         resuming: bool = False,
     ) -> None:
         super().__init__(config, run_dir, config.symbols, console=console)
+        if config.symbols.vector_env:
+            self.symbol_id = SYMBOL_VECTOR_MODULE
+            self.modules = (SYMBOL_VECTOR_MODULE,)
         env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
         self.n_actions = env.env.core.scheme.n_actions
         self.encoder_state: dict[str, torch.Tensor] | None = None
@@ -69,8 +72,10 @@ class SymbolTrainer(PhaseTrainer):
             self._load_encoder(self.encoder_state)
 
     def _load_encoder(self, state: dict[str, torch.Tensor]) -> None:
+        module_id = self.symbol_id  # not self: the function travels to remote learners
+
         def load(learner: Any) -> None:
-            learner.module[SYMBOL_MODULE].encoder.load_state_dict(state)
+            learner.module[module_id].encoder.load_state_dict(state)
 
         self.algo.learner_group.foreach_learner(load)
         self.algo.env_runner_group.sync_weights(
@@ -85,8 +90,9 @@ class SymbolTrainer(PhaseTrainer):
 
     def _set_boost(self, boost: float) -> None:
         self.boost = boost
+        module_id = self.symbol_id
         self.algo.learner_group.foreach_learner(
-            lambda learner: learner.set_entropy_boost(SYMBOL_MODULE, boost)
+            lambda learner: learner.set_entropy_boost(module_id, boost)
         )
 
     def after_iteration(self, row: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ from multiagent.evaluation.scoring import score_policy
 from multiagent.reproducibility import deterministic_torch, warn_if_unpinned
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
-from multiagent.rllib.env import SYMBOL_MODULE, market_for
+from multiagent.rllib.env import SYMBOL_MODULE, SYMBOL_VECTOR_MODULE, market_for
 from multiagent.rllib.policy import InferencePolicy, export_torchscript
 from multiagent.rllib.resources import RESOURCES_FILE, resources_record, runner_health
 from multiagent.training.config import PhaseSettings
@@ -144,12 +144,12 @@ def _flat_result(
     }
     for module_id in modules:
         learner = result.get("learners", {}).get(module_id, {})
-        prefix = "" if module_id == SYMBOL_MODULE else f"{module_id}_"
+        prefix = "" if module_id in (SYMBOL_MODULE, SYMBOL_VECTOR_MODULE) else f"{module_id}_"
         for key, source in LEARNER_KEYS.items():
             row[prefix + key] = learner.get(source, float("nan"))
     module_returns = runners.get("module_episode_returns_mean", {})
     for module_id in modules:
-        if module_id != SYMBOL_MODULE and module_id in module_returns:
+        if module_id not in (SYMBOL_MODULE, SYMBOL_VECTOR_MODULE) and module_id in module_returns:
             row[f"{module_id}_reward_mean"] = module_returns[module_id]
     for key in CURRICULUM_KEYS:
         if key in result:
@@ -171,6 +171,8 @@ class PhaseTrainer:
     system = "independent"
     """The system the phase trains (see `evaluation.sources`): what validation scores."""
     modules: tuple[str, ...] = (SYMBOL_MODULE,)
+    symbol_id = SYMBOL_MODULE
+    """The symbol module's id in ``algo`` (``SYMBOL_VECTOR_MODULE`` in a vector-env phase 2)."""
     algo: Any
 
     def __init__(
@@ -211,7 +213,7 @@ class PhaseTrainer:
 
     def greedy_system(self) -> GreedyNetPolicy:
         """The live policies as the backtester runs them: greedy symbol actions + master."""
-        net = InferencePolicy(self.algo.get_module(SYMBOL_MODULE)).eval()
+        net = InferencePolicy(self.algo.get_module(self.symbol_id)).eval()
         return GreedyNetPolicy(net, net.state_size, self.system, master=self.master_policy())
 
     def evaluate(self, part: str = "validation") -> dict[str, Any]:
@@ -427,7 +429,7 @@ class PhaseTrainer:
     def export_best(self) -> Path | None:
         """TorchScript of the best-ranked checkpoint's symbol policy."""
         return export_torchscript(
-            self.best_module(SYMBOL_MODULE), self.dir / "policy.pt", self.example_obs
+            self.best_module(self.symbol_id), self.dir / "policy.pt", self.example_obs
         )
 
     def example_env(self) -> HierarchicalTradingEnv:
@@ -446,5 +448,10 @@ class PhaseTrainer:
 
 
 def module_path(checkpoint: Path, module_id: str) -> Path:
-    """The RLModule folder of ``module_id`` inside one of our phase checkpoints."""
-    return checkpoint / "algo" / "learner_group" / "learner" / "rl_module" / module_id
+    """The RLModule folder of ``module_id`` inside one of our phase checkpoints (the symbol
+    module of a vector-env phase 2 under RLlib's default id)."""
+    modules = checkpoint / "algo" / "learner_group" / "learner" / "rl_module"
+    vector = modules / SYMBOL_VECTOR_MODULE
+    if module_id == SYMBOL_MODULE and not (modules / module_id).is_dir() and vector.is_dir():
+        return vector
+    return modules / module_id

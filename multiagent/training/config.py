@@ -36,8 +36,6 @@ class PPOSettings(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> PPOSettings:
-        if self.minibatch_size > self.train_batch_size:
-            raise ValueError("minibatch_size must not exceed train_batch_size")
         if self.entropy_schedule is not None:
             steps = [s for s, _ in self.entropy_schedule]
             if len(steps) < 2 or steps[0] != 0 or steps != sorted(steps):
@@ -75,7 +73,12 @@ class ResourceConfig(_Frozen):
         "max_auto_env_runners).",
     )
     max_auto_env_runners: int = Field(16, ge=1, description="Cap of num_env_runners: auto.")
-    num_envs_per_env_runner: int = Field(4, ge=1, description="Vectorized envs per runner.")
+    num_envs_per_env_runner: int = Field(
+        16,
+        ge=1,
+        description="Vectorized envs per runner (phase 2's vector env: books of env.n_symbols "
+        "slots). 16 books sampled 2-3x faster than 4 (docs/benchmarks.md).",
+    )
     num_cpus_per_env_runner: float = Field(1.0, gt=0)
     custom_resources_per_env_runner: dict[str, float] = Field(
         default_factory=dict,
@@ -142,6 +145,13 @@ class SymbolTrainConfig(PhaseSettings):
     balanced_sampling: bool = Field(
         True, description="Draw episode views so every symbol is equally likely to lead one."
     )
+    vector_env: bool = Field(
+        True,
+        description="Sample the symbol slots as one native vector env through RLlib's "
+        "single-agent runner (resources.num_envs_per_env_runner = books of env.n_symbols "
+        "slots per runner): the same transitions as one agent per slot, several times faster "
+        "(docs/benchmarks.md). false: one agent per slot in the multi-agent env, as phases 3-4.",
+    )
     policy: PolicyNetConfig = Field(default_factory=PolicyNetConfig)
     entropy_guard: EntropyGuardConfig = Field(default_factory=EntropyGuardConfig)
 
@@ -171,7 +181,12 @@ class MasterTrainConfig(PhaseSettings):
     iterations: int = Field(20, ge=1)
     ppo: PPOSettings = Field(default_factory=_master_ppo)
     symbol_value_heads_adapt: bool = Field(
-        True, description="Train the symbol value heads alongside (their actors stay frozen)."
+        False,
+        description="Train the symbol value heads alongside (their actors stay frozen). Off "
+        "by default: RLlib cycles every module's rows until the largest batch has done "
+        "num_epochs, so with the symbol rows (N per bar) in the update the master's few "
+        "decisions (1 per communication_interval bars) were replayed about 4N times more "
+        "epochs than set, at 20x the learner time (docs/benchmarks.md).",
     )
     policy: MasterNetConfig = Field(default_factory=MasterNetConfig)
 

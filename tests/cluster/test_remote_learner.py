@@ -8,13 +8,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from rllib.conftest import tiny_config
 
-from multiagent.rllib.env import SYMBOL_MODULE
 from multiagent.rllib.symbols import SymbolTrainer
+
+
+def runner_module(trainer: SymbolTrainer) -> Any:
+    """The symbol module the driver's runner samples with (a single-agent runner holds the
+    module itself, a multi-agent one a MultiRLModule)."""
+    module = trainer.algo.env_runner.module
+    return module[trainer.symbol_id] if hasattr(module, "keys") else module
 
 
 @pytest.mark.slow
@@ -29,13 +36,14 @@ def test_remote_learners_train_and_sync_the_runner(tmp_path: Path, learners: int
         assert trainer.algo.learner_group.is_remote
         before = {
             k: v.detach().clone()
-            for k, v in trainer.algo.env_runner.module[SYMBOL_MODULE].state_dict().items()
+            for k, v in runner_module(trainer).state_dict().items()
         }
         trainer.iterate(evaluate=False)
         row = trainer.iterate(evaluate=True, checkpoint=True)
         assert math.isfinite(row["policy_loss"]) and math.isfinite(row["val_sharpe"])
-        learned = trainer.algo.learner_group.get_weights()[SYMBOL_MODULE]
-        sampling = trainer.algo.env_runner.module[SYMBOL_MODULE].state_dict()
+        module_id = trainer.symbol_id
+        learned = trainer.algo.learner_group.get_weights()[module_id]
+        sampling = runner_module(trainer).state_dict()
         moved = [k for k in learned if not np.allclose(before[k].numpy(), learned[k])]
         assert moved, "the remote learner did not change any weight"
         for key in learned:  # the runner samples with the learner's weights
@@ -43,7 +51,7 @@ def test_remote_learners_train_and_sync_the_runner(tmp_path: Path, learners: int
         per_learner = trainer.algo.learner_group.foreach_learner(
             lambda learner: {
                 k: v.detach().cpu().numpy()
-                for k, v in learner.module[SYMBOL_MODULE].state_dict().items()
+                for k, v in learner.module[module_id].state_dict().items()
             }
         )
         weights = [r.get() if hasattr(r, "get") else r for r in per_learner]

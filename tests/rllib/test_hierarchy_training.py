@@ -53,7 +53,8 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def master_phase(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp = tmp_path_factory.mktemp("master_phase")
-    trainer = HierarchyTrainer(phase_config(tmp), tmp / "run", "master")
+    config = phase_config(tmp, master={"symbol_value_heads_adapt": True})  # the opt-in path
+    trainer = HierarchyTrainer(config, tmp / "run", "master")
     yield trainer
     trainer.stop()
 

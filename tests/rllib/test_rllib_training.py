@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_config
 
 from multiagent.errors import ConfigError
-from multiagent.rllib.env import SYMBOL_MODULE, SymbolAgentsEnv, market_for
+from multiagent.rllib.env import SymbolAgentsEnv, market_for
 from multiagent.rllib.policy import GreedyPolicy
 from multiagent.rllib.symbols import SymbolTrainer
 from multiagent.rllib.trainer import STATE_FILE
@@ -26,7 +26,7 @@ def learner_of(trainer: SymbolTrainer):
 
 
 def weights(trainer: SymbolTrainer) -> dict[str, torch.Tensor]:
-    module = learner_of(trainer).module[SYMBOL_MODULE]
+    module = learner_of(trainer).module[trainer.symbol_id]
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
@@ -114,7 +114,7 @@ def test_resume_restores_weights_optimizer_and_loop_state(tmp_path: Path) -> Non
         assert [int(s["step"]) for s in optimizer.state_dict()["state"].values()] == saved_steps
         assert second.iteration == 2
         assert second.boost == saved_boost
-        assert learner_of(second).get_entropy_boost(SYMBOL_MODULE) == saved_boost
+        assert learner_of(second).get_entropy_boost(second.symbol_id) == saved_boost
         result = second.train(3)
     finally:
         second.stop()
@@ -135,7 +135,7 @@ def test_frozen_pretrained_encoder_stays_fixed_and_loaded(tmp_path: Path) -> Non
             assert torch.equal(before[f"encoder.{key}"], value), key
         trainer.train(1)
         after = weights(trainer)
-        env_runner_encoder = trainer.algo.get_module(SYMBOL_MODULE).encoder.state_dict()
+        env_runner_encoder = trainer.algo.get_module(trainer.symbol_id).encoder.state_dict()
     finally:
         trainer.stop()
     for key in before:
