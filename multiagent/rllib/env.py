@@ -123,7 +123,6 @@ class PoolCurriculum:
         np.add.at(self._view_returns, self._pool, returns)
 
 
-
 class TradingAgentsEnv(PoolCurriculum, MultiAgentEnv):
     """The hierarchical env for RLlib: symbol agents every bar, the master on decision bars.
 

@@ -80,6 +80,10 @@ class BookEpisodes:
     def set_cost_multiplier(self, multiplier: float) -> None:
         self.core.sim.set_cost_multiplier(multiplier)
 
+    @property
+    def cost_multiplier(self) -> float:
+        return self.core.sim.cost_multiplier
+
     def pop_view_stats(self) -> tuple[np.ndarray, np.ndarray]:
         return self.sampler.pop_stats()
 
@@ -107,9 +111,7 @@ class SymbolSlotsVectorEnv(PoolCurriculum, gym.vector.VectorEnv):
         self.config = config
         self.n_books, self.n_slots = n_books, n
         self.num_envs = n_books * n
-        core = TradingCore(
-            market, config, n_books, n, budget=config.limits.max_gross_exposure / n
-        )
+        core = TradingCore(market, config, n_books, n, budget=config.limits.max_gross_exposure / n)
         self.core = core
         self.seat = MasterSeat(core, config)
         self._neutral = np.tile(self.seat.neutral, (n_books, 1))

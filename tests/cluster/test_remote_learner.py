@@ -34,10 +34,7 @@ def test_remote_learners_train_and_sync_the_runner(tmp_path: Path, learners: int
     trainer = SymbolTrainer(config, tmp_path / "run")
     try:
         assert trainer.algo.learner_group.is_remote
-        before = {
-            k: v.detach().clone()
-            for k, v in runner_module(trainer).state_dict().items()
-        }
+        before = {k: v.detach().clone() for k, v in runner_module(trainer).state_dict().items()}
         trainer.iterate(evaluate=False)
         row = trainer.iterate(evaluate=True, checkpoint=True)
         assert math.isfinite(row["policy_loss"]) and math.isfinite(row["val_sharpe"])

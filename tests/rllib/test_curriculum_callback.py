@@ -120,7 +120,11 @@ def remote_tasks(algo: Any) -> list[dict[str, Any] | None]:
 def remote_env_state(algo: Any) -> list[tuple[Any, ...]]:
     def state(runner: Any) -> list[tuple[Any, ...]]:
         return [
-            (len(e.env.sampler.views), e.env.sampler.symbols, e.env.cost_multiplier)
+            (
+                len(e.episode_source.sampler.views),
+                e.episode_source.sampler.symbols,
+                e.episode_source.cost_multiplier,
+            )
             for e in runner_envs(runner)
         ]
 

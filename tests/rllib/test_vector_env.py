@@ -72,6 +72,7 @@ def test_books_run_apart_and_report_their_own_episodes(setup: tuple) -> None:
     ended = 0
     for _ in range(300):
         _, rewards, terminated, truncated, infos = vector.step(rng.integers(0, 3, 5 * n))
+        assert np.isfinite(rewards).all()
         flags = (terminated | truncated).reshape(5, n)
         assert (flags.all(axis=1) == flags.any(axis=1)).all()  # a book ends all its slots
         if infos:
