@@ -38,44 +38,35 @@ from multiagent.envs.core import TradingCore
 from multiagent.envs.hierarchical_env import book_summary
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.master import MasterSeat
-from multiagent.envs.sampling import Episode, EpisodeSampler, whole_market_views
+from multiagent.envs.sampling import (
+    CurriculumHooks,
+    Episode,
+    EpisodeSampler,
+    whole_market_views,
+)
 from multiagent.envs.symbol_env import masked_observation_space
 from multiagent.rllib.env import PoolCurriculum
 
 
-class BookEpisodes:
-    """The episodes of B books from one `EpisodeSampler`: what `PoolCurriculum` drives, plus
-    the view each book's episode in flight was drawn from (for the per-view statistics)."""
+class BookEpisodes(CurriculumHooks):
+    """The episodes of B books from one `EpisodeSampler`: what `PoolCurriculum` drives (the
+    pool and weights of `CurriculumHooks`, the cost level), plus the view each book's episode
+    in flight was drawn from (for the per-view statistics)."""
 
     def __init__(self, sampler: EpisodeSampler, core: TradingCore, n_books: int) -> None:
         self.sampler = sampler
         self.core = core
-        self._drawn: list[tuple[int, int] | None] = [None] * n_books
+        self._drawn_by_book: list[tuple[int, int] | None] = [None] * n_books
 
     def draw(self, book: int, rng: np.random.Generator) -> Episode:
         """Book ``book``'s next episode, drawn as `HierarchicalTradingEnv.reset` draws one."""
-        index = self.sampler.draw(rng)
-        episode = self.sampler.episode(index, rng)
-        self._drawn[book] = (self.sampler.pool_id, index)
-        rng.shuffle(episode.symbols)
+        episode = self.draw_episode(rng, None, shuffle=True)
+        self._drawn_by_book[book], self._drawn = self._drawn, None
         return episode
 
     def record(self, book: int, episode_return: float) -> None:
-        drawn = self._drawn[book]
-        if drawn is not None:
-            self.sampler.record(drawn[1], drawn[0], episode_return)
-            self._drawn[book] = None
-
-    def set_task(
-        self,
-        views: Sequence[EpisodeView],
-        weights: Sequence[float] | None = None,
-        symbols: Sequence[str] | None = None,
-    ) -> None:
-        self.sampler.set_task(views, weights, symbols)
-
-    def set_sampling_weights(self, weights: Sequence[float]) -> None:
-        self.sampler.set_weights(weights)
+        self._drawn, self._drawn_by_book[book] = self._drawn_by_book[book], None
+        self.record_episode_return(episode_return)
 
     def set_cost_multiplier(self, multiplier: float) -> None:
         self.core.sim.set_cost_multiplier(multiplier)
@@ -83,9 +74,6 @@ class BookEpisodes:
     @property
     def cost_multiplier(self) -> float:
         return self.core.sim.cost_multiplier
-
-    def pop_view_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.sampler.pop_stats()
 
 
 class SymbolSlotsVectorEnv(PoolCurriculum, gym.vector.VectorEnv):
