@@ -74,9 +74,6 @@ def describe_cluster() -> str:
 
 def run_job(command: str, args: Sequence[str]) -> int:
     """Run the CLI ``command`` as a job; -> its exit code."""
-    from multiagent.reproducibility import pin_hash_seed
-
-    pin_hash_seed()  # first: it re-executes the job's driver (multiagent.reproducibility)
     from multiagent.cli import main
     from multiagent.cli_common import errors
 

@@ -223,9 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
-    from multiagent.reproducibility import pin_hash_seed
-
-    pin_hash_seed()  # re-executes this script once: repeatable training (docs/reproducibility.md)
     if args.quick:
         args.iterations, args.sample_rounds = 1, 1
     torch.set_num_threads(args.threads)
@@ -310,4 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from multiagent.reproducibility import pin_hash_seed
+
+    pin_hash_seed()  # re-executes this script once: repeatable training (docs/reproducibility.md)
     sys.exit(main())

@@ -135,9 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="Write the results here.")
     parser.add_argument("--as-test", action="store_true", help="Exit 1 when the gate is missed.")
     args = parser.parse_args(argv)
-    from multiagent.reproducibility import pin_hash_seed
-
-    pin_hash_seed()  # re-executes this script once: repeatable training (docs/reproducibility.md)
 
     import ray
     import torch
@@ -180,4 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from multiagent.reproducibility import pin_hash_seed
+
+    pin_hash_seed()  # re-executes this script once: repeatable training (docs/reproducibility.md)
     sys.exit(main())

@@ -175,9 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--runs-dir", default=None, help="keep run folders here (default: temp)")
     args = parser.parse_args(argv)
-    from multiagent.reproducibility import pin_hash_seed
-
-    pin_hash_seed()  # re-executes this script once: repeatable training (docs/reproducibility.md)
     console = Console(stderr=True)
     import ray
 
@@ -236,4 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from multiagent.reproducibility import pin_hash_seed
+
+    pin_hash_seed()  # re-executes this script once: repeatable training (docs/reproducibility.md)
     sys.exit(main())

@@ -19,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from multiagent.jobs import run_job
+from multiagent.reproducibility import pin_hash_seed
 
 if __name__ == "__main__":
+    pin_hash_seed()  # first: it re-executes this driver once (multiagent.reproducibility)
     sys.exit(run_job("tune", sys.argv[1:]))

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from multiagent.training.reproducible import run_differences
@@ -71,3 +72,16 @@ def test_run_differences_names_each_difference_and_ignores_wall_clock(tmp_path: 
     )
     (tmp_path / "c/symbols/metrics.jsonl").unlink()
     assert run_differences(tmp_path / "a", tmp_path / "c")[0].endswith("metrics.jsonl: missing")
+
+
+def test_library_entry_points_never_re_execute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a process's own entry (`__main__`) may re-execute it: a library call from Python
+    (a job runner, a test) must not replace its caller's process."""
+    from multiagent import jobs
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("os.execv called from a library function")
+
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    monkeypatch.setattr(os, "execv", refuse)
+    assert jobs.run_job("tune", []) == 1  # a usage error, reported, and no re-execution
