@@ -315,17 +315,16 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
     assert joint_init["from"] == phases["master"]["best_checkpoint"]
     assert joint_init["initialized_fresh"] == {"master": [], "symbol": ["vf.0.weight"]}
 
-    # Across phases: the master phase left the symbol actor and the encoder as phase 2 made
-    # them and trained the symbol value head.
+    # Across phases: the master phase left the whole symbol module as phase 2 made it (the
+    # value heads too: master.symbol_value_heads_adapt is off by default).
     before = RLModule.from_checkpoint(
         str(module_path(run_dir / symbols_best, "symbol"))
     ).state_dict()
     master_best = run_dir / phases["master"]["best_checkpoint"]
     after = RLModule.from_checkpoint(str(module_path(master_best, "symbol"))).state_dict()
+    assert before.keys() == after.keys()
     for key, value in before.items():
-        if key.startswith(("encoder.", "pi.")):
-            assert torch.equal(value, after[key]), key
-    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("vf."))
+        assert torch.equal(value, after[key]), key
 
     # The comparison of the three systems on the test split.
     comparison = json.loads((run_dir / "hierarchy/comparison.json").read_text())
