@@ -52,7 +52,12 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
         return float(self.entropy_coeff_schedulers_per_module[module_id].boost)
 
     def configure_optimizers(self) -> None:
-        groups: dict[float, list[torch.nn.Parameter]] = {}
+        # One group per (module, part), whatever the rates: groups keyed by rate merged when
+        # two rates happened to be equal (a PBT mutation clipped to a bound), and a donor's
+        # optimizer state then no longer fit the recipient's ("different number of parameter
+        # groups").
+        groups: dict[tuple[str, str], list[torch.nn.Parameter]] = {}
+        rates: dict[tuple[str, str], float] = {}
         seen: set[int] = set()
         owner: str | None = None
         for module_id in sorted(self.module.keys()):
@@ -62,15 +67,18 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
             if not self.should_module_be_updated(module_id):
                 continue  # not in policies_to_train: its gradients stay None
             owner = owner or module_id
-            for param, lr in self._param_rates(module):
+            for param, lr, part in self._param_rates(module):
                 if id(param) in seen or not param.requires_grad:
                     continue
                 seen.add(id(param))
-                groups.setdefault(lr, []).append(param)
+                groups.setdefault((module_id, part), []).append(param)
+                rates[(module_id, part)] = lr
         if owner is None:
             return
         params = [p for group in groups.values() for p in group]
-        optimizer = torch.optim.Adam([{"params": g, "lr": lr} for lr, g in groups.items()])
+        optimizer = torch.optim.Adam(
+            [{"params": group, "lr": rates[key]} for key, group in groups.items()]
+        )
         self.register_optimizer(module_id=owner, optimizer=optimizer, params=params)
 
     def apply_learning_rates(self) -> None:
@@ -83,7 +91,7 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
         for module_id in self.module.keys():  # noqa: SIM118 (a MultiRLModule, not a dict)
             module = self.module[module_id]
             if self.rl_module_is_compatible(module) and self.should_module_be_updated(module_id):
-                for param, lr in self._param_rates(module):
+                for param, lr, _ in self._param_rates(module):
                     rates.setdefault(id(param), lr)
         for optimizer in self._named_optimizers.values():
             for group in optimizer.param_groups:
@@ -96,14 +104,15 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
                 if wanted:
                     group["lr"] = wanted.pop()
 
-    def _param_rates(self, module: Any) -> list[tuple[torch.nn.Parameter, float]]:
-        """(parameter, learning rate) of every parameter of ``module``: ``lr`` unless the
-        module's ``part_lrs`` names its part (`modules.PARTS`); the encoder at ``encoder_lr``."""
+    def _param_rates(self, module: Any) -> list[tuple[torch.nn.Parameter, float, str]]:
+        """(parameter, learning rate, part) of every parameter of ``module``: ``lr`` unless the
+        module's ``part_lrs`` names its part (`modules.PARTS`); the encoder at ``encoder_lr``;
+        parameters outside the parts are part ``"other"``."""
         cfg = module.model_config
         base = float(self.config.lr)
         rates = {part: float(lr) for part, lr in (cfg.get("part_lrs") or {}).items()}
         rates.setdefault("encoder", float(cfg.get("encoder_lr", base)))
-        out: list[tuple[torch.nn.Parameter, float]] = []
+        out: list[tuple[torch.nn.Parameter, float, str]] = []
         claimed: set[int] = set()
         for part in PARTS:
             child = getattr(module, part, None)
@@ -111,8 +120,8 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
                 continue
             for param in child.parameters():
                 claimed.add(id(param))
-                out.append((param, rates.get(part, base)))
-        out += [(p, base) for p in module.parameters() if id(p) not in claimed]
+                out.append((param, rates.get(part, base), part))
+        out += [(p, base, "other") for p in module.parameters() if id(p) not in claimed]
         return out
 
     def postprocess_gradients(self, gradients_dict: dict[Any, Any]) -> dict[Any, Any]:

@@ -243,7 +243,9 @@ def test_joint_phase_moves_the_symbol_actor_at_its_low_rate(tmp_path: Path) -> N
         for name, param in master.named_parameters():
             expected = 3e-5 if part(name) == "encoder" else joint.ppo.lr
             assert rate[id(param)] == expected, name
-        assert sorted(g["lr"] for g in optimizer.param_groups) == [1e-5, 3e-5, 1e-4]
+        # One group per module part, each at its part's rate (groups never merge on equal
+        # rates: a PBT donor's optimizer state must fit any recipient).
+        assert {g["lr"] for g in optimizer.param_groups} == {1e-5, 3e-5, 1e-4}
 
         symbol_before = snapshot(symbol)
         master_before = snapshot(master)

@@ -587,7 +587,7 @@ def test_a_recurrent_symbol_core_is_frozen_then_slow_like_the_actor(
     assert trainable == ({"vf"} if phase == "master" else {"encoder", "core", "pi", "vf"})
     # The learner's per-part rates (the joint phase's): core and actor slow, encoder its own.
     fake = SimpleNamespace(config=SimpleNamespace(lr=1e-4))
-    rates = {id(p): lr for p, lr in SharedEncoderPPOLearner._param_rates(fake, module)}
+    rates = {id(p): lr for p, lr, _ in SharedEncoderPPOLearner._param_rates(fake, module)}
     assert len(rates) == len(list(module.parameters()))
     expected = (
         {"encoder": 1e-4, "core": 1e-4, "pi": 1e-4, "vf": 1e-4}
