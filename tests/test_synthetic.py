@@ -99,3 +99,51 @@ def test_sessions_have_varied_lengths_coverage_and_spreads() -> None:
     assert coverage.min() < 0.9 and coverage.max() > 0.9
     close = panel.close[observed]
     assert ((close > 0) & (close < 1)).all()
+
+
+def test_switching_signal_strength_differs_between_symbols_and_over_time() -> None:
+    levels = (0.09, 0.0)
+    config = SyntheticMarketConfig(
+        n_symbols=4,
+        n_bars=20_000,
+        seed=3,
+        signal="momentum",
+        signal_r2=levels * 2,
+        signal_switching=100,
+    )
+    market = generate_market(config)
+    path = market.signal_r2
+    assert path.shape == (4, 20_000) and set(np.unique(path)) <= set(levels)
+    switches = (np.diff(path, axis=1) != 0).sum()
+    # A redraw lands on the same value half the time: about T / 100 / 2 changes per symbol.
+    assert 0.7 * 4 * 100 < switches < 1.3 * 4 * 100
+    assert 0.4 < (path > 0).mean() < 0.6  # every symbol spends about as long at each strength
+    assert (path[:, :5000] > 0).mean(axis=1).std() < 0.15
+    returns = market.log_returns
+    for strength in levels:
+        live = path[:, 1:] == strength
+        x = returns[:, :-1][live]
+        y = returns[:, 1:][live]
+        # The autocorrelation is sqrt(R2) while the strength is in force (within noise).
+        assert abs(np.corrcoef(x, y)[0, 1] - np.sqrt(strength)) < 0.03
+    # The oracle's sign is that of the next bar's predictable part, 0 without a signal.
+    off = path[:, 1:] == 0
+    assert np.all(market.signal[:, :-1][off] == 0)
+    assert np.all(market.signal[:, :-1][~off] != 0)
+
+
+def test_without_switching_the_market_and_its_r2_path_are_unchanged() -> None:
+    fixed = SyntheticMarketConfig(n_symbols=3, n_bars=300, seed=1, signal_r2=(0.04, 0.02, 0.0))
+    market = generate_market(fixed)
+    np.testing.assert_array_equal(market.signal_r2[:, 0], [0.04, 0.02, 0.0])
+    assert np.all(market.signal_r2 == market.signal_r2[:, :1])
+    # Switching draws from its own stream: the regimes and shocks are the same market's.
+    switching = generate_market(fixed.model_copy(update={"signal_switching": 50.0}))
+    np.testing.assert_array_equal(switching.regime, market.regime)
+    again = generate_market(fixed.model_copy(update={"signal_switching": 50.0}))
+    np.testing.assert_array_equal(again.log_returns, switching.log_returns)
+
+
+def test_switching_needs_a_mean_duration_of_a_bar_or_more() -> None:
+    with pytest.raises(ValueError, match="signal_switching"):
+        SyntheticMarketConfig(signal_switching=0.5)

@@ -11,6 +11,12 @@ of chosen strength in each symbol's next-bar return:
   price history alone (features ``ret_1`` carry it).
 - ``signal="none"``: a pure regime-switching GBM (no policy beats buy-and-hold in expectation).
 
+With ``signal_switching`` set, each symbol's R2 is not fixed: it is redrawn from the listed
+``signal_r2`` values at random times (mean ``signal_switching`` bars apart, per symbol), so the
+symbols' signal strengths differ at any time and change over time, and no fixed allocation
+across symbols is best. The R2 in force on each bar is published (`SyntheticMarket.signal_r2`),
+with the regime path, for yardsticks that know the truth (the oracle allocator).
+
 Bars open at the previous close (``gap_vol`` = 0 by default), so an order decided at the close of
 t and filled at the open of t+1 earns exactly r[t+1]: the oracle position is
 ``sign(E[r[t+1] | info at t])`` and its Sharpe is measured on the generated path by
@@ -65,6 +71,12 @@ class SyntheticMarketConfig(BaseModel):
         description="Next-bar return variance explained by the signal; one value or per symbol.",
     )
     signal_persistence: float = Field(0.9, ge=0, lt=1, description="AR(1) coefficient of x.")
+    signal_switching: float | None = Field(
+        None,
+        ge=1,
+        description="Mean bars between redraws of each symbol's R2 from the signal_r2 values "
+        "(None: each symbol keeps its own R2 throughout).",
+    )
     initial_price: float = Field(100.0, gt=0)
     spread_bps: float = Field(5.0, ge=0, description="Quoted spread in calm markets, bps.")
     volume: float = Field(1e6, gt=0, description="Mean volume per bar in calm markets.")
@@ -88,6 +100,22 @@ class SyntheticMarketConfig(BaseModel):
             return np.asarray(self.signal_r2, dtype=float)
         return np.full(self.n_symbols, float(self.signal_r2))
 
+    def r2_path(self) -> np.ndarray:
+        """(S, T) the R2 in force on each bar: constant per symbol, or redrawn at random times
+        with ``signal_switching`` (its own random stream, so the rest of the market is the one
+        the same seed draws without switching)."""
+        base = self.r2_per_symbol()
+        if self.signal_switching is None:
+            return np.repeat(base[:, None], self.n_bars, axis=1)
+        rng = np.random.default_rng([self.seed, 1])
+        path = np.empty((self.n_symbols, self.n_bars))
+        path[:, 0] = rng.choice(base, self.n_symbols)
+        switch = rng.random((self.n_symbols, self.n_bars)) < 1.0 / self.signal_switching
+        draws = rng.choice(base, (self.n_symbols, self.n_bars))
+        for t in range(1, self.n_bars):
+            path[:, t] = np.where(switch[:, t], draws[:, t], path[:, t - 1])
+        return path
+
 
 @dataclass(frozen=True, eq=False)
 class SyntheticMarket:
@@ -102,6 +130,9 @@ class SyntheticMarket:
     """(S, T) the observable signal x[t] (ar1), r[t] (momentum), zeros (none)."""
     log_returns: np.ndarray
     """(S, T) close-to-close log returns; column 0 is 0."""
+    signal_r2: np.ndarray
+    """(S, T) the R2 of the planted signal in the return into bar t (the decision at bar t
+    faces ``signal_r2[:, t + 1]``)."""
 
     def oracle_positions(self) -> np.ndarray:
         """(S, T) the position in {-1, 0, 1} held from t to t+1 by the Bayes-optimal sign policy."""
@@ -146,7 +177,7 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
     market = rng.standard_normal(n_bar)
     idio = rng.standard_normal((n_sym, n_bar))
     shocks = np.sqrt(config.correlation) * market + np.sqrt(1 - config.correlation) * idio
-    r2 = config.r2_per_symbol()[:, None]
+    r2 = config.r2_path()
     signal = np.zeros((n_sym, n_bar))
     returns = np.zeros((n_sym, n_bar))
     if config.signal == "ar1":
@@ -156,16 +187,20 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
         for t in range(1, n_bar):
             signal[:, t] = phi * signal[:, t - 1] + innovations[:, t]
         predictable = np.zeros((n_sym, n_bar))
-        predictable[:, 1:] = np.sqrt(r2) * signal[:, :-1]
+        predictable[:, 1:] = np.sqrt(r2[:, 1:]) * signal[:, :-1]
         returns = drift + vol * (predictable + np.sqrt(1 - r2) * shocks)
     elif config.signal == "momentum":
-        phi_r = np.sqrt(r2[:, 0])
+        phi_r = np.sqrt(r2)
         unit = np.zeros((n_sym, n_bar))
         unit[:, 0] = shocks[:, 0]
         for t in range(1, n_bar):
-            unit[:, t] = phi_r * unit[:, t - 1] + np.sqrt(1 - phi_r**2) * shocks[:, t]
+            phi = phi_r[:, t]
+            unit[:, t] = phi * unit[:, t - 1] + np.sqrt(1 - phi**2) * shocks[:, t]
         returns = drift + vol * unit
-        signal = np.sign(phi_r)[:, None] * (returns - drift)
+        # The next return's predictable part has the sign of r[t] - drift where the next bar
+        # carries a signal, none where its R2 is 0.
+        next_phi = np.concatenate([phi_r[:, 1:], phi_r[:, -1:]], axis=1)
+        signal = np.sign(next_phi) * (returns - drift)
     else:
         returns = drift + vol * shocks
     returns[:, 0] = 0.0
@@ -200,7 +235,7 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
         bar=pd.Timedelta(config.frequency),
         source=f"synthetic:seed={config.seed}",
     )
-    return SyntheticMarket(panel, config, regime, names, signal, returns)
+    return SyntheticMarket(panel, config, regime, names, signal, returns, r2)
 
 
 class SessionConfig(BaseModel):

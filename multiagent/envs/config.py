@@ -120,11 +120,33 @@ class RewardConfig(_Frozen):
 
 
 class MasterRewardConfig(_Frozen):
-    """The master's portfolio-level risk-adjusted return."""
+    """The master's portfolio-level risk-adjusted return (`multiagent.envs.rewards`)."""
 
-    scale: float = Field(100.0, gt=0, description="Reward units per unit portfolio return.")
+    kind: Literal["mean_variance", "risk_scaled"] = Field(
+        "mean_variance",
+        description="mean_variance: scale x return - risk_aversion x (scale x return)^2 - "
+        "drawdown x scale x drawdown increase. risk_scaled: each term divided by the "
+        "portfolio's recent volatility, so the reward does not grow with leverage (as Sharpe "
+        "does not) and cutting risk pays only before losses, not always.",
+    )
+    scale: float = Field(
+        100.0, gt=0, description="Reward units per unit portfolio return (mean_variance)."
+    )
     risk_aversion: float = Field(0.5, ge=0, description="Penalty on squared scaled return.")
     drawdown: float = Field(1.0, ge=0, description="Penalty on each increase of drawdown.")
+    baseline: Literal["none", "neutral"] = Field(
+        "none",
+        description="neutral: the reward is the difference to a shadow book that takes the "
+        "same symbol actions under the neutral allocation (equal budgets, no trims), so the "
+        "market's noise common to both cancels and the master is paid for what its allocation "
+        "adds to the independent agents, net of the trims it forces.",
+    )
+    volatility_floor: float = Field(
+        0.1,
+        gt=0,
+        description="risk_scaled: the portfolio volatility used is at least this fraction of "
+        "the slots' mean asset volatility (a flat book early in an episode has none).",
+    )
 
 
 class ObservationConfig(_Frozen):
@@ -132,6 +154,11 @@ class ObservationConfig(_Frozen):
     hold_scale: float = Field(50.0, gt=0, description="Hold steps are divided by this.")
     correlation_halflife: float = Field(
         20.0, gt=0, description="Half-life (bars) of the EWMA volatility and correlation."
+    )
+    edge_halflife: float = Field(
+        60.0,
+        gt=0,
+        description="Half-life (bars) of each slot's recent edge in the master's observation.",
     )
 
 

@@ -58,7 +58,12 @@ class TradingCore:
         self.observations = ObservationBuilder(market, config.observation)
         self.rewards = SymbolRewards(config.reward, n_envs, n_slots, self.scheme.n_actions)
         self.telemetry = EpisodeTelemetry(n_envs, n_slots, self.scheme.names)
-        self.risk = PortfolioRisk(n_envs, n_slots, config.observation.correlation_halflife)
+        self.risk = PortfolioRisk(
+            n_envs,
+            n_slots,
+            config.observation.correlation_halflife,
+            edge_halflife=config.observation.edge_halflife,
+        )
         self.default_budget = budget
         self.budget = np.full((n_envs, n_slots), budget)
         self.risk_mode = np.full(n_envs, NEUTRAL, np.int64)

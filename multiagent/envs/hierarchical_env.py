@@ -19,7 +19,7 @@ steps is ignored: a no-op step, flagged in its observation):
 
 | | |
 |---|---|
-| observation | ``Box(2F + 9 + 3N + 5)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; per-slot recent net P&L (N: EWMA per bar, % of equity, same half-life as the volatility); portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights; ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
+| observation | ``Box(2F + 9 + 4N + 5)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; per-slot recent net P&L (N: EWMA per bar, % of equity, same half-life as the volatility); per-slot recent edge (N: EWMA net return / EWMA root mean square over ``edge_halflife``, a scale-free per-bar Sharpe); portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights; ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
 | action | ``MultiDiscrete([L] * N + [3])``: a budget level per slot (``budget_levels``, multiples of the equal share ``max_gross_exposure / N``) and a risk mode (defensive, neutral, aggressive: budgets x ``risk_mode_scales``) |
 | reward | portfolio-level risk-adjusted return (`multiagent.envs.rewards.master_reward`), every step |
 
@@ -39,7 +39,9 @@ the master's new budgets apply to the orders of the same step.
 
 Info: per symbol agent ``reward_terms`` (a record of the weighted terms) and ``sanitized``; the
 master gets ``reward_terms``, ``decision``, ``budgets``, ``risk_mode``, ``equity`` and, on the last
-step, ``episode`` (telemetry summary with portfolio volatility, correlation, concentration).
+step, ``episode`` (telemetry summary with portfolio volatility, correlation, concentration, and
+under ``master`` the master's own: budget-level and risk-mode shares, budgets and exposure on
+calm vs stressed bars, forced-trim turnover; `multiagent.envs.telemetry.MasterTelemetry`).
 
 Curriculum hooks (`multiagent.envs.sampling.CurriculumHooks`): ``set_task(views, weights,
 symbols)`` replaces the pool of episode views for the next episodes (``symbols`` restricts every
@@ -48,6 +50,7 @@ episode in flight included; ``pop_view_stats()`` returns the episodes finished a
 their returns (``episode["return"]``) per view of the current pool, and clears them.
 
 Version history: 1 - first release. 2 - the master observes each slot's recent net P&L.
+3 - and each slot's recent edge (risk-adjusted, over a longer half-life).
 """
 
 from __future__ import annotations
@@ -68,14 +71,14 @@ from multiagent.envs.rewards import MASTER_TERMS, TERM_DTYPE, master_reward
 from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
 from multiagent.envs.symbol_env import masked_observation_space
 
-VERSION = 2
+VERSION = 3
 MASTER = "master"
 MASTER_TERM_DTYPE = np.dtype([(name, np.float64) for name in MASTER_TERMS])
 
 
 class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
     metadata: ClassVar[dict[str, Any]] = {
-        "name": "hierarchical_trading_v2",
+        "name": "hierarchical_trading_v3",
         "render_modes": ["ansi"],
         "version": VERSION,
     }
@@ -93,7 +96,12 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         if n > market.n_symbols:
             raise ValueError(f"{n} symbol slots but the market has {market.n_symbols} symbols")
         self.n_slots = n
-        self.core = TradingCore(market, config, 1, n, budget=config.limits.max_gross_exposure / n)
+        self.books = 2 if config.master_reward.baseline == "neutral" else 1
+        """Book 0 is the episode; book 1 (``master_reward.baseline: neutral``) its shadow: the
+        same symbol actions under the neutral allocation, the master reward's baseline."""
+        self.core = TradingCore(
+            market, config, self.books, n, budget=config.limits.max_gross_exposure / n
+        )
         self.seat = MasterSeat(self.core, config)
         """Schedule, budgets, trims and observation of the master (shared with the backtester)."""
         self.sampler = EpisodeSampler(
@@ -136,7 +144,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         episode = self.draw_episode(self._rng, options, shuffle=True)
-        self.core.reset([episode])
+        self.core.reset([episode] * self.books)
         self.seat.reset()
         self._step = 0
         self.agents = list(self.possible_agents)
@@ -163,14 +171,23 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         decision = self.decision_due()
         imposed, imposed_mask = None, None
         if decision:
-            self.seat.apply(actions[MASTER])
+            master_action = self.seat.check(actions[MASTER])
+            if self.books == 2:
+                master_action = np.concatenate([master_action, self.seat.neutral[None]])
+            self.seat.apply(master_action)
             imposed, imposed_mask = self.seat.trims()
         symbol_actions = np.fromiter(
             (actions[agent] for agent in self.symbol_agents), np.int64, self.n_slots
         ).reshape(1, -1)
+        if self.books == 2:
+            symbol_actions = np.repeat(symbol_actions, 2, axis=0)
+        volatility = self.seat.reward_volatility()  # known before the step's return
         result = core.step(symbol_actions, self._masks, imposed, imposed_mask)
         fills = result.fills
-        master, master_terms = master_reward(fills, self.config.master_reward)
+        self.seat.record(fills, imposed_mask)
+        master, master_terms = master_reward(fills, self.config.master_reward, volatility)
+        if self.books == 2:  # relative to the shadow book under the neutral allocation
+            master, master_terms = master[:1] - master[1:], master_terms[:1] - master_terms[1:]
         self._step += 1
         done = bool(fills.done[0])
         observations = self._observe()
@@ -200,7 +217,7 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
-        return np.concatenate([self._obs.reshape(-1), self._master_obs])
+        return np.concatenate([self._obs[0].reshape(-1), self._master_obs])
 
     def set_cost_multiplier(self, multiplier: float) -> None:
         """Charge ``multiplier`` x the configured costs from the next `step` on (the episode in
@@ -257,7 +274,9 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
 
     # internals ------------------------------------------------------------------------
     def episode_summary(self) -> dict[str, Any]:
-        return book_summary(self.core, 0)
+        summary = book_summary(self.core, 0)
+        summary["master"] = self.seat.telemetry.summary(0)
+        return summary
 
     def _observe(self) -> dict[str, Any]:
         core = self.core

@@ -11,24 +11,32 @@ observation, with the same budgets, risk modes and forced trims as in training. 
   position is above it is trimmed to it by the fill of the same step;
 - the observation (see the table in `multiagent.envs.hierarchical_env`).
 
-State changes only in `reset` and `apply`; `observe` and `trims` read the core.
+State changes only in `reset`, `apply` and `record`; `observe` and `trims` read the core.
+`record` keeps the master's telemetry (`multiagent.envs.telemetry.MasterTelemetry`).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
-from multiagent.envs.simulator import Orders
+from multiagent.envs.simulator import Fills, Orders
+from multiagent.envs.telemetry import MasterTelemetry, stressed_bars
 
 MASTER_EXTRA_FIELDS = 5
 """Portfolio volatility, mean correlation, Herfindahl, decision flag, bars to next decision."""
 
 
+SLOT_FIELDS = 4
+"""Per slot: weight, budget, recent net P&L, recent edge."""
+
+
 def master_observation_dim(n_features: int, n_slots: int) -> int:
-    return 2 * n_features + len(PORTFOLIO_FIELDS) + 3 * n_slots + MASTER_EXTRA_FIELDS
+    return 2 * n_features + len(PORTFOLIO_FIELDS) + SLOT_FIELDS * n_slots + MASTER_EXTRA_FIELDS
 
 
 def neutral_master_action(n_slots: int, levels: tuple[float, ...] | list[float]) -> np.ndarray:
@@ -54,9 +62,13 @@ class MasterSeat:
         self.cut = np.zeros((core.n_envs, n), bool)
         """Slots whose budget the last decision lowered (only those may be trimmed)."""
         core.track_risk = True  # the observation reads the EWMA risk estimates
+        self.telemetry = MasterTelemetry(
+            core.n_envs, len(self.levels), _stress_labels(core.market.close)
+        )
 
     def reset(self, envs: np.ndarray | None = None) -> None:
         self.cut[slice(None) if envs is None else envs] = False
+        self.telemetry.reset(envs)
 
     def decision_due(self, step: int) -> bool:
         """Whether the master's action is applied on episode step ``step`` (0-based)."""
@@ -91,6 +103,27 @@ class MasterSeat:
         self.cut = budget < core.budget - 1e-12
         core.budget[:] = budget
         core.risk_mode[:] = mode
+        self.telemetry.decision(actions)
+
+    def reward_volatility(self) -> np.ndarray:
+        """(B,) the unit of the ``risk_scaled`` master reward, read before a step: the
+        portfolio's EWMA volatility per bar, at least ``volatility_floor`` x the slots' mean
+        asset volatility (causal: `EnvMarket.volatility` at the decision bar); infinite (a
+        reward of 0) on the first bars of the data, where no volatility is known yet."""
+        core = self.core
+        market_vol = core.market.volatility[core.sim.symbol, core.sim.t[:, None]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a book without any bar yet
+            typical = np.nanmean(market_vol, axis=1)
+        # Before any slot has two returns there is no scale at all: such a bar earns 0.
+        typical = np.where(np.isfinite(typical) & (typical > 0), typical, np.inf)
+        floor = self.config.master_reward.volatility_floor * typical
+        return np.maximum(core.risk.volatility(), floor)
+
+    def record(self, fills: Fills, trimmed: np.ndarray | None) -> None:
+        """After the core's step: the master's telemetry of that step (``trimmed``: the mask
+        of the trims `trims` returned for it, None when none)."""
+        self.telemetry.record(self.core.sim.t, self.core.budget, fills, trimmed)
 
     def trims(self) -> tuple[Orders | None, np.ndarray | None]:
         """Orders trimming the slots above a budget the last decision cut (None: none)."""
@@ -132,7 +165,8 @@ class MasterSeat:
         out[:, k : k + n] = weights
         out[:, k + n : k + 2 * n] = core.budget
         out[:, k + 2 * n : k + 3 * n] = core.risk.slot_pnl * 100.0
-        k += 3 * n
+        out[:, k + 3 * n : k + 4 * n] = core.risk.slot_edge()
+        k += SLOT_FIELDS * n
         to_decision = (-step) % self.interval
         out[:, k] = np.sqrt(core.risk.portfolio_var) * 100.0
         out[:, k + 1] = core.risk.mean_correlation()
@@ -140,3 +174,17 @@ class MasterSeat:
         out[:, k + 3] = to_decision == 0
         out[:, k + 4] = to_decision / self.interval
         return out
+
+
+_STRESS_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _stress_labels(close: np.ndarray) -> np.ndarray:
+    """`stressed_bars` of a market's close, computed once per close array in a process (every
+    env of a runner shares the market)."""
+    cached = _STRESS_CACHE.get(id(close))
+    if cached is None or cached[0] is not close:
+        cached = (close, stressed_bars(close))
+        _STRESS_CACHE.clear()
+        _STRESS_CACHE[id(close)] = cached
+    return cached[1]

@@ -109,9 +109,28 @@ class SymbolRewards:
         return np.add.reduce(terms, axis=-1), terms
 
 
-def master_reward(fills: Fills, config: MasterRewardConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(reward (B,), weighted terms (B, 3)) of the portfolio-level risk-adjusted return."""
-    ret = (fills.equity / fills.equity_before - 1.0) * config.scale
+def master_reward(
+    fills: Fills, config: MasterRewardConfig, volatility: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reward (B,), weighted terms (B, 3)) of the portfolio-level risk-adjusted return.
+
+    ``volatility`` (B,): the portfolio's per-bar volatility known before this step (already
+    floored), the unit of the ``risk_scaled`` kind; ignored by ``mean_variance``.
+    """
+    ret = fills.equity / fills.equity_before - 1.0
+    if config.kind == "risk_scaled":
+        if volatility is None:
+            raise ValueError("the risk_scaled master reward needs the portfolio volatility")
+        scaled = ret / volatility
+        terms = np.column_stack(
+            [
+                scaled,
+                -config.risk_aversion * scaled**2,
+                -config.drawdown * fills.drawdown_increase / volatility,
+            ]
+        )
+        return terms.sum(axis=1), terms
+    ret = ret * config.scale
     terms = np.column_stack(
         [
             ret,

@@ -13,9 +13,11 @@ returns, and the Herfindahl concentration of the position weights.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from multiagent.envs.simulator import Fills
 
@@ -95,8 +97,13 @@ class EpisodeTelemetry:
 
 
 class PortfolioRisk:
-    def __init__(self, n_envs: int, n_slots: int, halflife: float) -> None:
+    def __init__(
+        self, n_envs: int, n_slots: int, halflife: float, *, edge_halflife: float = 60.0
+    ) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / halflife)
+        self.edge_alpha = 1.0 - 0.5 ** (1.0 / edge_halflife)
+        self.edge_mean = np.zeros((n_envs, n_slots))
+        self.edge_square = np.zeros((n_envs, n_slots))
         self.n_slots = n_slots
         self.portfolio_var = np.zeros(n_envs)
         self.cov = np.zeros((n_envs, n_slots, n_slots))
@@ -110,6 +117,8 @@ class PortfolioRisk:
         self.portfolio_var[index] = 0.0
         self.cov[index] = 0.0
         self.slot_pnl[index] = 0.0
+        self.edge_mean[index] = 0.0
+        self.edge_square[index] = 0.0
         self.seen[index] = 0
 
     def update(
@@ -124,7 +133,17 @@ class PortfolioRisk:
         self.cov += a * asset_returns[:, :, None] * asset_returns[:, None, :]
         if slot_returns is not None:
             self.slot_pnl = (1 - a) * self.slot_pnl + a * slot_returns
+            e = self.edge_alpha
+            self.edge_mean = (1 - e) * self.edge_mean + e * slot_returns
+            self.edge_square = (1 - e) * self.edge_square + e * slot_returns**2
         self.seen += 1
+
+    def slot_edge(self) -> np.ndarray:
+        """(B, N) each slot's recent risk-adjusted edge: EWMA net return / EWMA root mean
+        square (a per-bar Sharpe over about two half-lives, in [-1, 1]). Scale-free, so a slot
+        whose budget was halved keeps its edge; 0 for a slot that has not traded."""
+        root = np.sqrt(self.edge_square)
+        return np.divide(self.edge_mean, root, out=np.zeros_like(root), where=root > 1e-12)
 
     def volatility(self) -> np.ndarray:
         return np.sqrt(self.portfolio_var)
@@ -149,3 +168,102 @@ class PortfolioRisk:
         gross = np.add.reduce(np.abs(weights), axis=1)
         squares = np.add.reduce(weights * weights, axis=1)
         return np.where(gross > 0, squares / np.where(gross > 0, gross * gross, 1.0), 0.0)
+
+
+class MasterTelemetry:
+    """What a master did in an episode, per book: how it used its budget levels and risk
+    modes, how much it allocated and how much the books held on calm vs stressed bars (does it
+    cut risk when markets turn?), and the turnover its cuts forced.
+
+    ``stressed`` (T,) bool labels the market's bars from data alone (`stressed_bars`), so the
+    same figures exist on real data, where no regime is known.
+    """
+
+    def __init__(self, n_envs: int, n_levels: int, stressed: np.ndarray) -> None:
+        self.stressed = stressed
+        self.levels = np.zeros((n_envs, n_levels), np.int64)
+        self.modes = np.zeros((n_envs, 3), np.int64)
+        self.budget = np.zeros((n_envs, 2))
+        self.exposure = np.zeros((n_envs, 2))
+        self.bars = np.zeros((n_envs, 2), np.int64)
+        self.forced_turnover = np.zeros(n_envs)
+        self.steps = np.zeros(n_envs, np.int64)
+
+    def reset(self, envs: np.ndarray | None = None) -> None:
+        index = slice(None) if envs is None else envs
+        for array in (
+            self.levels,
+            self.modes,
+            self.budget,
+            self.exposure,
+            self.bars,
+            self.forced_turnover,
+            self.steps,
+        ):
+            array[index] = 0
+
+    def decision(self, actions: np.ndarray) -> None:
+        """(B, N + 1) master actions applied on this step."""
+        n_envs, n_levels = self.levels.shape
+        offsets = np.arange(n_envs)[:, None] * n_levels
+        counts = np.bincount((actions[:, :-1] + offsets).reshape(-1), minlength=n_envs * n_levels)
+        self.levels += counts.reshape(n_envs, n_levels)
+        self.modes[np.arange(n_envs), actions[:, -1]] += 1
+
+    def record(
+        self, t: np.ndarray, budget: np.ndarray, fills: Fills, forced: np.ndarray | None
+    ) -> None:
+        """One step: ``t`` (B,) fill bars, ``budget`` (B, N) the step's budgets, ``forced``
+        (B, N) slots trimmed to a cut budget (None: none)."""
+        bucket = self.stressed[t].astype(np.int64)
+        rows = np.arange(len(t))
+        self.budget[rows, bucket] += budget.sum(axis=1)
+        self.exposure[rows, bucket] += fills.gross_exposure
+        self.bars[rows, bucket] += 1
+        if forced is not None:
+            notional = np.abs(fills.traded) * np.nan_to_num(fills.price)
+            self.forced_turnover += np.where(forced, notional, 0.0).sum(axis=1) / (
+                fills.equity_before
+            )
+        self.steps += 1
+
+    def summary(self, env: int = 0) -> dict[str, Any]:
+        levels = self.levels[env]
+        modes = self.modes[env]
+
+        def per_bar(values: np.ndarray, bucket: int) -> float | None:
+            bars = int(self.bars[env, bucket])
+            return float(values[env, bucket] / bars) if bars else None
+
+        return {
+            "decisions": int(modes.sum()),
+            "level_share": (levels / max(levels.sum(), 1)).tolist(),
+            "mode_share": (modes / max(modes.sum(), 1)).tolist(),
+            "budget_calm": per_bar(self.budget, 0),
+            "budget_stressed": per_bar(self.budget, 1),
+            "exposure_calm": per_bar(self.exposure, 0),
+            "exposure_stressed": per_bar(self.exposure, 1),
+            "stressed_share": float(self.bars[env, 1] / max(self.steps[env], 1)),
+            "forced_turnover": float(self.forced_turnover[env] / max(self.steps[env], 1)),
+        }
+
+
+def stressed_bars(
+    close: np.ndarray, short: int = 20, long: int = 250, ratio: float = 1.5
+) -> np.ndarray:
+    """(T,) bool: bars whose recent volatility is ``ratio`` x the longer-run one (causal).
+
+    Per symbol, the std of log returns over the last ``short`` bars against the last ``long``
+    bars (each needs half its window); the bar is stressed when the symbols' median ratio
+    exceeds ``ratio``. Only bars up to t enter bar t's label.
+    """
+    log_close = np.log(close)
+    returns = pd.DataFrame((log_close[:, 1:] - log_close[:, :-1]).T)
+    recent = returns.rolling(short, min_periods=short // 2).std()
+    longer = returns.rolling(long, min_periods=long // 2).std()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = (recent / longer).to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bars before any window: all NaN
+        median = np.nanmedian(ratios, axis=1)
+    return np.concatenate([[False], np.nan_to_num(median) > ratio])

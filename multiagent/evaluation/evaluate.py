@@ -7,6 +7,7 @@ same policy, data and config give the same report, byte for byte, once serialize
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from multiagent import __version__
 from multiagent.config import RunConfig
 from multiagent.data.featurize import build_features
 from multiagent.data.splits import Fold, WalkForwardConfig, Window, walk_forward_folds
-from multiagent.envs.config import CommonEnvConfig
+from multiagent.envs.config import CommonEnvConfig, HierarchicalEnvConfig
 from multiagent.envs.market import EnvMarket, build_market
 from multiagent.evaluation.backtest import Backtester, PolicyRun, universe
 from multiagent.evaluation.config import EvaluationConfig
@@ -31,6 +32,7 @@ from multiagent.evaluation.metrics import (
     return_metrics,
     trade_stats,
 )
+from multiagent.evaluation.oracle_allocator import ORACLE_SYSTEM, OracleAllocator
 from multiagent.evaluation.paired import paired_difference
 from multiagent.evaluation.policies import BacktestPolicy, default_baselines
 from multiagent.evaluation.report import confidence_interval
@@ -112,7 +114,25 @@ class Evaluator:
         seed = self.config.seed if b.random_seed is None else b.random_seed
         return default_baselines(seed, b.momentum_lookback, b.rebalance_every)
 
+    def yardsticks(self, agents: Sequence[BacktestPolicy]) -> list[BacktestPolicy]:
+        """The oracle allocator over the independent agents, when the data is a synthetic
+        market whose truth is known and a master could run (see `oracle_allocator`)."""
+        truth = self.prepared.synthetic
+        independent = next((a for a in agents if a.name == REFERENCE_SYSTEM), None)
+        if (
+            truth is None
+            or independent is None
+            or not isinstance(self.env, HierarchicalEnvConfig)
+            or any(a.name == ORACLE_SYSTEM for a in agents)
+        ):
+            return []
+        oracle = copy.copy(independent)
+        oracle.name = ORACLE_SYSTEM
+        oracle.master = OracleAllocator(truth, self.env.budget_levels, self.env.n_symbols)
+        return [oracle]
+
     def evaluate(self, agents: Sequence[BacktestPolicy], source: dict[str, Any]) -> Evaluation:
+        agents = [*agents, *self.yardsticks(agents)]
         policies = [*agents, *self.baselines()]
         window = self.window()
         jobs = self._jobs(window)

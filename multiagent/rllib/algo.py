@@ -12,6 +12,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from multiagent.config import RunConfig
 from multiagent.curriculum.config import Phase
 from multiagent.envs.hierarchical_env import MASTER
+from multiagent.envs.master import neutral_master_action
 from multiagent.rllib.callbacks import TelemetryCallbacks
 from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, VECTOR_ENV_NAME, register
 from multiagent.rllib.learner import SharedEncoderPPOLearner
@@ -157,6 +158,8 @@ def hierarchy_model_configs(
         "n_slots": config.env.n_symbols,
         "hidden": list(config.master.policy.hidden),
         "critic_hidden": list(config.master.policy.critic_hidden),
+        "neutral_prior": config.master.policy.neutral_prior,
+        "neutral_level": int(neutral_master_action(1, config.env.budget_levels)[0]),
     }
     if phase == "master":
         symbol.update(encoder_mode="frozen", frozen=["core", "pi"])

@@ -9,6 +9,16 @@ Per finished episode, from the env's telemetry summary:
   the module honours the mask; the env ran them as HOLD);
 - ``episode_return`` / ``max_drawdown`` / ``turnover``: the portfolio's.
 
+With a master in the episode (phases 3 and 4), its telemetry too (`master_telemetry`):
+
+- ``master_level_share_<k>`` / ``master_mode_share_<m>``: share of the slots' budget choices at
+  level k, and of the decisions in risk mode m (defensive 0, neutral 1, aggressive 2);
+- ``master_budget_calm`` / ``master_budget_stressed``: mean gross budget (x equity) on calm and
+  on stressed bars (`multiagent.envs.telemetry.stressed_bars`), and ``master_exposure_*`` the
+  gross exposure the books held there: a master that cuts risk when markets turn shows
+  ``*_stressed`` below ``*_calm``;
+- ``forced_trim_turnover``: notional its budget cuts forced, / equity, mean per bar.
+
 The policy's own action entropy is the learner's ``entropy`` result.
 """
 
@@ -28,6 +38,20 @@ TELEMETRY_KEYS = (
     "max_drawdown",
     "turnover",
 )
+
+MASTER_TELEMETRY_PREFIXES = ("master_", "forced_trim_")
+
+
+def master_telemetry(master: dict[str, Any]) -> dict[str, float]:
+    """The master's figures of one episode (a figure without bars to average is left out)."""
+    out = {f"master_level_share_{k}": v for k, v in enumerate(master["level_share"])}
+    out.update({f"master_mode_share_{k}": v for k, v in enumerate(master["mode_share"])})
+    for key in ("budget_calm", "budget_stressed", "exposure_calm", "exposure_stressed"):
+        if master[key] is not None:
+            out[f"master_{key}"] = master[key]
+    out["master_stressed_share"] = master["stressed_share"]
+    out["forced_trim_turnover"] = master["forced_turnover"]
+    return {k: float(v) for k, v in out.items()}
 
 
 def episode_telemetry(summary: dict[str, Any], n_agents: int) -> dict[str, float]:
@@ -69,5 +93,8 @@ class TelemetryCallbacks(RLlibCallback):
             if not summaries:
                 return
             summary, n_agents = summaries[0], len(summaries)
-        for key, value in episode_telemetry(summary, n_agents).items():
+        values = episode_telemetry(summary, n_agents)
+        if "master" in summary:
+            values.update(master_telemetry(summary["master"]))
+        for key, value in values.items():
             metrics_logger.log_value((TELEMETRY, key), value, reduce="mean")

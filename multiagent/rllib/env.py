@@ -226,6 +226,8 @@ class TradingAgentsEnv(PoolCurriculum, MultiAgentEnv):
         out_infos: dict[str, Any] = {}
         if done:
             summary = infos[MASTER]["episode"]
+            if not self.with_master:  # the neutral seat's telemetry says nothing
+                summary = {k: v for k, v in summary.items() if k != "master"}
             out_infos = {agent: {"episode": summary} for agent in self.env.symbol_agents}
             self.agents = []
         return out_obs, rewards, terminations, truncations, out_infos

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -119,6 +120,12 @@ class HierarchyTrainer(PhaseTrainer):
         )
         return dict(fresh)
 
+    def after_iteration(self, row: dict[str, Any]) -> None:
+        """Add the master's policy entropy as a fraction of its maximum (1: uniform over every
+        head, the master allocates at random; 0: deterministic)."""
+        nvec = self.algo.get_module(MASTER_MODULE).action_space.nvec
+        row["master_entropy_fraction"] = row["master_policy_entropy"] / float(np.log(nvec).sum())
+
     def master_policy(self) -> MasterNetPolicy:
         net = MasterInference(self.algo.get_module(MASTER_MODULE)).eval()
         return MasterNetPolicy(net, net.nvec, f"{self.system}_master")
@@ -139,5 +146,5 @@ class HierarchyTrainer(PhaseTrainer):
     def status(self, row: dict[str, Any]) -> str:
         return (
             f"master reward {row.get('master_reward_mean', float('nan')):.2f} "
-            f"entropy {row['master_policy_entropy']:.3f}"
+            f"entropy {row['master_entropy_fraction']:.0%} of max"
         )

@@ -27,7 +27,8 @@ from torch import nn
 
 from multiagent.encoder.config import EncoderConfig
 from multiagent.encoder.model import MarketEncoder
-from multiagent.envs.observations import PORTFOLIO_FIELDS
+from multiagent.envs.master import SLOT_FIELDS
+from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
 
 MASKED_LOGIT = -1e9
 
@@ -170,7 +171,7 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
     Actor (reads ``obs`` and ``market`` only): the slots' windows go through the shared encoder;
     a context vector comes from the master's observation and the embeddings pooled over slots
     (mean and max). One budget head, shared by every slot, scores the L levels of slot i from
-    slot i's embedding, its weight, budget and recent P&L, and the context; the risk-mode head
+    slot i's embedding, its weight, budget, recent P&L and edge, and the context; the risk-mode head
     reads the context. Slots are filled in random order each episode, so a head per slot
     position would learn the same thing N times; the shared head is equivariant to slot order.
 
@@ -179,7 +180,7 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
     observation).
 
     model_config: window, n_features, encoder, encoder_mode, n_slots, hidden, critic_hidden,
-    frozen, part_lrs.
+    neutral_prior, neutral_level, frozen, part_lrs.
     """
 
     def setup(self) -> None:
@@ -199,17 +200,27 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
         embedding = self.encoder.embedding_dim
         nvec = [int(n) for n in self.action_space.nvec]
         self.n_levels, self.n_modes = nvec[0], nvec[-1]
-        # The master observation's per-slot weights, budgets and recent P&L (N each) start after
-        # the mean and max of the features (2F) and the portfolio block (see the env's spec).
+        # The master observation's per-slot weights, budgets, recent P&L and edge (N each)
+        # start after the mean and max of the features (2F) and the portfolio block (the spec).
         self.slot_fields_at = 2 * self.n_features + len(PORTFOLIO_FIELDS)
         hidden = [int(h) for h in cfg.get("hidden", (64, 64))]
         self.context = mlp([own + 2 * embedding, *hidden[:-1]], hidden[-1])
         self.pi = nn.ModuleDict(
             {
-                "budget": mlp([embedding + 3 + hidden[-1], hidden[-1]], self.n_levels),
+                "budget": mlp([embedding + SLOT_FIELDS + hidden[-1], hidden[-1]], self.n_levels),
                 "mode": nn.Linear(hidden[-1], self.n_modes),
             }
         )
+        prior = float(cfg.get("neutral_prior", 0.0))
+        if prior:
+            # Start near the neutral allocation (see MasterNetConfig.neutral_prior).
+            budget_mlp = self.pi["budget"]
+            assert isinstance(budget_mlp, nn.Sequential)
+            budget_out, mode_out = budget_mlp[-1], self.pi["mode"]
+            assert isinstance(budget_out, nn.Linear) and isinstance(mode_out, nn.Linear)
+            with torch.no_grad():
+                budget_out.bias[int(cfg.get("neutral_level", 0))] += prior
+                mode_out.bias[NEUTRAL] += prior
         critic = [int(h) for h in cfg.get("critic_hidden", (128, 64))]
         self.vf = mlp([self.n_slots * embedding + state, *critic], 1)
         self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(input_lens=nvec)
@@ -227,7 +238,7 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
         pooled = torch.cat([embeddings.mean(dim=1), embeddings.amax(dim=1)], dim=-1)
         context = torch.tanh(self.context(torch.cat([own, pooled], dim=-1)))
         n, k = self.n_slots, self.slot_fields_at
-        slot_fields = own[:, k : k + 3 * n].reshape(-1, 3, n).transpose(1, 2)
+        slot_fields = own[:, k : k + SLOT_FIELDS * n].reshape(-1, SLOT_FIELDS, n).transpose(1, 2)
         per_slot = torch.cat(
             [embeddings, slot_fields, context.unsqueeze(1).expand(-1, n, -1)], dim=-1
         )

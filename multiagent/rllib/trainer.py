@@ -47,7 +47,7 @@ from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
 from multiagent.evaluation.scoring import score_policy
 from multiagent.reproducibility import deterministic_torch, warn_if_unpinned
-from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS
+from multiagent.rllib.callbacks import MASTER_TELEMETRY_PREFIXES, TELEMETRY, TELEMETRY_KEYS
 from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
 from multiagent.rllib.env import SYMBOL_MODULE, SYMBOL_VECTOR_MODULE, market_for
 from multiagent.rllib.policy import InferencePolicy, export_torchscript
@@ -157,6 +157,9 @@ def _flat_result(
     telemetry = runners.get(TELEMETRY, {})
     for key in TELEMETRY_KEYS:  # NaN when no episode ended during the iteration
         row[key] = telemetry.get(key, float("nan"))
+    for key in sorted(telemetry):  # the master's (phases 3 and 4)
+        if key.startswith(MASTER_TELEMETRY_PREFIXES):
+            row[key] = telemetry[key]
     if isinstance(row["agent_steps"], dict):
         row["agent_steps"] = float(sum(row["agent_steps"].values()))
     return {

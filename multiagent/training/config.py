@@ -167,6 +167,14 @@ class MasterNetConfig(_Frozen):
 
     hidden: tuple[int, ...] = Field((64, 64), min_length=1, description="Actor MLP.")
     critic_hidden: tuple[int, ...] = Field((128, 64), min_length=1, description="Critic MLP.")
+    neutral_prior: float = Field(
+        2.0,
+        ge=0,
+        description="Logit bonus the untrained master gives the neutral choice (budget level "
+        "1.0, neutral mode): it starts near the equal budgets of the independent agents and "
+        "learns where to depart from them, instead of reallocating at random (each random cut "
+        "forces a trim that costs turnover). 0: uniform start.",
+    )
 
 
 def _master_ppo() -> PPOSettings:

@@ -66,7 +66,7 @@ def seed_comparison(**systems: tuple[float, float]) -> dict[str, Any]:
 SEEDS = [
     seed_comparison(independent=(0.5, 0.25), hierarchical=(0.75, 0.125), joint=(0.5, 0.25)),
     seed_comparison(independent=(1.0, 0.5), hierarchical=(1.5, 0.25), joint=(1.25, 0.5)),
-    seed_comparison(independent=(0.75, 0.375), hierarchical=(1.0, 0.25), joint=(0.5, 0.375)),
+    seed_comparison(independent=(0.75, 0.375), hierarchical=(1.0, 0.1875), joint=(0.5, 0.375)),
 ]
 
 
@@ -99,7 +99,8 @@ def test_means_intervals_and_paired_differences() -> None:
     assert (sharpe["low"], sharpe["high"]) == pytest.approx((low, high))
     assert sharpe["high"] - sharpe["low"] > 0
     drawdown = summary["systems"]["hierarchical"]["mean_episode_max_drawdown_vs_independent"]
-    assert drawdown["mean"] == pytest.approx(np.mean([-0.125, -0.25, -0.125]))
+    assert drawdown["mean"] == pytest.approx(np.mean([-0.125, -0.25, -0.1875]))
+    assert drawdown["high"] < 0
     # The independent agents against themselves: exactly zero, with no spread.
     own = summary["systems"]["independent"]["sharpe_vs_independent"]
     assert (own["mean"], own["std"], own["low"], own["high"]) == (0.0, 0.0, 0.0, 0.0)
@@ -110,9 +111,15 @@ def test_means_intervals_and_paired_differences() -> None:
     assert (gate["min_sharpe_gain"], gate["min_drawdown_cut"]) == (0.2, 0.15)
     hierarchical = gate["systems"]["hierarchical"]
     assert hierarchical["sharpe_gain"] == pytest.approx(1 / 3)
-    assert hierarchical["drawdown_cut"] == pytest.approx(1 - (0.625 / 3) / 0.375)
+    assert hierarchical["drawdown_cut"] == pytest.approx(1 - (0.5625 / 3) / 0.375)
+    assert hierarchical["drawdown_change_high"] == pytest.approx(drawdown["high"])
     assert hierarchical["passed"] is True
-    assert gate["systems"]["joint"] == {"sharpe_gain": 0.0, "drawdown_cut": 0.0, "passed": False}
+    assert gate["systems"]["joint"] == {
+        "sharpe_gain": 0.0,
+        "drawdown_cut": 0.0,
+        "drawdown_change_high": 0.0,
+        "passed": False,
+    }
     assert gate["passed"] is True  # the gate is the hierarchical system's
 
 
@@ -161,7 +168,11 @@ def test_gate_fails_without_a_drawdown_to_cut_or_a_hierarchical_system() -> None
     verdict = compare_runs(flat)["gate"]["systems"]["hierarchical"]
     assert verdict["drawdown_cut"] == 0.0 and verdict["passed"] is False
     # A seed without the hierarchical system: the system is left out, and the gate fails.
-    partial = [*SEEDS[:2], seed_comparison(independent=(0.5, 0.25), joint=(2.0, 0.0625))]
+    partial = [
+        seed_comparison(independent=(0.5, 0.25), hierarchical=(0.75, 0.125), joint=(1.0, 0.125)),
+        seed_comparison(independent=(1.0, 0.5), hierarchical=(1.5, 0.25), joint=(1.5, 0.25)),
+        seed_comparison(independent=(0.5, 0.25), joint=(2.0, 0.0625)),
+    ]
     summary = compare_runs(partial)
     assert set(summary["systems"]) == {"independent", "joint"}
     assert summary["gate"]["passed"] is False
@@ -188,8 +199,69 @@ def test_written_and_rendered_comparisons(tmp_path: Path) -> None:
 
     text = render_multiseed(compare_runs(SEEDS))
     assert text.startswith("# Hierarchy comparison over 3 seeds (mean [95% t-interval])")
-    assert "- hierarchical: Sharpe +0.33, drawdown cut +44.4%: PASS" in text
-    assert "- joint: Sharpe +0.00, drawdown cut +0.0%: FAIL" in text
+    assert "- hierarchical: Sharpe +0.33, drawdown cut +50.0% (interval high -3.2%): PASS" in text
+    assert "- joint: Sharpe +0.00, drawdown cut +0.0% (interval high +0.0%): FAIL" in text
+    # No per-seed bootstrap in these comparisons: the test-period evidence is unknown.
+    assert "- hierarchical: test-period bootstrap -, over seeds ±0.36: NOT enough" in text
+
+
+def with_paired(comparison: dict[str, Any], **widths: float) -> dict[str, Any]:
+    """``comparison`` with a per-seed bootstrap interval of the Sharpe gain of each system."""
+    systems = {
+        name: {"metrics": {"sharpe": {"low": -width / 2, "high": width / 2}}}
+        for name, width in widths.items()
+    }
+    return {**comparison, "paired": {"reference": "independent", "systems": systems}}
+
+
+def test_gate_needs_the_seeds_drawdown_interval_below_zero() -> None:
+    """Mean Sharpe gain and mean drawdown cut both pass, but one seed's drawdown grew: the
+    paired interval of the change reaches above 0, so the gate fails."""
+    seeds = [
+        seed_comparison(independent=(1.0, 0.5), hierarchical=(1.5, 0.125)),
+        seed_comparison(independent=(1.0, 0.5), hierarchical=(1.5, 0.125)),
+        seed_comparison(independent=(1.0, 0.25), hierarchical=(1.5, 0.375)),
+    ]
+    verdict = compare_runs(seeds)["gate"]["systems"]["hierarchical"]
+    assert verdict["sharpe_gain"] == 0.5 and verdict["drawdown_cut"] > 0.15
+    assert verdict["drawdown_change_high"] > 0
+    assert verdict["passed"] is False
+
+
+def test_evidence_pools_the_seeds_bootstrap_intervals() -> None:
+    """Four seeds each with a bootstrap interval of width w (se = w / 2z): the mean gain's
+    half-width is z * sqrt(4 se^2) / 4 = w / 4."""
+    narrow = [with_paired(s, hierarchical=0.6) for s in (*SEEDS, SEEDS[0])]
+    evidence = compare_runs(narrow)["evidence"]["hierarchical"]
+    assert evidence["bootstrap_half_width"] == pytest.approx(0.15)
+    assert evidence["enough"] is True
+    assert evidence["seed_half_width"] > 0
+    wide = [with_paired(s, hierarchical=1.0) for s in (*SEEDS, SEEDS[0])]
+    assert compare_runs(wide)["evidence"]["hierarchical"]["enough"] is False
+    text = render_multiseed(compare_runs(wide))
+    assert "- hierarchical: test-period bootstrap ±0.25, over seeds" in text
+    assert "NOT enough: the test cannot tell a gain of the gate's size from none" in text
+
+
+def test_oracle_capture_is_the_share_of_the_oracles_gain() -> None:
+    seeds = [
+        seed_comparison(
+            independent=(1.0, 0.5), hierarchical=(1.25, 0.375), oracle_allocator=(2.0, 0.25)
+        ),
+        seed_comparison(
+            independent=(0.5, 0.5), hierarchical=(0.75, 0.375), oracle_allocator=(1.5, 0.25)
+        ),
+    ]
+    summary = compare_runs(seeds)
+    assert "oracle_allocator" in summary["systems"]
+    capture = summary["oracle_capture"]["hierarchical"]
+    assert capture == {"sharpe": 0.25, "drawdown": 0.5}
+    text = render_multiseed(summary)
+    assert "- hierarchical: Sharpe 25.0%, drawdown change 50.0%" in text
+    rows = render_comparison(seeds[0])
+    assert "| oracle_allocator | 2.00 |" in rows
+    # No oracle in the seeds (real data): no capture figures.
+    assert "oracle_capture" not in compare_runs(SEEDS)
 
 
 # the backtester with a master -------------------------------------------------------------

@@ -34,8 +34,11 @@ Setup = tuple[TradingAgentsEnv, MasterRLModule, dict[str, np.ndarray]]
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
-    """(env, an untrained master, its real inputs stacked) over 6 random episodes."""
-    config = hierarchy_config(tmp_path_factory.mktemp("master_export"))
+    """(env, an untrained master, its real inputs stacked) over 6 random episodes. The master
+    starts uniform (no neutral prior), so its choices vary with the inputs."""
+    config = hierarchy_config(
+        tmp_path_factory.mktemp("master_export"), master={"policy": {"neutral_prior": 0.0}}
+    )
     market, prepared = market_for(config)
     env = TradingAgentsEnv(market, prepared.train_views, config.env, master=True)
     rows = [
@@ -222,3 +225,22 @@ def test_check_names_every_mismatch() -> None:
     assert message.endswith("(evaluate with the config the master was trained with)")
     with pytest.raises(ConfigError, match="market windows of 24 values, the env gives 20"):
         policy.check(12, 20, [4, 4, 3])
+
+
+def test_an_untrained_master_starts_near_the_neutral_allocation(
+    tmp_path: Path, setup: Setup
+) -> None:
+    """`master.policy.neutral_prior`: before any training the master keeps the equal budgets
+    and the neutral mode most of the time, so phase 3 starts from the independent agents."""
+    env, _, inputs = setup
+    config = hierarchy_config(tmp_path)  # the default prior
+    module = build_master(config, env)
+    logits = module_logits(module, inputs)
+    nvec = [int(n) for n in env.action_spaces[MASTER].nvec]
+    heads = torch.split(logits, nvec, dim=-1)
+    neutral = [2] * (len(nvec) - 1) + [1]  # level 1.0 of (0, 0.5, 1, 1.5, 2); neutral mode
+    for head, choice in zip(heads, neutral, strict=True):
+        probability = torch.softmax(head, dim=-1)[:, choice]
+        assert probability.mean() > 0.5  # about e^2 / (e^2 + n - 1): 0.65 (levels), 0.79 (mode)
+    greedy = reference_actions(module, inputs)
+    assert (greedy == np.array(neutral)).all(axis=1).mean() > 0.9
