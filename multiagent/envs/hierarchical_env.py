@@ -19,7 +19,7 @@ steps is ignored: a no-op step, flagged in its observation):
 
 | | |
 |---|---|
-| observation | ``Box(2F + 9 + 4N + 5)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; per-slot recent net P&L (N: EWMA per bar, % of equity, same half-life as the volatility); per-slot recent edge (N: EWMA net return / EWMA root mean square over ``edge_halflife``, a scale-free per-bar Sharpe); portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights; ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
+| observation | ``Box(2F + 9 + 4N + 6)``: mean and max over slots of each feature at bar t (2F); the portfolio block (9, units as in observations); per-slot weights (N) and budgets (N), fraction of equity; per-slot recent net P&L (N: EWMA per bar, % of equity, same half-life as the volatility); per-slot recent edge (N: EWMA net return / EWMA root mean square over ``edge_halflife``, a scale-free per-bar Sharpe); portfolio volatility (per-bar EWMA, in %), mean pairwise correlation of the slots' returns (EWMA), Herfindahl concentration of weights, the market's stress (log of the symbols' median 20-bar / 250-bar return volatility, causal); ``decision`` (1 on steps where its action is applied) and bars to its next decision / interval |
 | action | ``MultiDiscrete([L] * N + [3])``: a budget level per slot (``budget_levels``, multiples of the equal share ``max_gross_exposure / N``) and a risk mode (defensive, neutral, aggressive: budgets x ``risk_mode_scales``) |
 | reward | portfolio-level risk-adjusted return (`multiagent.envs.rewards.master_reward`), every step |
 
@@ -50,7 +50,7 @@ episode in flight included; ``pop_view_stats()`` returns the episodes finished a
 their returns (``episode["return"]``) per view of the current pool, and clears them.
 
 Version history: 1 - first release. 2 - the master observes each slot's recent net P&L.
-3 - and each slot's recent edge (risk-adjusted, over a longer half-life).
+3 - and each slot's recent edge (risk-adjusted, over a longer half-life) and the market's stress.
 """
 
 from __future__ import annotations

@@ -25,10 +25,11 @@ from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
 from multiagent.envs.simulator import Fills, Orders
-from multiagent.envs.telemetry import MasterTelemetry, stressed_bars
+from multiagent.envs.telemetry import STRESS_RATIO, MasterTelemetry, stress_ratio
 
-MASTER_EXTRA_FIELDS = 5
-"""Portfolio volatility, mean correlation, Herfindahl, decision flag, bars to next decision."""
+MASTER_EXTRA_FIELDS = 6
+"""Portfolio volatility, mean correlation, Herfindahl, market stress, decision flag, bars to
+next decision."""
 
 
 SLOT_FIELDS = 4
@@ -62,9 +63,10 @@ class MasterSeat:
         self.cut = np.zeros((core.n_envs, n), bool)
         """Slots whose budget the last decision lowered (only those may be trimmed)."""
         core.track_risk = True  # the observation reads the EWMA risk estimates
-        self.telemetry = MasterTelemetry(
-            core.n_envs, len(self.levels), _stress_labels(core.market.close)
-        )
+        self.stress = _stress_ratios(core.market.close)
+        """(T,) the market's causal stress ratio (`telemetry.stress_ratio`), observed and used
+        to label the telemetry's stressed bars."""
+        self.telemetry = MasterTelemetry(core.n_envs, len(self.levels), self.stress > STRESS_RATIO)
 
     def reset(self, envs: np.ndarray | None = None) -> None:
         self.cut[slice(None) if envs is None else envs] = False
@@ -171,20 +173,21 @@ class MasterSeat:
         out[:, k] = np.sqrt(core.risk.portfolio_var) * 100.0
         out[:, k + 1] = core.risk.mean_correlation()
         out[:, k + 2] = core.risk.herfindahl(weights)
-        out[:, k + 3] = to_decision == 0
-        out[:, k + 4] = to_decision / self.interval
+        out[:, k + 3] = np.log(self.stress[core.sim.t])
+        out[:, k + 4] = to_decision == 0
+        out[:, k + 5] = to_decision / self.interval
         return out
 
 
 _STRESS_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _stress_labels(close: np.ndarray) -> np.ndarray:
-    """`stressed_bars` of a market's close, computed once per close array in a process (every
+def _stress_ratios(close: np.ndarray) -> np.ndarray:
+    """`stress_ratio` of a market's close, computed once per close array in a process (every
     env of a runner shares the market)."""
     cached = _STRESS_CACHE.get(id(close))
     if cached is None or cached[0] is not close:
-        cached = (close, stressed_bars(close))
+        cached = (close, stress_ratio(close))
         _STRESS_CACHE.clear()
         _STRESS_CACHE[id(close)] = cached
     return cached[1]

@@ -170,6 +170,10 @@ class PortfolioRisk:
         return np.where(gross > 0, squares / np.where(gross > 0, gross * gross, 1.0), 0.0)
 
 
+STRESS_RATIO = 1.5
+"""A bar is stressed when the market's `stress_ratio` exceeds this."""
+
+
 class MasterTelemetry:
     """What a master did in an episode, per book: how it used its budget levels and risk
     modes, how much it allocated and how much the books held on calm vs stressed bars (does it
@@ -248,15 +252,10 @@ class MasterTelemetry:
         }
 
 
-def stressed_bars(
-    close: np.ndarray, short: int = 20, long: int = 250, ratio: float = 1.5
-) -> np.ndarray:
-    """(T,) bool: bars whose recent volatility is ``ratio`` x the longer-run one (causal).
-
-    Per symbol, the std of log returns over the last ``short`` bars against the last ``long``
-    bars (each needs half its window); the bar is stressed when the symbols' median ratio
-    exceeds ``ratio``. Only bars up to t enter bar t's label.
-    """
+def stress_ratio(close: np.ndarray, short: int = 20, long: int = 250) -> np.ndarray:
+    """(T,) how turbulent the market is at each bar, causally: per symbol the std of log
+    returns over the last ``short`` bars against the last ``long`` bars (each needs half its
+    window), the median over symbols; 1 where unknown (the first bars)."""
     log_close = np.log(close)
     returns = pd.DataFrame((log_close[:, 1:] - log_close[:, :-1]).T)
     recent = returns.rolling(short, min_periods=short // 2).std()
@@ -266,4 +265,12 @@ def stressed_bars(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # bars before any window: all NaN
         median = np.nanmedian(ratios, axis=1)
-    return np.concatenate([[False], np.nan_to_num(median) > ratio])
+    return np.concatenate([[1.0], np.nan_to_num(median, nan=1.0)])
+
+
+def stressed_bars(
+    close: np.ndarray, short: int = 20, long: int = 250, ratio: float = STRESS_RATIO
+) -> np.ndarray:
+    """(T,) bool: bars whose `stress_ratio` exceeds ``ratio`` (recent volatility 1.5x the
+    longer-run one by default). Only bars up to t enter bar t's label."""
+    return stress_ratio(close, short, long) > ratio

@@ -179,8 +179,10 @@ class MasterNetConfig(_Frozen):
 
 def _master_ppo() -> PPOSettings:
     # The master's returns sum several bars of scaled portfolio returns: a value clip of 10
-    # (reward units squared) would zero the value gradient of most rows.
-    return PPOSettings(vf_clip_param=1000.0)
+    # (reward units squared) would zero the value gradient of most rows. A decision's effect
+    # ends with the next decision, so a short horizon (gamma 0.5) keeps later decisions'
+    # returns out of its advantage; its few decisions per run want a higher rate.
+    return PPOSettings(vf_clip_param=1000.0, gamma=0.5, gae_lambda=0.9, lr=1e-3)
 
 
 class MasterTrainConfig(PhaseSettings):

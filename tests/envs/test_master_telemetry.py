@@ -10,7 +10,7 @@ import pytest
 
 from multiagent.envs import EnvMarket, HierarchicalEnvConfig, HierarchicalTradingEnv
 from multiagent.envs.hierarchical_env import MASTER
-from multiagent.envs.telemetry import stressed_bars
+from multiagent.envs.telemetry import stress_ratio, stressed_bars
 from multiagent.rllib.callbacks import master_telemetry
 
 
@@ -173,3 +173,24 @@ def test_neutral_baseline_pays_only_what_the_allocation_adds(market: EnvMarket, 
     # Same symbol actions in every run (buy, then hold), so the shadow is the neutral run.
     np.testing.assert_allclose(relative, np.asarray(own) - np.asarray(shadow), atol=1e-9)
     assert relative_summary == summary  # the episode's own book is unchanged
+
+
+def test_the_master_observes_the_markets_causal_stress(market: EnvMarket) -> None:
+    """The master observation's stress field is log(`stress_ratio`) at the decision bar, and
+    the ratio up to a bar does not move when later prices do."""
+    config = HierarchicalEnvConfig(n_symbols=3, max_episode_bars=50)
+    env = HierarchicalTradingEnv(market, config=config)
+    obs, _ = env.reset(seed=2, options={"view": 1})
+    ratios = stress_ratio(market.close)
+    at = env.master_dim - 3  # ... Herfindahl, stress, decision flag, bars to decision
+    for _ in range(10):
+        t = int(env.core.sim.t[0])
+        assert obs[MASTER][at] == pytest.approx(np.log(ratios[t]), abs=1e-6)
+        actions: dict[str, Any] = {a: 0 for a in env.symbol_agents}
+        actions[MASTER] = env.seat.neutral
+        obs, *_ = env.step(actions)
+    cut = 300
+    future = market.close.copy()
+    future[:, cut + 1 :] *= 1.5
+    np.testing.assert_array_equal(stress_ratio(future)[: cut + 1], ratios[: cut + 1])
+    assert np.all(ratios > 0) and ratios[0] == 1.0
