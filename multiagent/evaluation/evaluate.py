@@ -115,13 +115,14 @@ class Evaluator:
         return default_baselines(seed, b.momentum_lookback, b.rebalance_every)
 
     def yardsticks(self, agents: Sequence[BacktestPolicy]) -> list[BacktestPolicy]:
-        """The oracle allocator over the independent agents, when the data is a synthetic
-        market whose truth is known and a master could run (see `oracle_allocator`)."""
+        """The oracle allocator over the independent agents, when a trained master is compared
+        to them on a synthetic market whose truth is known (see `oracle_allocator`)."""
         truth = self.prepared.synthetic
         independent = next((a for a in agents if a.name == REFERENCE_SYSTEM), None)
         if (
             truth is None
             or independent is None
+            or not any(a.master is not None for a in agents)
             or not isinstance(self.env, HierarchicalEnvConfig)
             or any(a.name == ORACLE_SYSTEM for a in agents)
         ):

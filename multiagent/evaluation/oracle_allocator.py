@@ -48,13 +48,19 @@ class OracleAllocator:
         budget_levels: Sequence[float],
         n_slots: int,
         name: str = f"{ORACLE_SYSTEM}_master",
+        *,
+        levels: bool = True,
+        modes: bool = True,
     ) -> None:
+        """``levels`` / ``modes`` False: keep the equal budgets / the neutral mode, to see what
+        each half of the rule is worth (`scripts/oracle_parts.py`)."""
         self.name = name
+        self.use_levels, self.use_modes = levels, modes
         self.levels = np.asarray(budget_levels, dtype=float)
         self.n_slots = n_slots
         self.strength = np.sqrt(truth.signal_r2)
-        modes = np.array([REGIME_MODES.get(n, NEUTRAL) for n in truth.regime_names])
-        self.mode = modes[truth.regime]
+        by_regime = np.array([REGIME_MODES.get(n, NEUTRAL) for n in truth.regime_names])
+        self.mode = by_regime[truth.regime]
 
     def check(self, observation_dim: int, market_dim: int, nvec: Sequence[int]) -> None:
         wanted = [len(self.levels)] * self.n_slots + [3]
@@ -73,5 +79,8 @@ class OracleAllocator:
         strength = self.strength[symbols, bar[:, None]]
         mean = strength.mean(axis=1, keepdims=True)
         multiple = np.divide(strength, mean, out=np.ones_like(strength), where=mean > 0)
+        if not self.use_levels:
+            multiple = np.ones_like(strength)
         levels = np.abs(multiple[..., None] - self.levels).argmin(axis=-1)
-        return np.column_stack([levels, self.mode[bar]]).astype(np.int64)
+        mode = self.mode[bar] if self.use_modes else np.full(len(bar), NEUTRAL)
+        return np.column_stack([levels, mode]).astype(np.int64)

@@ -120,7 +120,7 @@ class HierarchyTrainer(PhaseTrainer):
         )
         return dict(fresh)
 
-    def after_iteration(self, row: dict[str, Any]) -> None:
+    def add_metrics(self, row: dict[str, Any]) -> None:
         """Add the master's policy entropy as a fraction of its maximum (1: uniform over every
         head, the master allocates at random; 0: deterministic)."""
         nvec = self.algo.get_module(MASTER_MODULE).action_space.nvec
@@ -146,5 +146,5 @@ class HierarchyTrainer(PhaseTrainer):
     def status(self, row: dict[str, Any]) -> str:
         return (
             f"master reward {row.get('master_reward_mean', float('nan')):.2f} "
-            f"entropy {row['master_entropy_fraction']:.0%} of max"
+            f"entropy {row.get('master_entropy_fraction', float('nan')):.0%} of max"
         )

@@ -224,6 +224,9 @@ class PhaseTrainer:
         window = getattr(self.prepared.split, part)
         return score_policy(self.greedy_system(), self.market, self.config, window, self.periods)
 
+    def add_metrics(self, row: dict[str, Any]) -> None:
+        """Add figures derived from the iteration's row (the master's entropy fraction)."""
+
     def after_iteration(self, row: dict[str, Any]) -> None:
         """Adjust the run after an iteration (the symbol phase's entropy guard)."""
 
@@ -400,6 +403,7 @@ class PhaseTrainer:
         self.iteration += 1
         row = _flat_result(result, self.iteration, time.perf_counter() - began, self.modules)
         row.update(runner_health(self.algo))
+        self.add_metrics(row)
         self.after_iteration(row)
         if evaluate or checkpoint:
             self.validation = {

@@ -23,6 +23,7 @@ from multiagent.evaluation.hierarchy import (
     COMPARED,
     SCHEMA,
     compare_runs,
+    pool_markets,
     render_comparison,
     render_multiseed,
     write_comparison,
@@ -333,3 +334,29 @@ def test_a_master_cutting_every_budget_keeps_the_book_flat(market: EnvMarket) ->
     neutral = policy_metrics(backtest(market, None), 252.0)
     assert aggressive["gross_exposure"] > neutral["gross_exposure"]
     assert aggressive["aggressive_share"] == 1.0 and neutral["aggressive_share"] == 0.0
+
+
+def test_pooled_markets_average_metrics_and_combine_bootstrap_intervals() -> None:
+    """One seed tested on two markets: each metric the mean; the Sharpe gain's interval that
+    of a mean of two independent estimates (half-widths 0.4 and 0.3: sqrt(.16 + .09) / 2)."""
+    first = with_paired(
+        seed_comparison(independent=(1.0, 0.5), hierarchical=(1.5, 0.25)), hierarchical=0.8
+    )
+    second = with_paired(
+        seed_comparison(independent=(0.5, 0.25), hierarchical=(0.75, 0.125)), hierarchical=0.6
+    )
+    for comparison, gain in ((first, 0.5), (second, 0.25)):
+        comparison["paired"]["systems"]["hierarchical"]["metrics"]["sharpe"]["difference"] = gain
+    pooled = pool_markets([first, second])
+    assert pooled["markets"] == 2 and pooled["bars"] == 800
+    assert pooled["systems"]["hierarchical"]["sharpe"] == 1.125
+    assert pooled["systems"]["independent"]["mean_episode_max_drawdown"] == 0.375
+    sharpe = pooled["paired"]["systems"]["hierarchical"]["metrics"]["sharpe"]
+    assert sharpe["difference"] == 0.375
+    assert sharpe["high"] - sharpe["difference"] == pytest.approx(0.25)
+    assert pool_markets([first]) == first
+    # Pooled seeds feed compare_runs like single-market ones.
+    summary = compare_runs([pooled, pooled])
+    assert summary["evidence"]["hierarchical"]["bootstrap_half_width"] == pytest.approx(
+        0.25 / math.sqrt(2)
+    )

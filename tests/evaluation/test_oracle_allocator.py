@@ -131,13 +131,32 @@ def test_evaluations_add_the_oracle_only_where_the_truth_is_known() -> None:
         RunConfig.model_validate(synthetic), prepare(RunConfig.model_validate(synthetic))
     )
     independent = Named("independent")
-    added = evaluator.yardsticks([independent, Named("hierarchical")])
+    hierarchical = Named("hierarchical")
+    hierarchical.master = OracleAllocator(evaluator.prepared.synthetic, LEVELS, 4)  # any master
+    added = evaluator.yardsticks([independent, hierarchical])
     assert [p.name for p in added] == [ORACLE_SYSTEM]
     assert isinstance(added[0].master, OracleAllocator)
     assert independent.master is None and independent.name == "independent"  # a copy
-    assert evaluator.yardsticks([Named("hierarchical")]) == []  # nothing to allocate over
+    assert evaluator.yardsticks([hierarchical]) == []  # nothing to allocate over
+    assert evaluator.yardsticks([independent]) == []  # no master to measure against it
     sealed = {**synthetic, "seal_test": True}  # the truth spans the test bars: not loaded
     sealed_evaluator = Evaluator(
         RunConfig.model_validate(sealed), prepare(RunConfig.model_validate(sealed))
     )
-    assert sealed_evaluator.yardsticks([independent]) == []
+    assert sealed_evaluator.yardsticks([independent, hierarchical]) == []
+
+
+def test_each_half_of_the_rule_can_be_switched_off() -> None:
+    truth = switching_market(400)
+    symbols = np.arange(4)[None, :]
+    both = OracleAllocator(truth, LEVELS, 4)
+    levels_only = OracleAllocator(truth, LEVELS, 4, modes=False)
+    modes_only = OracleAllocator(truth, LEVELS, 4, levels=False)
+    for t in (10, 150, 300):
+        full = both.decide_at(np.array([t]), symbols)[0]
+        np.testing.assert_array_equal(
+            levels_only.decide_at(np.array([t]), symbols)[0][:-1], full[:-1]
+        )
+        assert levels_only.decide_at(np.array([t]), symbols)[0][-1] == 1  # neutral mode
+        np.testing.assert_array_equal(modes_only.decide_at(np.array([t]), symbols)[0][:-1], 2)
+        assert modes_only.decide_at(np.array([t]), symbols)[0][-1] == full[-1]

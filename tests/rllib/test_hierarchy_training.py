@@ -195,8 +195,17 @@ def test_master_phase_trains_the_master_and_symbol_value_heads_only(
     assert math.isfinite(row["master_policy_entropy"]) and row["master_policy_entropy"] > 0
     assert math.isfinite(row["master_vf_loss"]) and math.isfinite(row["vf_loss"])
     assert math.isfinite(row["val_sharpe"])
+    # The master's telemetry: entropy as a share of its maximum, the critic's explained
+    # variance, and (once an episode has ended) how it used its budgets.
+    assert 0 < row["master_entropy_fraction"] <= 1
+    assert "master_vf_explained_var" in row
+    assert row["episodes"] > 0
+    telemetry = {"master_level_share_0", "master_mode_share_1", "forced_trim_turnover"}
+    assert telemetry <= set(row)
+    assert sum(row[f"master_level_share_{k}"] for k in range(5)) == pytest.approx(1.0)
     logged = json.loads((trainer.dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert logged["iteration"] == 1 and "master_policy_loss" in logged
+    assert "master_entropy_fraction" in logged and telemetry <= set(logged)
 
 
 def test_master_phase_keeps_the_symbol_module_fixed_without_value_adaptation(

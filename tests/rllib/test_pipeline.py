@@ -328,13 +328,17 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
 
     # The comparison of the three systems on the test split.
     comparison = json.loads((run_dir / "hierarchy/comparison.json").read_text())
-    assert set(comparison["systems"]) == {"independent", "hierarchical", "joint"}
+    # The data is synthetic, so the oracle allocator (over the independent agents) is the
+    # yardstick next to the trained systems.
+    trained = {"independent", "hierarchical", "joint"}
+    assert set(comparison["systems"]) == trained | {"oracle_allocator"}
+    assert comparison["systems"]["oracle_allocator"]["source"] is None
     assert comparison["part"] == "test" and comparison["bars"] > 0
     for system, metrics in comparison["systems"].items():
         assert math.isfinite(metrics["sharpe"]), system
         assert metrics["sharpe"] == result.comparison["systems"][system]["sharpe"]
     assert comparison["systems"]["joint"]["source"]["master"] == "joint/master.pt"
-    assert set(comparison["paired"]["systems"]) == {"hierarchical", "joint"}
+    assert set(comparison["paired"]["systems"]) == {"hierarchical", "joint", "oracle_allocator"}
     markdown = (run_dir / "hierarchy/comparison.md").read_text()
     assert all(f"| {system} |" in markdown for system in comparison["systems"])
     assert "Δ Sharpe" in markdown
@@ -359,7 +363,7 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
             assert metrics[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (phase, key)
     # ... and the report of the run folder gives the comparison's figures for every system.
     report = evaluate_split(run_dir, "test").report
-    assert report["agents"] == ["independent", "hierarchical", "joint"]
+    assert report["agents"] == ["independent", "hierarchical", "joint", "oracle_allocator"]
     assert report["lead"] == "hierarchical"
     for system, metrics in comparison["systems"].items():
         for key, value in metrics.items():
