@@ -172,13 +172,7 @@ def score(config: RunConfig, run_dir: Path) -> dict[str, Any]:
     from multiagent.evaluation.run import evaluate_systems
     from multiagent.evaluation.sources import resolve
 
-    settings = config.evaluation.model_copy(
-        update={
-            "part": "test",
-            "walk_forward": config.evaluation.walk_forward.model_copy(update={"enabled": False}),
-            "stress": config.evaluation.stress.model_copy(update={"enabled": False}),
-        }
-    )
+    settings = config.evaluation.system_comparison()
     evaluation = evaluate_systems(resolve(run_dir), config, settings=settings, shown_path=".")
     comparison = comparison_from_report(evaluation.report)
     if config.data.synthetic is not None:

@@ -147,3 +147,14 @@ class EvaluationConfig(_Frozen):
         description="Resamples of the stationary block bootstrap behind the paired system "
         "comparison's intervals.",
     )
+
+    def system_comparison(self) -> EvaluationConfig:
+        """These settings on the test split with no walk-forward and no stress scenarios: how
+        the pipeline's hierarchy comparison (and the learn check) score the trained systems."""
+        return self.model_copy(
+            update={
+                "part": "test",
+                "walk_forward": self.walk_forward.model_copy(update={"enabled": False}),
+                "stress": self.stress.model_copy(update={"enabled": False}),
+            }
+        )

@@ -362,19 +362,10 @@ class Pipeline:
         from multiagent.evaluation.run import evaluate_systems
         from multiagent.evaluation.sources import resolve
 
-        settings = self.config.evaluation.model_copy(
-            update={
-                "part": "test",
-                "walk_forward": self.config.evaluation.walk_forward.model_copy(
-                    update={"enabled": False}
-                ),
-                "stress": self.config.evaluation.stress.model_copy(update={"enabled": False}),
-            }
-        )
         evaluation = evaluate_systems(
             resolve(self.run_dir),
             self.config,
-            settings=settings,
+            settings=self.config.evaluation.system_comparison(),
             shown_path=".",
             prepared=self.prepared,
         )

@@ -360,3 +360,16 @@ def test_pooled_markets_average_metrics_and_combine_bootstrap_intervals() -> Non
     assert summary["evidence"]["hierarchical"]["bootstrap_half_width"] == pytest.approx(
         0.25 / math.sqrt(2)
     )
+
+
+def test_system_comparison_settings_keep_everything_but_the_split_and_extras() -> None:
+    from multiagent.evaluation.config import EvaluationConfig
+
+    settings = EvaluationConfig.model_validate(
+        {"part": "validation", "min_coverage": 0.8, "bootstrap_replications": 200}
+    )
+    comparison = settings.system_comparison()
+    assert comparison.part == "test"
+    assert not comparison.walk_forward.enabled and not comparison.stress.enabled
+    assert comparison.min_coverage == 0.8 and comparison.bootstrap_replications == 200
+    assert settings.part == "validation"  # the original is untouched (frozen)
