@@ -21,6 +21,7 @@ from multiagent.errors import ConfigError
 from multiagent.training.config import ResourceConfig
 from multiagent.training.runs import write_atomic
 from multiagent.tuning.config import Distribution, SweepConfig
+from multiagent.tuning.state_backup import StateBackup, repair_state
 from multiagent.tuning.trainable import PhaseTrainable
 
 EXPERIMENT = "tune"
@@ -162,6 +163,7 @@ def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resum
     # that window (set TUNE_GLOBAL_CHECKPOINT_S to override).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     if resume and tune.Tuner.can_restore(str(experiment.resolve())):
+        repair_state(experiment)
         tuner = tune.Tuner.restore(
             str(experiment.resolve()),
             trainable=trainable,
@@ -187,6 +189,7 @@ def fit(sweep: SweepConfig, constants: dict[str, Any], directory: Path, *, resum
                 name=EXPERIMENT,
                 storage_path=str(directory.resolve()),
                 failure_config=FailureConfig(max_failures=sweep.max_failures),
+                callbacks=[StateBackup(experiment)],
                 checkpoint_config=CheckpointConfig(
                     checkpoint_frequency=1,
                     checkpoint_at_end=True,
