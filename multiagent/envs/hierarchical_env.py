@@ -181,7 +181,9 @@ class HierarchicalTradingEnv(CurriculumHooks, ParallelEnv[str, Any, Any]):
         ).reshape(1, -1)
         if self.books == 2:
             symbol_actions = np.repeat(symbol_actions, 2, axis=0)
-        volatility = self.seat.reward_volatility()  # known before the step's return
+        # The risk-scaled reward's unit, known before the step's return (other kinds: none).
+        risk_scaled = self.config.master_reward.kind == "risk_scaled"
+        volatility = self.seat.reward_volatility() if risk_scaled else None
         result = core.step(symbol_actions, self._masks, imposed, imposed_mask)
         fills = result.fills
         self.seat.record(fills, imposed_mask)

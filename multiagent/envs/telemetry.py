@@ -22,6 +22,13 @@ import pandas as pd
 from multiagent.envs.simulator import Fills
 
 
+def reset_rows(owner: object, names: tuple[str, ...], envs: np.ndarray | None) -> None:
+    """Zero the rows ``envs`` (all when None) of each counter array ``owner.<name>``."""
+    index = slice(None) if envs is None else envs
+    for name in names:
+        getattr(owner, name)[index] = 0
+
+
 class EpisodeTelemetry:
     def __init__(self, n_envs: int, n_slots: int, action_names: tuple[str, ...]) -> None:
         self.action_names = action_names
@@ -36,20 +43,13 @@ class EpisodeTelemetry:
         self.costs = np.zeros(n_envs)
         self.steps = np.zeros(n_envs, np.int64)
 
+    COUNTERS = (
+        "trades", "forced", "sanitized", "clipped", "actions", "exposure", "turnover", "costs",
+        "steps",
+    )  # fmt: skip
+
     def reset(self, envs: np.ndarray | None = None) -> None:
-        index = slice(None) if envs is None else envs
-        for array in (
-            self.trades,
-            self.forced,
-            self.sanitized,
-            self.clipped,
-            self.actions,
-            self.exposure,
-            self.turnover,
-            self.costs,
-            self.steps,
-        ):
-            array[index] = 0
+        reset_rows(self, self.COUNTERS, envs)
 
     def record(
         self,
@@ -193,18 +193,10 @@ class MasterTelemetry:
         self.forced_turnover = np.zeros(n_envs)
         self.steps = np.zeros(n_envs, np.int64)
 
+    COUNTERS = ("levels", "modes", "budget", "exposure", "bars", "forced_turnover", "steps")
+
     def reset(self, envs: np.ndarray | None = None) -> None:
-        index = slice(None) if envs is None else envs
-        for array in (
-            self.levels,
-            self.modes,
-            self.budget,
-            self.exposure,
-            self.bars,
-            self.forced_turnover,
-            self.steps,
-        ):
-            array[index] = 0
+        reset_rows(self, self.COUNTERS, envs)
 
     def decision(self, actions: np.ndarray) -> None:
         """(B, N + 1) master actions applied on this step."""
