@@ -75,7 +75,7 @@ def describe_cluster() -> str:
 def run_job(command: str, args: Sequence[str]) -> int:
     """Run the CLI ``command`` as a job; -> its exit code."""
     from multiagent.cli import main
-    from multiagent.cli_common import errors
+    from multiagent.cli.common import errors
 
     builders = {"train": train_arguments, "tune": tune_arguments, "evaluate": evaluate_arguments}
     print(describe_cluster(), flush=True)

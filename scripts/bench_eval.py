@@ -33,7 +33,7 @@ from multiagent.evaluation.master_policy import MasterNetPolicy
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, default_baselines
 from multiagent.evaluation.scoring import score_policy
-from multiagent.training.prepare import prepare
+from multiagent.runs.prepare import prepare
 
 
 class TinyNet(nn.Module):

@@ -94,7 +94,8 @@ def master_phase(n_symbols: int, args: argparse.Namespace) -> PPOConfig:
     """Phase 3 as the pipeline builds it (the symbol module frozen, the master learning), from
     fresh weights, ``args.batch`` bars per iteration (one master decision every
     ``communication_interval`` of them): throughput does not depend on the weights."""
-    from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE, TradingAgentsEnv
+    from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE
+    from multiagent.rllib.env import TradingAgentsEnv
 
     config = symbol_config(n_symbols, args)
     ppo = config.symbols.ppo.model_copy(update={"train_batch_size": args.batch})
@@ -121,7 +122,7 @@ def torch_ceiling(n_symbols: int, args: argparse.Namespace) -> dict[str, Any]:
     module = SymbolRLModule(
         observation_space=env.observation_space,
         action_space=env.action_space,
-        model_config=symbol_model_config(config, market.n_features),
+        model_config=symbol_model_config(config, market.n_features).to_rllib(),
     )
     rows = args.batch
     obs_dim = env.observation_space["observations"].shape[0]

@@ -51,7 +51,7 @@ from multiagent.evaluation.hierarchy import (
     render_comparison,
     render_multiseed,
 )
-from multiagent.training.runs import load_run_config
+from multiagent.runs.folders import load_run_config
 
 SIGNAL_R2 = (0.06, 0.04, 0.02, 0.01, 0.0, 0.0)
 EXTRA_MARKET_SEED = 1000

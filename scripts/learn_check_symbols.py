@@ -107,8 +107,8 @@ def run_config(seed: int, encoder: str, iterations: int, runs_dir: str) -> RunCo
 
 def one_run(config: RunConfig, run_dir: Path, threshold: float, console: Console) -> dict[str, Any]:
     from multiagent.rllib.env import market_for
+    from multiagent.rllib.ray_session import init_ray
     from multiagent.rllib.symbols import SymbolTrainer
-    from multiagent.rllib.trainer import init_ray
     from multiagent.training.pretrain_phase import run_pretrain
 
     market, prepared = market_for(config)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="learn_check_")
     rows: list[dict[str, Any]] = []
-    from multiagent.training.runs import new_run_dir
+    from multiagent.runs.folders import new_run_dir
 
     for seed in args.seeds:
         base = run_config(seed, "finetune", args.iterations, runs_dir)

@@ -25,8 +25,8 @@ from multiagent.evaluation.oracle_allocator import OracleAllocator
 from multiagent.evaluation.policies import GreedyNetPolicy
 from multiagent.evaluation.scoring import policy_metrics
 from multiagent.evaluation.sources import POLICY_FILE
-from multiagent.training.prepare import prepare
-from multiagent.training.runs import load_run_config
+from multiagent.runs.folders import load_run_config
+from multiagent.runs.prepare import prepare
 
 PARTS = {
     "independent": None,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.frames import ohlcv_frame, write
 from typer.testing import CliRunner
 
 from multiagent.cli import app
 from multiagent.config import RunConfig, load_config, load_preset
 from multiagent.errors import ConfigError
-from tests.conftest import ohlcv_frame, write
 
 runner = CliRunner()
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.frames import ohlcv_frame, write
 
 from multiagent.data.bundled import BUNDLED, license_text, load_bundled
 from multiagent.data.errors import DataValidationError
 from multiagent.data.loaders import load_panel
-from multiagent.data.validation import ValidationOptions
-from tests.conftest import ohlcv_frame, write
+from multiagent.data.validation_options import ValidationOptions
 
 
 def test_per_symbol_nested_parquet_layout(tmp_path: Path) -> None:

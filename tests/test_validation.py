@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.frames import ohlcv_frame, write
 
 from multiagent.data.errors import DataFixWarning, DataValidationError
 from multiagent.data.loaders import load_panel
-from multiagent.data.validation import ValidationOptions
-from tests.conftest import ohlcv_frame, write
+from multiagent.data.validation_options import ValidationOptions
 
 Mutator = Callable[[pd.DataFrame], pd.DataFrame]
 

@@ -30,16 +30,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from multiagent.errors import ConfigError
+from multiagent.schema import Settings
 
 Phase = Literal["symbols", "master", "joint"]
 SamplingMode = Literal["uniform", "balanced", "worst"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class KeyedError(ValueError):
@@ -51,7 +48,7 @@ class KeyedError(ValueError):
         super().__init__(message)
 
 
-class TopLiquid(_Frozen):
+class TopLiquid(Settings):
     """The ``n`` most liquid symbols of the training split (see `scoring.liquidity_ranking`)."""
 
     top_liquid: int = Field(ge=1, description="How many symbols, most liquid first.")
@@ -61,7 +58,7 @@ SymbolSelection = Literal["all"] | tuple[str, ...] | TopLiquid
 SYMBOLS_EXPECTED = "expected `all`, a list of symbol names or {top_liquid: N} with N >= 1"
 
 
-class Promotion(_Frozen):
+class Promotion(Settings):
     """Advance when ``metric >= at_least`` after ``min_iterations`` in the stage; forced at
     ``max_iterations``."""
 
@@ -86,7 +83,7 @@ class Promotion(_Frozen):
         return self
 
 
-class FallBack(_Frozen):
+class FallBack(Settings):
     """Return to the stage before when the metric drops below ``below``."""
 
     below: float = Field(description="Threshold on the curriculum's metric.")
@@ -95,7 +92,7 @@ class FallBack(_Frozen):
     )
 
 
-class StageConfig(_Frozen):
+class StageConfig(Settings):
     """One task of the curriculum and when it ends."""
 
     name: str = Field(min_length=1, description="Shown in logs and the metrics row's history.")
@@ -163,7 +160,7 @@ class StageConfig(_Frozen):
         return self.iterations is not None or self.promote is not None
 
 
-class CurriculumConfig(_Frozen):
+class CurriculumConfig(Settings):
     """A curriculum: stages in order, the phases it applies to and its promotion metric."""
 
     name: str = Field(min_length=1)
@@ -258,7 +255,7 @@ def validate_curriculum(data: object, *, file: str) -> CurriculumConfig:
 
 def load_curriculum(path: str | Path) -> CurriculumConfig:
     """Load ``curricula/NAME.yaml``."""
-    from multiagent.config import load_yaml  # run configs embed curricula: import it late
+    from multiagent.schema import load_yaml
 
     path = Path(path)
     return validate_curriculum(load_yaml(path), file=str(path))

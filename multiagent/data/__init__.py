@@ -26,7 +26,7 @@ from multiagent.data.synthetic import (
     generate_market,
     generate_sessions,
 )
-from multiagent.data.validation import ValidationOptions
+from multiagent.data.validation_options import ValidationOptions
 
 __all__ = [
     "BUNDLED",

@@ -23,7 +23,7 @@ from pathlib import Path
 from multiagent.data.errors import DataProblem, DataValidationError
 from multiagent.data.loaders import Layout, load_panel
 from multiagent.data.panel import MarketPanel
-from multiagent.data.validation import ValidationOptions
+from multiagent.data.validation_options import ValidationOptions
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from multiagent.data.errors import DataProblem, DataValidationError
 from multiagent.data.panel import MarketPanel
 from multiagent.data.readers import read_table
 from multiagent.data.schema import ROW, SYMBOL, TIMESTAMP, canonical_name
-from multiagent.data.validation import parse_timestamps
+from multiagent.data.timestamps import parse_timestamps
 
 
 @dataclass(frozen=True)

@@ -16,31 +16,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from multiagent.data.panel import MarketPanel
+from multiagent.schema import Settings
 
 Inputs = dict[str, pd.Series]
 """One symbol's observed bars: canonical field -> series on a 0..n-1 index."""
 
 
-class MacdConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MacdConfig(Settings):
     fast: int = Field(12, ge=1, description="Fast EMA span, bars.")
     slow: int = Field(26, ge=2, description="Slow EMA span, bars.")
     signal: int = Field(9, ge=1, description="Signal-line EMA span, bars.")
 
 
-class RegimeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RegimeConfig(Settings):
     short: int = Field(20, ge=2, description="Short volatility window, bars.")
     long: int = Field(120, ge=3, description="Long volatility and trend window, bars.")
 
 
-class FeatureConfig(BaseModel):
+class FeatureConfig(Settings):
     """Which features to build; windows are in bars of the panel's frequency."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     returns: tuple[int, ...] = Field((1, 5, 20), description="Log-return horizons.")
     volatility: tuple[int, ...] = Field((20, 60), description="Realized-volatility windows.")
     momentum: tuple[int, ...] = Field((20, 60), description="log(close / SMA) windows.")

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from multiagent.data.features import FeatureConfig, compute_raw_features
 from multiagent.data.normalization import NormalizationConfig, NormalizerStats, normalize
 from multiagent.data.panel import MarketPanel
+from multiagent.schema import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +30,9 @@ FEATURES_VERSION = 1
 """Bump when a feature's formula changes: it is part of the cache key."""
 
 
-class FeaturePipelineConfig(BaseModel):
+class FeaturePipelineConfig(Settings):
     """Features plus their normalization: everything that determines the feature tensor."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
 

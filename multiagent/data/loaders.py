@@ -23,7 +23,8 @@ from multiagent.data.errors import DataFixWarning, DataProblem, DataValidationEr
 from multiagent.data.panel import MarketPanel, assemble_panel, unknown_symbols_problem
 from multiagent.data.readers import is_table_file, read_table, table_stem
 from multiagent.data.schema import FIELDS, ROW, SYMBOL, TIMESTAMP, canonicalize_columns
-from multiagent.data.validation import SymbolBars, ValidationOptions, validate_bars
+from multiagent.data.validation import SymbolBars, validate_bars
+from multiagent.data.validation_options import ValidationOptions
 
 Layout = Literal["auto", "per_symbol", "long", "wide"]
 PathLike = str | Path

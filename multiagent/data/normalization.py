@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from multiagent.schema import Settings
 
 NormalizationMethod = Literal["expanding", "rolling", "train", "none"]
 
 
-class NormalizationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class NormalizationConfig(Settings):
     method: NormalizationMethod = Field("expanding", description="How statistics are fitted.")
     window: int = Field(252, ge=2, description="Bars in the rolling window (method=rolling).")
     min_periods: int = Field(20, ge=2, description="Valid values needed before output is valid.")

@@ -16,7 +16,8 @@ import pandas as pd
 
 from multiagent.data.errors import DataProblem, DataValidationError
 from multiagent.data.schema import FIELDS
-from multiagent.data.validation import SymbolBars, infer_bar
+from multiagent.data.timestamps import infer_bar
+from multiagent.data.validation import SymbolBars
 
 
 @dataclass(frozen=True, eq=False)

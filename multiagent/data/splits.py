@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from multiagent.schema import Settings
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,9 @@ class Fold:
     test: Window
 
 
-class SplitConfig(BaseModel):
+class SplitConfig(Settings):
     """Chronological train/validation/test fractions with a purge gap between parts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     train: float = Field(0.7, gt=0, lt=1, description="Fraction of bars for training.")
     validation: float = Field(0.15, ge=0, lt=1, description="Fraction for validation.")
     purge: int = Field(0, ge=0, description="Bars dropped between consecutive parts.")
@@ -79,10 +80,9 @@ def chronological_split(n_bars: int, config: SplitConfig | None = None) -> Chron
     return split
 
 
-class WalkForwardConfig(BaseModel):
+class WalkForwardConfig(Settings):
     """Walk-forward folds: a fixed test window marching forward after a train window."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     scheme: Literal["rolling", "expanding"] = Field(
         "expanding", description="rolling: fixed-length train window; expanding: from bar 0."
     )

@@ -31,16 +31,16 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from multiagent.data.panel import MarketPanel
+from multiagent.schema import Settings
 
 REGIMES = ("calm", "volatile", "crash")
 R2 = Annotated[float, Field(ge=0, lt=1)]
 
 
-class RegimeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RegimeSpec(Settings):
     vol: float = Field(gt=0, description="Per-bar return volatility (fraction).")
     drift: float = Field(description="Per-bar mean log return (fraction).")
     mean_duration: float = Field(ge=1, description="Expected bars before leaving the regime.")
@@ -54,10 +54,9 @@ def _default_regimes() -> dict[str, RegimeSpec]:
     }
 
 
-class SyntheticMarketConfig(BaseModel):
+class SyntheticMarketConfig(Settings):
     """Everything that defines a synthetic market; the same config and seed give the same data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     n_symbols: int = Field(8, ge=1, le=2000, description="Number of symbols.")
     n_bars: int = Field(2000, ge=10, description="Bars per symbol.")
     seed: int = Field(0, description="Seed of every random draw.")
@@ -238,10 +237,9 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
     return SyntheticMarket(panel, config, regime, names, signal, returns, r2)
 
 
-class SessionConfig(BaseModel):
+class SessionConfig(Settings):
     """Prediction-market style sessions: many short episodes on one time grid."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     n_sessions: int = Field(50, ge=1, description="Number of sessions (episodes).")
     min_bars: int = Field(10, ge=2, description="Shortest session, bars.")
     max_bars: int = Field(1000, ge=2, description="Longest session, bars.")

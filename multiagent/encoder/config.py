@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from multiagent.schema import Settings
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EncoderConfig(_Frozen):
+class EncoderConfig(Settings):
     """Shape of the encoder; the observation window length comes from ``env.observation``."""
 
     hidden: int = Field(32, ge=4, le=1024, description="Channels of the temporal conv stack.")
@@ -23,7 +21,7 @@ class EncoderConfig(_Frozen):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
-class PretrainConfig(_Frozen):
+class PretrainConfig(Settings):
     """Masked next-step pretraining on the training split (see `multiagent.encoder.pretrain`)."""
 
     epochs: int = Field(20, ge=1, description="Upper bound on passes over the training windows.")

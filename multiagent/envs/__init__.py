@@ -21,10 +21,11 @@ from multiagent.envs.config import (
 from multiagent.envs.core import BatchedTradingCore, TradingCore
 from multiagent.envs.hierarchical_env import MASTER, HierarchicalTradingEnv
 from multiagent.envs.market import EnvMarket, build_market
+from multiagent.envs.orders import Fills, Orders
 from multiagent.envs.portfolio_env import PortfolioEnv, RegimePortfolioEnv
 from multiagent.envs.presets import PRESETS, make_env
 from multiagent.envs.sampling import Episode, EpisodeSampler, whole_market_views
-from multiagent.envs.simulator import Fills, Orders, Simulator
+from multiagent.envs.simulator import Simulator
 from multiagent.envs.symbol_env import SymbolTradingEnv
 
 __all__ = [

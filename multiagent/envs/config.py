@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from multiagent.schema import Settings
 
 FillPrice = Literal["next_open", "next_close", "current_close"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CostConfig(_Frozen):
+class CostConfig(Settings):
     """Transaction costs, in named parts; each is charged on the traded notional at fill."""
 
     commission_bps: float = Field(1.0, ge=0, description="Broker commission, bps of notional.")
@@ -49,7 +47,7 @@ class CostConfig(_Frozen):
     slippage_multiplier: float = Field(1.0, ge=0, description="Stress: slippage shock.")
 
 
-class ExecutionConfig(_Frozen):
+class ExecutionConfig(Settings):
     """When and at what price an order decided on bar t is filled."""
 
     fill_price: FillPrice = Field(
@@ -70,7 +68,7 @@ class ExecutionConfig(_Frozen):
     )
 
 
-class RiskLimits(_Frozen):
+class RiskLimits(Settings):
     """Portfolio risk limits; orders that would break one are clipped or refused (forced)."""
 
     max_weight: float = Field(1.0, gt=0, description="Max |position value| per symbol, fraction.")
@@ -93,7 +91,7 @@ class RiskLimits(_Frozen):
     )
 
 
-class RewardWeights(_Frozen):
+class RewardWeights(Settings):
     """Weights of the composable reward terms (see `multiagent.envs.rewards`)."""
 
     realized_pnl: float = 1.0
@@ -107,7 +105,7 @@ class RewardWeights(_Frozen):
     action_repeat: float = 0.0
 
 
-class RewardConfig(_Frozen):
+class RewardConfig(Settings):
     weights: RewardWeights = Field(default_factory=RewardWeights)
     scale: float = Field(
         100.0, gt=0, description="Reward units per unit return on allocated capital."
@@ -119,7 +117,7 @@ class RewardConfig(_Frozen):
     )
 
 
-class MasterRewardConfig(_Frozen):
+class MasterRewardConfig(Settings):
     """The master's portfolio-level risk-adjusted return (`multiagent.envs.rewards`)."""
 
     kind: Literal["mean_variance", "risk_scaled"] = Field(
@@ -156,7 +154,7 @@ class MasterRewardConfig(_Frozen):
     )
 
 
-class ObservationConfig(_Frozen):
+class ObservationConfig(Settings):
     window: int = Field(8, ge=1, description="Bars of features in each observation.")
     hold_scale: float = Field(50.0, gt=0, description="Hold steps are divided by this.")
     correlation_halflife: float = Field(
@@ -172,7 +170,7 @@ class ObservationConfig(_Frozen):
 Scheme = Literal["discrete3", "discrete7", "limit5", "regimes"]
 
 
-class SchemeConfig(_Frozen):
+class SchemeConfig(Settings):
     """Action scheme and its sizes; fractions are of the slot's risk budget."""
 
     kind: Scheme = "discrete7"
@@ -210,7 +208,7 @@ class SchemeConfig(_Frozen):
         return self
 
 
-class CommonEnvConfig(_Frozen):
+class CommonEnvConfig(Settings):
     costs: CostConfig = Field(default_factory=CostConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     limits: RiskLimits = Field(default_factory=RiskLimits)

@@ -15,10 +15,11 @@ import numpy as np
 from multiagent.envs.config import CommonEnvConfig
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.observations import NEUTRAL, ObservationBuilder
+from multiagent.envs.orders import Fills, Orders
 from multiagent.envs.rewards import SymbolRewards
 from multiagent.envs.sampling import Episode, EpisodeSampler
 from multiagent.envs.schemes import DiscreteScheme, SlotState, make_slot_scheme, slot_state
-from multiagent.envs.simulator import Fills, Orders, Simulator
+from multiagent.envs.simulator import Simulator
 from multiagent.envs.telemetry import EpisodeTelemetry, PortfolioRisk
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
-from multiagent.envs.simulator import Fills, Orders
+from multiagent.envs.orders import Fills, Orders
 from multiagent.envs.telemetry import STRESS_RATIO, MasterTelemetry, stress_ratio
 
 MASTER_EXTRA_FIELDS = 6

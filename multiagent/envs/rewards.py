@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from multiagent.envs.config import MasterRewardConfig, RewardConfig
-from multiagent.envs.simulator import Fills, Simulator
+from multiagent.envs.orders import Fills
+from multiagent.envs.simulator import Simulator
 
 SYMBOL_TERMS = (
     "realized_pnl",

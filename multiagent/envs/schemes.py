@@ -25,7 +25,8 @@ from typing import NamedTuple
 import numpy as np
 
 from multiagent.envs.config import SchemeConfig
-from multiagent.envs.simulator import Orders, Simulator
+from multiagent.envs.orders import Orders
+from multiagent.envs.simulator import Simulator
 
 EPS = 1e-3
 """Budget room below this fraction of equity counts as none (no dust orders)."""

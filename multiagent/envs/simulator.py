@@ -40,72 +40,13 @@ P&L accounting: average entry price; ``realized`` is booked on the closed part o
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from multiagent.envs.config import CostConfig, ExecutionConfig, RiskLimits
 from multiagent.envs.costs import CostModel, CostParts
 from multiagent.envs.market import EnvMarket
-
-
-class Orders(NamedTuple):
-    """Orders decided on bar t, (B, N) each."""
-
-    active: np.ndarray
-    """bool: the slot sends an order."""
-    keep: np.ndarray
-    """Fraction of the current position kept."""
-    weight: np.ndarray
-    """Position value added, as a fraction of equity at the fill price."""
-    limit: np.ndarray | None = None
-    """Limit price, NaN for a market order; None = all market orders."""
-    voluntary: np.ndarray | None = None
-    """bool: False where the env, not the agent, imposed the order; None = all voluntary."""
-    cap: np.ndarray | None = None
-    """Per-slot max |value| / equity (a risk budget), on top of ``max_weight``; None = none."""
-
-    @staticmethod
-    def none(n_envs: int, n_slots: int) -> Orders:
-        shape = (n_envs, n_slots)
-        return Orders(np.zeros(shape, bool), np.ones(shape), np.zeros(shape))
-
-
-class Fills(NamedTuple):
-    """What one step did, (B, N) per slot or (B,) per portfolio; currency unless stated."""
-
-    price: np.ndarray
-    """Price a market order of the slot filled (or would have filled) at; NaN without a bar.
-    A filled limit order shows its limit fill price."""
-    traded: np.ndarray
-    """Shares bought (+) or sold (-)."""
-    filled: np.ndarray
-    """bool: a trade happened."""
-    clipped: np.ndarray
-    """bool: an order was changed or refused by a limit or by cash."""
-    forced: np.ndarray
-    """bool: a trade the agent did not ask for (breaker de-risking, budget trims)."""
-    costs: CostParts
-    realized: np.ndarray
-    """P&L booked on the closed part of positions this step (before costs)."""
-    unrealized_change: np.ndarray
-    pnl: np.ndarray
-    """Gross P&L of each slot this step: realized + unrealized change."""
-    asset_return: np.ndarray
-    """Close-to-close simple return of each slot's symbol this step (0 without a bar)."""
-    equity_before: np.ndarray
-    equity: np.ndarray
-    gross_exposure: np.ndarray
-    """sum |position value| / equity after the step."""
-    traded_notional: np.ndarray
-    """(B,) sum of |shares traded| x fill price."""
-    drawdown: np.ndarray
-    """Fraction below peak equity after the step."""
-    drawdown_increase: np.ndarray
-    breaker_tripped: np.ndarray
-    done: np.ndarray
-    """bool (B,): no next bar left, or equity exhausted."""
-    bankrupt: np.ndarray
+from multiagent.envs.orders import Fills, Orders
+from multiagent.envs.portfolio_limits import limit_gross_exposure, limit_open_positions
 
 
 class Simulator:
@@ -305,14 +246,14 @@ class Simulator:
             target = np.minimum(target, np.maximum(cap, qty))
         # 4. open positions
         if limits.max_open_positions is not None:
-            target = self._limit_open_positions(qty, target, limits.max_open_positions)
+            target = limit_open_positions(qty, target, limits.max_open_positions)
         # 5. trades per day
         if limits.max_trades_per_day is not None:
             day_next = self.market.day[nxt]
             today = np.where((day_next != self.day)[:, None], 0, self.trades_today)
             target = np.where(today >= limits.max_trades_per_day, qty, target)
         # 6. gross exposure
-        target = self._limit_gross(qty, target, price, equity_fill, limits.max_gross_exposure)
+        target = limit_gross_exposure(qty, target, price, equity_fill, limits.max_gross_exposure)
         clipped = active & (target != requested)
         traded = target - qty
         size = np.abs(traded)
@@ -444,30 +385,3 @@ class Simulator:
         gap = np.isfinite(open_) & np.where(buy, open_ask <= limit, open_bid >= limit)
         price = np.where(gap, np.where(buy, open_ask, open_bid), limit)
         return np.where(mask & reaches & np.isfinite(close), price, np.nan)
-
-    @staticmethod
-    def _limit_open_positions(qty: np.ndarray, target: np.ndarray, max_open: int) -> np.ndarray:
-        opening = (target != 0) & (qty == 0)
-        if not opening.any():
-            return target
-        staying = ((target != 0) & (qty != 0)).sum(axis=1)
-        rank = np.cumsum(opening, axis=1)
-        refused = opening & (rank > (max_open - staying)[:, None])
-        return np.where(refused, 0.0, target)
-
-    @staticmethod
-    def _limit_gross(
-        qty: np.ndarray, target: np.ndarray, price: np.ndarray, equity: np.ndarray, cap: float
-    ) -> np.ndarray:
-        size = np.abs(target)
-        limit = cap * np.maximum(equity, 0.0)
-        over = np.add.reduce(size * price, axis=1) > limit * (1 + 1e-12)
-        if not over.any():
-            return target
-        kept = np.where(qty * target > 0, np.minimum(size, np.abs(qty)), 0.0)
-        grown = size - kept
-        base = np.add.reduce(kept * price, axis=1)
-        extra = np.add.reduce(grown * price, axis=1)
-        scale = np.clip((limit - base) / np.where(extra > 0, extra, 1.0), 0.0, 1.0)
-        scale = np.where(over, scale, 1.0)[:, None]
-        return np.sign(target) * (kept + scale * grown)

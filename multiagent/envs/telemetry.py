@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multiagent.envs.simulator import Fills
+from multiagent.envs.orders import Fills
 
 
 def reset_rows(owner: object, names: tuple[str, ...], envs: np.ndarray | None) -> None:

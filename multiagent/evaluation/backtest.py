@@ -30,8 +30,8 @@ from multiagent.envs.config import CommonEnvConfig, HierarchicalEnvConfig, RiskL
 from multiagent.envs.core import TradingCore, override_orders
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.master import MasterSeat
+from multiagent.envs.orders import Orders
 from multiagent.envs.sampling import Episode
-from multiagent.envs.simulator import Orders
 from multiagent.errors import ConfigError
 from multiagent.evaluation.policies import BacktestPolicy, Layout, MasterDecider, StepContext
 

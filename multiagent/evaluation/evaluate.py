@@ -19,38 +19,32 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from multiagent import __version__
 from multiagent.config import RunConfig
-from multiagent.data.featurize import build_features
-from multiagent.data.splits import Fold, WalkForwardConfig, Window, walk_forward_folds
+from multiagent.config.evaluation import EvaluationConfig
+from multiagent.data.splits import Window
 from multiagent.envs.config import CommonEnvConfig, HierarchicalEnvConfig
 from multiagent.envs.market import EnvMarket, build_market
 from multiagent.evaluation.backtest import Backtester, PolicyRun, universe
-from multiagent.evaluation.config import EvaluationConfig
 from multiagent.evaluation.gates import check_gates
+from multiagent.evaluation.generalization import generalization_section
 from multiagent.evaluation.metrics import (
     clean,
     periods_per_year,
-    return_metrics,
-    trade_stats,
 )
 from multiagent.evaluation.oracle_allocator import ORACLE_SYSTEM, OracleAllocator
 from multiagent.evaluation.paired import paired_difference
 from multiagent.evaluation.policies import BacktestPolicy, default_baselines
 from multiagent.evaluation.report import confidence_interval
-from multiagent.evaluation.scenarios import cost_scenarios, crashed_panel, most_volatile_windows
-from multiagent.evaluation.scoring import policy_metrics
-from multiagent.training.prepare import PreparedData
+from multiagent.evaluation.robustness import (
+    stress_jobs,
+    stress_section,
+    walk_forward_folds_after_training,
+    walk_forward_section,
+)
+from multiagent.evaluation.scoring import SUMMARY_KEYS, policy_metrics
+from multiagent.runs.prepare import PreparedData
 
 SCHEMA = "multiagent.report/1"
 BENCHMARK = "equal_weight"
-SUMMARY_KEYS = (
-    "sharpe",
-    "total_return",
-    "max_drawdown",
-    "mean_episode_max_drawdown",
-    "turnover",
-    "win_rate",
-    "cost_ratio",
-)
 REFERENCE_SYSTEM = "independent"
 """What the hierarchy must beat: the same symbol agents without a master."""
 LEAD_ORDER = ("hierarchical", "joint", "independent")
@@ -136,8 +130,8 @@ class Evaluator:
         agents = [*agents, *self.yardsticks(agents)]
         policies = [*agents, *self.baselines()]
         window = self.window()
-        jobs = self._jobs(window)
-        folds, skipped = self._folds()
+        jobs = stress_jobs(self, window)
+        folds, skipped = walk_forward_folds_after_training(self)
         windows = [window, *(f.test for f in folds), *(w for _, _, _, ws in jobs for w in ws)]
         total = sum((len(w) - 1) * len(policies) for w in windows)
         self._progress = Progress(
@@ -150,11 +144,11 @@ class Evaluator:
         )
         with self._progress:
             self._task = self._progress.add_task("eval", total=total, what="")
-            runs = self._run(policies, self.market, self.env, window, "split")
-            main = self._section(runs)
-            generalization = self._generalization(runs, agents)
-            walk_forward = self._walk_forward(policies, folds, skipped)
-            stress = self._stress(policies, jobs, main["policies"])
+            runs = self.run_window(policies, self.market, self.env, window, "split")
+            main = self.section(runs)
+            generalization = generalization_section(self, runs, agents)
+            walk_forward = walk_forward_section(self, policies, folds, skipped)
+            stress = stress_section(self, policies, jobs, main["policies"])
         names = [a.name for a in agents]
         lead = lead_system(names)
         system_gates = {
@@ -259,7 +253,7 @@ class Evaluator:
             out["systems"][name] = entry
         return out
 
-    def _run(
+    def run_window(
         self,
         policies: Sequence[BacktestPolicy],
         market: EnvMarket,
@@ -280,7 +274,7 @@ class Evaluator:
         )
         return tester.run(policies, window, on_step=advance)
 
-    def _section(self, runs: dict[str, PolicyRun]) -> dict[str, Any]:
+    def section(self, runs: dict[str, PolicyRun]) -> dict[str, Any]:
         """Metrics of every policy (buy-and-hold also per symbol, as ALL_<symbol>) + ranking."""
         benchmark = runs[BENCHMARK].returns() if BENCHMARK in runs else None
         rows: dict[str, dict[str, Any]] = {}
@@ -308,222 +302,3 @@ class Evaluator:
             for i, name in enumerate(ranked)
         ]
         return {"policies": rows, "ranking": ranking}
-
-    def _generalization(
-        self, runs: dict[str, PolicyRun], agents: Sequence[BacktestPolicy]
-    ) -> dict[str, Any]:
-        """Per book (episode) and per symbol, for each agent; symbols outside the training
-        episodes are flagged held out."""
-        trained = self.trained_symbols
-        if trained is None:
-            trained = {s for v in self.prepared.train_views for s in v.symbols}
-        hold = runs.get("buy_and_hold")
-        hold_return = {}
-        if hold is not None:
-            for book, row in enumerate(hold.symbols[:, 0]):
-                hold_return[int(row)] = float(hold.equity[book, -1] / hold.equity[book, 0] - 1)
-        out: dict[str, Any] = {}
-        for agent in agents:
-            run = runs[agent.name]
-            books = [
-                {
-                    "book": k,
-                    "symbols": [self.names[r] for r in run.symbols[k]],
-                    "metrics": {
-                        key: value
-                        for key, value in policy_metrics(
-                            run, self.periods, [k], episode_bars=self.episode_bars
-                        ).items()
-                        if key in (*SUMMARY_KEYS, "annual_return", "closed_trades")
-                    },
-                }
-                for k in range(run.symbols.shape[0])
-            ]
-            symbols = []
-            rows = run.symbols.reshape(-1)
-            allocated = run.budget * run.capital
-            for row in np.unique(rows):
-                slots = np.argwhere(run.symbols == row)
-                pnl = sum(float(run.net_pnl[k, n].sum()) for k, n in slots)
-                trades = run.trades["pnl"][run.trades["symbol"] == row]
-                stats = trade_stats(trades, run.capital)
-                symbols.append(
-                    {
-                        "symbol": self.names[row],
-                        "held_out": self.names[row] not in trained,
-                        "slots": len(slots),
-                        "return_on_budget": pnl / (allocated * len(slots)),
-                        "buy_and_hold_return": hold_return.get(int(row)),
-                        "closed_trades": int(trades.size),
-                        "win_rate": stats["win_rate"],
-                        "exposure": float(
-                            np.mean([(run.values[k, n] != 0).mean() for k, n in slots])
-                        ),
-                    }
-                )
-            out[agent.name] = {"books": books, "symbols": symbols}
-        return out
-
-    def _folds(self) -> tuple[list[Fold], str | None]:
-        """Walk-forward folds after the training split, or why there are none."""
-        settings = self.settings.walk_forward
-        if not settings.enabled:
-            return [], "disabled"
-        try:
-            folds = walk_forward_folds(
-                self.prepared.panel.n_bars,
-                WalkForwardConfig(
-                    scheme=settings.scheme,
-                    train_bars=self.prepared.split.train.stop,
-                    test_bars=settings.test_bars,
-                    step=settings.step,
-                    purge=self.config.split.purge,
-                    max_folds=settings.max_folds,
-                ),
-            )
-        except ValueError as error:
-            return [], str(error)
-        return folds, None
-
-    def _walk_forward(
-        self, policies: Sequence[BacktestPolicy], folds: list[Fold], skipped: str | None
-    ) -> dict[str, Any] | None:
-        settings = self.settings.walk_forward
-        if not settings.enabled:
-            return None
-        if skipped is not None:
-            return {"skipped": skipped, "folds": [], "aggregate": {}}
-        split = self.prepared.split
-        rows: list[dict[str, Any]] = []
-        pooled: dict[str, list[np.ndarray]] = {}
-        for fold in folds:
-            runs = self._run(policies, self.market, self.env, fold.test, f"fold {fold.index}")
-            section = self._section(runs)
-            validation = split.validation
-            part = (
-                "validation"
-                if fold.test.stop <= validation.stop
-                else "test"
-                if fold.test.start >= split.test.start
-                else "validation+test"
-            )
-            rows.append(
-                {
-                    "fold": fold.index,
-                    "train_bars": [fold.train.start, fold.train.stop],
-                    "test_bars": [fold.test.start, fold.test.stop],
-                    "part": part,
-                    "policies": {
-                        name: {k: row["metrics"][k] for k in SUMMARY_KEYS}
-                        for name, row in section["policies"].items()
-                        if not name.startswith("ALL_")
-                    },
-                }
-            )
-            for name, run in runs.items():
-                pooled.setdefault(name, []).append(run.returns())
-        aggregate = {}
-        for name, series in pooled.items():
-            sharpes = [r["policies"][name]["sharpe"] for r in rows]
-            aggregate[name] = {
-                "mean_fold_sharpe": float(np.mean(sharpes)),
-                "std_fold_sharpe": float(np.std(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0,
-                "positive_folds": int(sum(s > 0 for s in sharpes)),
-                "pooled": return_metrics(np.concatenate(series), self.periods),
-            }
-        return {
-            "settings": settings.model_dump(mode="json"),
-            "note": "folds start after the training split; a fixed policy is not retrained "
-            "per fold, and folds in the validation split were seen by checkpoint selection",
-            "folds": rows,
-            "aggregate": aggregate,
-        }
-
-    def _jobs(
-        self, window: Window
-    ) -> list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]]:
-        """Every stress scenario: (name, description, (market, env), windows), in a fixed order."""
-        settings = self.settings.stress
-        jobs: list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]] = []
-        if not settings.enabled:
-            return jobs
-        for name, description, env in cost_scenarios(self.env, settings):
-            jobs.append((name, description, (self.market, env), [window]))
-        rows = universe(self.market, window, self.settings.min_coverage)
-        volatile = most_volatile_windows(
-            self.market, rows, window, settings.volatile_windows, settings.volatile_window_bars
-        )
-        if volatile:
-            jobs.append(
-                (
-                    "volatile_windows",
-                    f"the {len(volatile)} most volatile {settings.volatile_window_bars}-bar "
-                    "windows of the evaluated split, returns chained",
-                    (self.market, self.env),
-                    volatile,
-                )
-            )
-        if settings.crash.enabled:
-            jobs.append(
-                (
-                    "crash",
-                    f"synthetic crash: every price -{settings.crash.drop:.0%} over "
-                    f"{settings.crash.bars} bars, {settings.crash.at:.0%} into the split",
-                    (self._crashed_market(window), self.env),
-                    [window],
-                )
-            )
-        return jobs
-
-    def _crashed_market(self, window: Window) -> EnvMarket:
-        panel = crashed_panel(self.prepared.panel, window, self.settings.stress.crash)
-        method = self.config.features.normalization.method
-        features = build_features(
-            panel,
-            self.config.features,
-            fit_end=self.prepared.split.train.stop - 1 if method == "train" else None,
-            use_cache=False,
-        )
-        return build_market(panel, features, self.env.costs)
-
-    def _stress(
-        self,
-        policies: Sequence[BacktestPolicy],
-        jobs: list[tuple[str, str, tuple[EnvMarket, CommonEnvConfig], list[Window]]],
-        base: dict[str, dict[str, Any]],
-    ) -> dict[str, Any] | None:
-        if not self.settings.stress.enabled:
-            return None
-        names = [p.name for p in policies]
-        scenarios: list[dict[str, Any]] = [
-            {
-                "name": "base",
-                "description": "the evaluated split as is",
-                "windows": [],
-                "policies": {n: {k: base[n]["metrics"][k] for k in SUMMARY_KEYS} for n in names},
-            }
-        ]
-        for name, description, (market, env), windows in jobs:
-            series: dict[str, list[np.ndarray]] = {}
-            merged: dict[str, dict[str, Any]] = {}
-            for window in windows:
-                runs = self._run(policies, market, env, window, name)
-                for policy, run in runs.items():
-                    series.setdefault(policy, []).append(run.returns())
-                    if len(windows) == 1:
-                        merged[policy] = policy_metrics(
-                            run, self.periods, episode_bars=self.episode_bars
-                        )
-            if len(windows) > 1:  # chained windows: return metrics of the joined series
-                merged = {
-                    p: return_metrics(np.concatenate(s), self.periods) for p, s in series.items()
-                }
-            scenarios.append(
-                {
-                    "name": name,
-                    "description": description,
-                    "windows": [[w.start, w.stop] for w in windows],
-                    "policies": {p: {k: merged[p].get(k) for k in SUMMARY_KEYS} for p in names},
-                }
-            )
-        return {"scenarios": scenarios}

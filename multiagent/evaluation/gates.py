@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from multiagent.config import load_yaml, validate_mapping
-from multiagent.evaluation.config import Gate, GateSet
+from multiagent.config.evaluation import Gate, GateSet
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,

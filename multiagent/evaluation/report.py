@@ -48,19 +48,6 @@ UNITS = {
 }
 
 
-def fresh_dir(path: Path, overwrite: bool = False) -> Path:
-    """``path`` if it is new (or ``overwrite``), else ``path-2``, ``path-3``...: earlier reports
-    are never replaced silently."""
-    if overwrite or not path.exists() or not any(path.iterdir()):
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    n = 2
-    while (candidate := path.with_name(f"{path.name}-{n}")).exists():
-        n += 1
-    candidate.mkdir(parents=True)
-    return candidate
-
-
 def dumps(report: dict[str, Any]) -> str:
     return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,15 +10,14 @@ from typing import Any
 from rich.console import Console
 
 from multiagent.config import RunConfig
-from multiagent.evaluation.config import EvaluationConfig
+from multiagent.config.evaluation import EvaluationConfig
 from multiagent.evaluation.evaluate import Evaluation, Evaluator
-from multiagent.evaluation.report import fresh_dir, render_markdown, write_json
+from multiagent.evaluation.report import render_markdown, write_json
 from multiagent.evaluation.sources import PolicySource
-from multiagent.tracking import Tracker, run_tags
-from multiagent.tracking.tracker import reachable
-from multiagent.training.prepare import PreparedData, prepare
+from multiagent.runs.folders import fresh_dir
+from multiagent.runs.prepare import PreparedData, prepare
+from multiagent.tracking import Tracker, relocated_uri, resolve_tracking_uri, run_tags
 
-log = logging.getLogger(__name__)
 EXPERIMENT = "multiagent-evaluation"
 """Where evaluations of sources outside a tracked run go."""
 TRAINING_EXPERIMENT = "multiagent-training"
@@ -80,8 +77,8 @@ def evaluate_source(
     )
     files = ReportFiles(directory, json_path, markdown, written, evaluation)
     parent = pipeline_run(source.run_dir)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (parent or {}).get("uri")
-    if uri and uri != "none":
+    uri = resolve_tracking_uri(tracking_uri, recorded=(parent or {}).get("uri"))
+    if uri is not None:
         log_to_mlflow(files, uri, config, source.run_dir, console)
     return files
 
@@ -118,14 +115,8 @@ def pipeline_run(run_dir: Path | None) -> dict[str, str] | None:
         return None
     if not isinstance(known, dict) or not known.get("uri") or not known.get("run_id"):
         return None
-    uri = str(known["uri"])
-    if uri.startswith("sqlite:///"):
-        # The default store lives in the run folder: follow the folder when it was moved.
-        stored = Path(uri.removeprefix("sqlite:///"))
-        here = run_dir / stored.name
-        if not stored.is_file() and here.is_file():
-            uri = f"sqlite:///{here.resolve()}"
-    return {"uri": uri, "run_id": str(known["run_id"])}
+    # The default store lives in the run folder: follow the folder when it was moved.
+    return {"uri": relocated_uri(str(known["uri"]), run_dir), "run_id": str(known["run_id"])}
 
 
 def log_to_mlflow(
@@ -138,17 +129,11 @@ def log_to_mlflow(
     """The report folder as artifacts and every system's metrics (``SYSTEM.metric``), with the
     run's tags (git revision, data fingerprint, seed, versions). Nested under the run's
     pipeline run when it lives in the same store; else a run of its own. A tracking failure
-    warns once and never fails the evaluation (the files are on disk either way)."""
+    (an unreachable server included) warns and never fails the evaluation (the files are on
+    disk either way): `Tracker`'s best effort."""
     report = files.evaluation.report
     parent = pipeline_run(run_dir)
     nested = parent is not None and parent["uri"] == uri
-    if not reachable(uri):
-        message = f"MLflow logging to {uri} failed (no answer within 3 s); "
-        message += "the report files are on disk"
-        log.warning(message)
-        if console is not None:
-            console.print(f"[yellow]warning:[/] {message}", highlight=False)
-        return
     tags = run_tags(
         config.model_dump(mode="json"),
         seed=report["seed"],

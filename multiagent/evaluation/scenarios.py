@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from multiagent.config.evaluation import CrashSettings, StressSettings
 from multiagent.data.panel import MarketPanel
 from multiagent.data.splits import Window
 from multiagent.envs.config import CommonEnvConfig
 from multiagent.envs.market import EnvMarket
-from multiagent.evaluation.config import CrashSettings, StressSettings
 
 PRICE_FIELDS = ("open", "high", "low", "close", "spread", "vwap")
 

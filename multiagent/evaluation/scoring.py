@@ -23,6 +23,16 @@ from multiagent.evaluation.metrics import (
 )
 from multiagent.evaluation.policies import BacktestPolicy
 
+SUMMARY_KEYS = (  # the figures every summary table (ranking, folds, stress) shows
+    "sharpe",
+    "total_return",
+    "max_drawdown",
+    "mean_episode_max_drawdown",
+    "turnover",
+    "win_rate",
+    "cost_ratio",
+)
+
 
 def policy_metrics(
     run: PolicyRun,

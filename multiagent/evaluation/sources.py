@@ -10,8 +10,11 @@ A *system* is what trades: the symbol policy, and for the hierarchy its master.
 
 A path is a run folder (every system its phases finished; ``RUN/PHASE/policy.pt`` and, for
 master and joint, ``RUN/PHASE/master.pt``), an exported ``policy.pt`` (with ``master.pt``
-beside it when it has one), or an RLlib checkpoint folder (its symbol and master RLModules).
-Asking for a system the path cannot provide is an error, never a fallback to another system.
+beside it when it has one), or a trainer's checkpoint folder in a format its adapter
+registered (`register_checkpoint_format`; the RLlib adapter registers its folders of symbol and
+master RLModules). Evaluation never imports a trainer: it runs what a format loads through the
+policy protocol. Asking for a system the path cannot provide is an error, never a fallback to
+another system.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from multiagent.config import RunConfig, load_config
 from multiagent.errors import ConfigError
-from multiagent.evaluation.policies import GreedyNetPolicy
+from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
+from multiagent.runs.folders import recorded_path
 
 SYSTEMS = ("independent", "hierarchical", "joint")
 SYSTEM_PHASES = {"independent": "symbols", "hierarchical": "master", "joint": "joint"}
@@ -34,26 +38,52 @@ POLICY_FILE = Path("symbols") / POLICY_NAME
 """The independent system's export in a run folder."""
 
 
+class CheckpointFormat(Protocol):
+    """A trainer's checkpoint folder layout and how to load its policies for evaluation."""
+
+    kind: str
+    """The name reports show for systems loaded from it (e.g. ``rllib``)."""
+
+    def module(self, path: Path, module_id: str) -> Path | None:
+        """The saved module ``module_id`` (``symbol`` or ``master``) under ``path``, if any."""
+        ...
+
+    def load_policy(self, path: Path, name: str) -> GreedyNetPolicy:
+        """The greedy symbol policy saved under ``path``."""
+        ...
+
+    def load_master(self, path: Path, name: str) -> MasterDecider:
+        """The greedy master saved under ``path``."""
+        ...
+
+
+_FORMATS: dict[str, CheckpointFormat] = {}
+
+
+def register_checkpoint_format(checkpoint_format: CheckpointFormat) -> None:
+    """Let evaluation read ``checkpoint_format``'s folders (an adapter calls this on import)."""
+    _FORMATS[checkpoint_format.kind] = checkpoint_format
+
+
+def _format_of(path: Path) -> CheckpointFormat | None:
+    return next((f for f in _FORMATS.values() if f.module(path, "symbol") is not None), None)
+
+
 @dataclass(frozen=True)
 class SystemSource:
     system: str
     kind: str
-    """``torchscript`` or ``rllib``."""
+    """``torchscript`` or a registered checkpoint format's kind (``rllib``)."""
     policy: Path
-    """The symbol policy: a ``policy.pt`` or an RLlib checkpoint folder."""
+    """The symbol policy: a ``policy.pt`` or a checkpoint folder."""
     master: Path | None
-    """The master: a ``master.pt`` or the RLlib checkpoint folder; None: neutral master."""
+    """The master: a ``master.pt`` or the checkpoint folder; None: neutral master."""
 
     def describe(self, run_dir: Path | None) -> dict[str, Any]:
         def shown(path: Path | None) -> str | None:
             if path is None:
                 return None
-            if run_dir is not None:
-                try:
-                    return str(path.resolve().relative_to(run_dir.resolve()))
-                except ValueError:
-                    pass
-            return str(path)
+            return str(path) if run_dir is None else recorded_path(run_dir, path)
 
         return {
             "system": self.system,
@@ -71,13 +101,10 @@ class SystemSource:
             if self.master is not None:
                 policy.master = MasterNetPolicy.load(self.master, f"{self.system}_master")
             return policy
-        from multiagent.rllib.policy import load_rllib_master, load_rllib_policy
-
-        policy = load_rllib_policy(self.policy, self.system)
+        checkpoint_format = _FORMATS[self.kind]
+        policy = checkpoint_format.load_policy(self.policy, self.system)
         if self.master is not None:
-            master = load_rllib_master(self.master)
-            master.name = f"{self.system}_master"
-            policy.master = master
+            policy.master = checkpoint_format.load_master(self.master, f"{self.system}_master")
         return policy
 
 
@@ -103,26 +130,6 @@ class PolicySource:
 
     def load(self) -> list[GreedyNetPolicy]:
         return [s.load() for s in self.systems]
-
-
-def module_checkpoint(path: Path, module_id: str = "symbol") -> Path | None:
-    """The RLModule ``module_id`` inside an RLlib checkpoint folder (an iteration, its ``algo``
-    folder, or the module folder itself)."""
-    # A vector-env phase 2 saves the symbol module under RLlib's single-agent default id.
-    names = (module_id, "default_policy") if module_id == "symbol" else (module_id,)
-    for name in names:
-        for candidate in (
-            path,
-            path / "rl_module" / name,
-            path / "learner_group" / "learner" / "rl_module" / name,
-            path / "algo" / "learner_group" / "learner" / "rl_module" / name,
-        ):
-            if candidate.name != name and candidate == path:
-                continue
-            state = (candidate / "module_state.pt", candidate / "module_state.pkl")
-            if any(file.is_file() for file in state):
-                return candidate
-    return None
 
 
 def find_run_dir(path: Path) -> Path | None:
@@ -157,8 +164,9 @@ def resolve(checkpoint: Path, system: str | None = None) -> PolicySource:
     if checkpoint.is_file():
         found = [_from_export(checkpoint, run_dir, system)]
         return PolicySource(checkpoint, run_dir, found)
-    if module_checkpoint(checkpoint, "symbol") is not None:
-        found = [_from_rllib(checkpoint, run_dir, system)]
+    checkpoint_format = _format_of(checkpoint)
+    if checkpoint_format is not None:
+        found = [_from_checkpoint(checkpoint_format, checkpoint, run_dir, system)]
         return PolicySource(checkpoint, run_dir, found)
     if (checkpoint / "config.yaml").is_file():
         return _from_run_folder(checkpoint, system)
@@ -183,12 +191,15 @@ def _from_export(path: Path, run_dir: Path | None, system: str | None) -> System
     return SystemSource(chosen, "torchscript", path, master if chosen != "independent" else None)
 
 
-def _from_rllib(path: Path, run_dir: Path | None, system: str | None) -> SystemSource:
-    has_master = module_checkpoint(path, "master") is not None
+def _from_checkpoint(
+    checkpoint_format: CheckpointFormat, path: Path, run_dir: Path | None, system: str | None
+) -> SystemSource:
+    has_master = checkpoint_format.module(path, "master") is not None
     chosen = _system_of(
         path, run_dir, system, has_master, "a master RLModule (a phase-2 checkpoint)"
     )
-    return SystemSource(chosen, "rllib", path, path if chosen != "independent" else None)
+    master = path if chosen != "independent" else None
+    return SystemSource(chosen, checkpoint_format.kind, path, master)
 
 
 def _system_of(
@@ -252,7 +263,7 @@ def trained_symbols(source: PolicySource, config: RunConfig) -> set[str] | None:
     own: RunConfig = load_config(source.run_dir / "config.yaml")
     if own == config:
         return None
-    from multiagent.training.prepare import prepare
+    from multiagent.runs.prepare import prepare
 
     return {s for view in prepare(own).train_views for s in view.symbols}
 

@@ -10,15 +10,17 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from multiagent.config import RunConfig
+from multiagent.config.phases import HierarchyPhase, PPOSettings
 from multiagent.curriculum.config import Phase
 from multiagent.envs.hierarchical_env import MASTER
 from multiagent.envs.master import neutral_master_action
 from multiagent.rllib.callbacks import TelemetryCallbacks
-from multiagent.rllib.env import ENV_NAME, MASTER_MODULE, SYMBOL_MODULE, VECTOR_ENV_NAME, register
+from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE
+from multiagent.rllib.env import ENV_NAME, VECTOR_ENV_NAME, register
 from multiagent.rllib.learner import SharedEncoderPPOLearner
+from multiagent.rllib.module_config import MasterModuleSettings, SymbolModuleSettings
 from multiagent.rllib.modules import MasterRLModule, SharedEncoderMultiRLModule, SymbolRLModule
 from multiagent.rllib.resources import apply_resources
-from multiagent.training.config import HierarchyPhase, PPOSettings
 
 
 def to_symbol_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
@@ -26,19 +28,19 @@ def to_symbol_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
     return SYMBOL_MODULE
 
 
-def symbol_model_config(config: RunConfig, n_features: int) -> dict[str, Any]:
+def symbol_model_config(config: RunConfig, n_features: int) -> SymbolModuleSettings:
     policy = config.symbols.policy
-    return {
-        "window": config.env.observation.window,
-        "n_features": n_features,
-        "encoder": config.encoder.model_dump(mode="json"),
-        "encoder_mode": policy.encoder,
-        "encoder_lr": policy.encoder_lr,
-        "hidden": list(policy.hidden),
-        "recurrent": policy.recurrent,
-        "recurrent_size": policy.recurrent_size,
-        "max_seq_len": policy.max_seq_len,
-    }
+    return SymbolModuleSettings(
+        window=config.env.observation.window,
+        n_features=n_features,
+        encoder=config.encoder,
+        encoder_mode=policy.encoder,
+        encoder_lr=policy.encoder_lr,
+        hidden=policy.hidden,
+        recurrent=policy.recurrent,
+        recurrent_size=policy.recurrent_size,
+        max_seq_len=policy.max_seq_len,
+    )
 
 
 def ppo_training(
@@ -104,7 +106,7 @@ def build_ppo_config(
         module_class=SymbolRLModule,
         observation_space=observation_space,
         action_space=action_space,
-        model_config=symbol_model_config(config, n_features),
+        model_config=symbol_model_config(config, n_features).to_rllib(),
     )
     if train.vector_env:
         algo_config = ppo_training(config, train.ppo, env_config, "symbols", VECTOR_ENV_NAME)
@@ -143,36 +145,40 @@ def to_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
 
 def hierarchy_model_configs(
     config: RunConfig, phase: HierarchyPhase, n_features: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(symbol, master) model configs of phase 3 or 4: what is frozen, what learns how fast.
+) -> tuple[SymbolModuleSettings, MasterModuleSettings]:
+    """(symbol, master) module settings of phase 3 or 4: what is frozen, what learns how fast.
 
     Phase 3 freezes the symbol actor (its core and actor head) and the shared encoder (it feeds
     the symbol actor); the symbol value head adapts when ``master.symbol_value_heads_adapt``.
     Phase 4 unfreezes the symbol actor and the encoder at ``joint.symbol_actor_lr`` /
     ``joint.encoder_lr``; everything else learns at ``joint.ppo.lr``."""
     symbol = symbol_model_config(config, n_features)
-    master = {
-        "window": symbol["window"],
-        "n_features": n_features,
-        "encoder": symbol["encoder"],
-        "n_slots": config.env.n_symbols,
-        "hidden": list(config.master.policy.hidden),
-        "critic_hidden": list(config.master.policy.critic_hidden),
-        "neutral_prior": config.master.policy.neutral_prior,
-        "neutral_level": int(neutral_master_action(1, config.env.budget_levels)[0]),
-    }
+    master = MasterModuleSettings(
+        window=symbol.window,
+        n_features=n_features,
+        encoder=symbol.encoder,
+        n_slots=config.env.n_symbols,
+        hidden=config.master.policy.hidden,
+        critic_hidden=config.master.policy.critic_hidden,
+        neutral_prior=config.master.policy.neutral_prior,
+        neutral_level=int(neutral_master_action(1, config.env.budget_levels)[0]),
+    )
     if phase == "master":
-        symbol.update(encoder_mode="frozen", frozen=["core", "pi"])
-        master.update(encoder_mode="frozen")
+        symbol = symbol.model_copy(update={"encoder_mode": "frozen", "frozen": ("core", "pi")})
+        master = master.model_copy(update={"encoder_mode": "frozen"})
     else:
         joint = config.joint
-        symbol.update(
-            encoder_mode="finetune",
-            encoder_lr=joint.encoder_lr,
-            centralized_critic=joint.centralized_critic,
-            part_lrs={"core": joint.symbol_actor_lr, "pi": joint.symbol_actor_lr},
+        symbol = symbol.model_copy(
+            update={
+                "encoder_mode": "finetune",
+                "encoder_lr": joint.encoder_lr,
+                "centralized_critic": joint.centralized_critic,
+                "part_lrs": {"core": joint.symbol_actor_lr, "pi": joint.symbol_actor_lr},
+            }
         )
-        master.update(encoder_mode="finetune", encoder_lr=joint.encoder_lr)
+        master = master.model_copy(
+            update={"encoder_mode": "finetune", "encoder_lr": joint.encoder_lr}
+        )
     return symbol, master
 
 
@@ -199,13 +205,13 @@ def build_hierarchy_config(
             module_class=SymbolRLModule,
             observation_space=spaces[SYMBOL_MODULE][0],
             action_space=spaces[SYMBOL_MODULE][1],
-            model_config=symbol_config,
+            model_config=symbol_config.to_rllib(),
         ),
         MASTER_MODULE: RLModuleSpec(
             module_class=MasterRLModule,
             observation_space=spaces[MASTER_MODULE][0],
             action_space=spaces[MASTER_MODULE][1],
-            model_config=master_config,
+            model_config=master_config.to_rllib(),
         ),
     }
     return (

@@ -24,10 +24,13 @@ The policy's own action entropy is the learner's ``entropy`` result.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
+
+if TYPE_CHECKING:
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 TELEMETRY = "telemetry"
 TELEMETRY_KEYS = (
@@ -74,7 +77,7 @@ class TelemetryCallbacks(RLlibCallback):
         self,
         *,
         episode: Any,
-        metrics_logger: Any = None,
+        metrics_logger: MetricsLogger | None = None,
         **kwargs: Any,
     ) -> None:
         if metrics_logger is None:

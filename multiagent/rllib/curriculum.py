@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,13 @@ from multiagent.curriculum.schedule import Curriculum
 from multiagent.errors import ConfigError
 from multiagent.rllib.callbacks import TELEMETRY, TELEMETRY_KEYS, TelemetryCallbacks
 from multiagent.rllib.env import PoolCurriculum, market_for
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+    from ray.rllib.env.env_runner import EnvRunner
+    from ray.rllib.env.env_runner_group import EnvRunnerGroup
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ _RUNNER_TASK = "_multiagent_curriculum_task"
 
 
 # runner side: plain functions shipped to the env runners -------------------------------
-def runner_envs(env_runner: Any) -> list[PoolCurriculum]:
+def runner_envs(env_runner: EnvRunner) -> list[PoolCurriculum]:
     """The envs of an env runner that take curriculum tasks (none where it has no env): its
     `TradingAgentsEnv` instances, or phase 2's one `SymbolSlotsVectorEnv`."""
     vector = getattr(env_runner, "env", None)
@@ -71,7 +78,7 @@ def runner_envs(env_runner: Any) -> list[PoolCurriculum]:
     return [env for env in envs if isinstance(env, PoolCurriculum)]
 
 
-def apply_task(env_runner: Any, task: dict[str, Any]) -> int:
+def apply_task(env_runner: EnvRunner, task: dict[str, Any]) -> int:
     """Apply ``task`` to every env of ``env_runner`` and keep it for envs it re-creates;
     returns the number of envs."""
     setattr(env_runner, _RUNNER_TASK, task)
@@ -81,7 +88,7 @@ def apply_task(env_runner: Any, task: dict[str, Any]) -> int:
     return len(envs)
 
 
-def pop_stats(env_runner: Any) -> tuple[np.ndarray, np.ndarray] | None:
+def pop_stats(env_runner: EnvRunner) -> tuple[np.ndarray, np.ndarray] | None:
     """Summed per-view (episodes, returns) of ``env_runner``'s envs since the last call."""
     envs = runner_envs(env_runner)
     if not envs:
@@ -93,7 +100,7 @@ def pop_stats(env_runner: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return counts, returns
 
 
-def runner_task(env_runner: Any) -> list[dict[str, Any] | None]:
+def runner_task(env_runner: EnvRunner) -> list[dict[str, Any] | None]:
     """The task each env of ``env_runner`` holds (for tests and debugging)."""
     return [env.task for env in runner_envs(env_runner)]
 
@@ -116,12 +123,12 @@ class CurriculumCallbacks(TelemetryCallbacks):
     def __init__(self) -> None:
         super().__init__()
         self.curriculum: Curriculum | None = None
-        self.algorithm: Any = None
+        self.algorithm: Algorithm | None = None
         self._applied: dict[str, Any] | None = None
 
     # RLlib hooks --------------------------------------------------------------------
     def on_algorithm_init(
-        self, *, algorithm: Any, metrics_logger: Any = None, **kwargs: Any
+        self, *, algorithm: Algorithm, metrics_logger: MetricsLogger | None = None, **kwargs: Any
     ) -> None:
         self.algorithm = algorithm
         self.curriculum = build_curriculum(algorithm.config.env_config)
@@ -129,7 +136,12 @@ class CurriculumCallbacks(TelemetryCallbacks):
             self.apply(algorithm, force=True)
 
     def on_train_result(
-        self, *, algorithm: Any, metrics_logger: Any = None, result: dict[str, Any], **kwargs: Any
+        self,
+        *,
+        algorithm: Algorithm,
+        metrics_logger: MetricsLogger | None = None,
+        result: dict[str, Any],
+        **kwargs: Any,
     ) -> None:
         curriculum = self.curriculum
         if curriculum is None:
@@ -148,8 +160,8 @@ class CurriculumCallbacks(TelemetryCallbacks):
     def on_env_runners_recreated(
         self,
         *,
-        algorithm: Any,
-        env_runner_group: Any,
+        algorithm: Algorithm,
+        env_runner_group: EnvRunnerGroup,
         env_runner_indices: list[int],
         is_evaluation: bool = False,
         **kwargs: Any,
@@ -164,7 +176,7 @@ class CurriculumCallbacks(TelemetryCallbacks):
         )
         logger.info("curriculum task re-applied to recreated env runners %s", env_runner_indices)
 
-    def on_environment_created(self, *, env_runner: Any, **kwargs: Any) -> None:
+    def on_environment_created(self, *, env_runner: EnvRunner, **kwargs: Any) -> None:
         # Runner side: an env the runner re-creates itself gets the runner's last task.
         task = getattr(env_runner, _RUNNER_TASK, None)
         if task is not None:
@@ -172,7 +184,7 @@ class CurriculumCallbacks(TelemetryCallbacks):
                 env.apply_curriculum(task)
 
     # what the trainer calls ---------------------------------------------------------
-    def report_validation(self, algorithm: Any, metrics: Mapping[str, Any]) -> bool:
+    def report_validation(self, algorithm: Algorithm, metrics: Mapping[str, Any]) -> bool:
         """Feed a validation's metrics (after ``algorithm.train()`` of the same iteration);
         keys without the ``val_`` prefix get it (pass `SymbolEvaluation.metrics` or the
         metrics row's ``val_*`` keys). A change of stage is applied at once; True then."""
@@ -187,7 +199,9 @@ class CurriculumCallbacks(TelemetryCallbacks):
         """JSON-able state for the trainer's checkpoint (None without a curriculum)."""
         return None if self.curriculum is None else self.curriculum.state()
 
-    def load_curriculum_state(self, state: Mapping[str, Any] | None, algorithm: Any = None) -> None:
+    def load_curriculum_state(
+        self, state: Mapping[str, Any] | None, algorithm: Algorithm | None = None
+    ) -> None:
         """Resume in the stored stage (after restoring the algorithm) and re-apply its task."""
         if state is None:
             return
@@ -200,7 +214,7 @@ class CurriculumCallbacks(TelemetryCallbacks):
         self.apply(algorithm or self.algorithm, force=True)
 
     # internals ----------------------------------------------------------------------
-    def apply(self, algorithm: Any, *, force: bool = False) -> bool:
+    def apply(self, algorithm: Algorithm, *, force: bool = False) -> bool:
         """Send the current task to every env runner when it changed (or ``force``)."""
         assert self.curriculum is not None
         task = self.curriculum.task()
@@ -210,7 +224,7 @@ class CurriculumCallbacks(TelemetryCallbacks):
         self._applied = task
         return True
 
-    def gather_stats(self, algorithm: Any) -> None:
+    def gather_stats(self, algorithm: Algorithm) -> None:
         """Pull the per-view episode statistics of every env runner into the curriculum."""
         assert self.curriculum is not None
         for stats in algorithm.env_runner_group.foreach_env_runner(pop_stats):
@@ -241,7 +255,7 @@ def curriculum_env_config(config: CurriculumConfig, *, source: str) -> dict[str,
 
 
 def with_curriculum(
-    ppo_config: Any, curriculum: CurriculumConfig | None, phase: Phase, *, source: str
+    ppo_config: AlgorithmConfig, curriculum: CurriculumConfig | None, phase: Phase, *, source: str
 ) -> Any:
     """``ppo_config`` (an `AlgorithmConfig`) with the curriculum for ``phase``: its env_config
     entries and `CurriculumCallbacks`; unchanged without a curriculum or when the curriculum
@@ -252,7 +266,7 @@ def with_curriculum(
     return ppo_config.environment(env_config=env_config).callbacks(CurriculumCallbacks)
 
 
-def curriculum_callbacks(algorithm: Any) -> CurriculumCallbacks | None:
+def curriculum_callbacks(algorithm: Algorithm) -> CurriculumCallbacks | None:
     """The algorithm's driver-side `CurriculumCallbacks` holding a curriculum, if any."""
     callbacks = algorithm.callbacks
     for callback in callbacks if isinstance(callbacks, list) else [callbacks]:

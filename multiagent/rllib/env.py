@@ -27,13 +27,10 @@ from multiagent.envs import build_market
 from multiagent.envs.config import HierarchicalEnvConfig
 from multiagent.envs.hierarchical_env import MASTER, HierarchicalTradingEnv, default_neutral_action
 from multiagent.envs.market import EnvMarket
-from multiagent.training.prepare import PreparedData, prepare
+from multiagent.runs.prepare import PreparedData, prepare
 
 ENV_NAME = "multiagent_trading_agents"
 VECTOR_ENV_NAME = "multiagent_symbol_slots"
-SYMBOL_MODULE = "symbol"
-MASTER_MODULE = "master"
-SYMBOL_VECTOR_MODULE = "default_policy"
 """The symbol module's id when phase 2 samples through the vector env: RLlib's single-agent
 stack names its one module so (``DEFAULT_MODULE_ID``); checkpoint readers accept either."""
 

@@ -22,15 +22,16 @@ import torch
 from rich.console import Console
 
 from multiagent.config import RunConfig
+from multiagent.config.phases import HierarchyPhase
 from multiagent.errors import ConfigError
 from multiagent.evaluation.master_policy import MasterNetPolicy
 from multiagent.evaluation.sources import MASTER_NAME, PHASE_SYSTEMS
 from multiagent.rllib.algo import build_hierarchy_config
-from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE, TradingAgentsEnv
+from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE, module_path
+from multiagent.rllib.env import TradingAgentsEnv
 from multiagent.rllib.policy import MasterInference, export_master_torchscript
-from multiagent.rllib.trainer import PhaseTrainer, module_path
-from multiagent.training.config import HierarchyPhase
-from multiagent.training.runs import write_json
+from multiagent.rllib.trainer import PhaseTrainer
+from multiagent.runs.folders import recorded_path, write_json
 
 
 def load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
@@ -113,7 +114,7 @@ class HierarchyTrainer(PhaseTrainer):
         write_json(
             self.dir / "init.json",
             {
-                "from": self._recorded(checkpoint),
+                "from": recorded_path(self.run_dir, checkpoint),
                 "modules": sorted(states),
                 "initialized_fresh": fresh,
             },

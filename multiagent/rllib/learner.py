@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core import ALL_MODULES
 from ray.rllib.utils.lambda_defaultdict import LambdaDefaultDict
 
+from multiagent.rllib.module_config import ModuleSettings
 from multiagent.rllib.modules import PARTS
 
 
@@ -81,6 +83,16 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
         )
         self.register_optimizer(module_id=owner, optimizer=optimizer, params=params)
 
+    def registered_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer registered on this learner, each once (`configure_optimizers`
+        registers one, under the first module it trains), by RLlib's public
+        `get_optimizers_for_module` over the modules (and ``ALL_MODULES``)."""
+        found: dict[int, torch.optim.Optimizer] = {}
+        for module_id in [*self.module.keys(), ALL_MODULES]:
+            for _name, optimizer in self.get_optimizers_for_module(module_id):
+                found.setdefault(id(optimizer), optimizer)
+        return list(found.values())
+
     def apply_learning_rates(self) -> None:
         """Set every optimizer group to the rate its parameters are configured for.
 
@@ -93,7 +105,7 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
             if self.rl_module_is_compatible(module) and self.should_module_be_updated(module_id):
                 for param, lr, _ in self._param_rates(module):
                     rates.setdefault(id(param), lr)
-        for optimizer in self._named_optimizers.values():
+        for optimizer in self.registered_optimizers():
             for group in optimizer.param_groups:
                 wanted = {rates[id(p)] for p in group["params"] if id(p) in rates}
                 if len(wanted) > 1:
@@ -108,10 +120,10 @@ class SharedEncoderPPOLearner(PPOTorchLearner):
         """(parameter, learning rate, part) of every parameter of ``module``: ``lr`` unless the
         module's ``part_lrs`` names its part (`modules.PARTS`); the encoder at ``encoder_lr``;
         parameters outside the parts are part ``"other"``."""
-        cfg = module.model_config
+        settings: ModuleSettings = module.settings
         base = float(self.config.lr)
-        rates = {part: float(lr) for part, lr in (cfg.get("part_lrs") or {}).items()}
-        rates.setdefault("encoder", float(cfg.get("encoder_lr", base)))
+        rates = dict(settings.part_lrs)
+        rates.setdefault("encoder", base if settings.encoder_lr is None else settings.encoder_lr)
         out: list[tuple[torch.nn.Parameter, float, str]] = []
         claimed: set[int] = set()
         for part in PARTS:

@@ -14,6 +14,7 @@ both modules works), and `learner.SharedEncoderPPOLearner` steps it once per upd
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,10 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
-from multiagent.encoder.config import EncoderConfig
 from multiagent.encoder.model import MarketEncoder
 from multiagent.envs.master import SLOT_FIELDS
 from multiagent.envs.observations import NEUTRAL, PORTFOLIO_FIELDS
+from multiagent.rllib.module_config import MasterModuleSettings, SymbolModuleSettings
 
 MASKED_LOGIT = -1e9
 
@@ -60,9 +61,9 @@ PARTS = ("encoder", "core", "context", "pi", "vf")
 freezing address them by these names."""
 
 
-def freeze_parts(module: nn.Module, parts: Any) -> None:
+def freeze_parts(module: nn.Module, parts: Sequence[str]) -> None:
     """``requires_grad_(False)`` on the named parts (`PARTS`) a phase keeps fixed."""
-    for part in parts or ():
+    for part in parts:
         if part not in PARTS:
             raise ValueError(f"unknown module part {part!r}; expected one of {PARTS}")
         child = getattr(module, part, None)
@@ -71,29 +72,26 @@ def freeze_parts(module: nn.Module, parts: Any) -> None:
 
 
 class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
-    """model_config: window, n_features, encoder (EncoderConfig dict), encoder_mode, hidden,
-    recurrent (none|gru|lstm), recurrent_size, centralized_critic, frozen (parts), part_lrs.
+    """model_config: `module_config.SymbolModuleSettings` as RLlib's dict.
 
     With ``centralized_critic`` the value head also reads ``obs["state"]`` (the global state
     minus the feature windows, see `env.TradingAgentsEnv`); the actor never does.
     """
 
     def setup(self) -> None:
-        cfg = self.model_config
-        self.window = int(cfg["window"])
-        self.n_features = int(cfg["n_features"])
+        cfg = self.settings = SymbolModuleSettings.from_rllib(self.model_config)
+        self.window = cfg.window
+        self.n_features = cfg.n_features
         self.feature_dim = self.window * self.n_features
-        self.encoder = MarketEncoder(
-            self.n_features, self.window, EncoderConfig.model_validate(cfg.get("encoder", {}))
-        )
-        self.encoder_mode = cfg.get("encoder_mode", "finetune")
+        self.encoder = MarketEncoder(self.n_features, self.window, cfg.encoder)
+        self.encoder_mode = cfg.encoder_mode
         if self.encoder_mode == "frozen":
             self.encoder.requires_grad_(False)
         obs_dim = int(self.observation_space["observations"].shape[0])
         n_actions = int(self.action_space.n)
         in_dim = self.encoder.embedding_dim + obs_dim - self.feature_dim
-        self.recurrent = cfg.get("recurrent", "none")
-        self.recurrent_size = int(cfg.get("recurrent_size", 64))
+        self.recurrent = cfg.recurrent
+        self.recurrent_size = cfg.recurrent_size
         self.core: nn.Module | None = None
         if self.recurrent == "gru":
             self.core = nn.GRU(in_dim, self.recurrent_size, batch_first=True)
@@ -101,13 +99,13 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
             self.core = nn.LSTM(in_dim, self.recurrent_size, batch_first=True)
         if self.core is not None:
             in_dim = self.recurrent_size
-        hidden = [int(h) for h in cfg.get("hidden", (64, 64))]
+        hidden = list(cfg.hidden)
         self.pi = mlp([in_dim, *hidden], n_actions)
-        self.centralized_critic = bool(cfg.get("centralized_critic", False))
+        self.centralized_critic = cfg.centralized_critic
         if self.centralized_critic:
             in_dim += int(self.observation_space["state"].shape[0])
         self.vf = mlp([in_dim, *hidden], 1)
-        freeze_parts(self, cfg.get("frozen"))
+        freeze_parts(self, cfg.frozen)
 
     # state ---------------------------------------------------------------------------
     def get_initial_state(self) -> dict[str, np.ndarray]:
@@ -179,19 +177,16 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
     the global state (every slot's position block, the portfolio block, the master's
     observation).
 
-    model_config: window, n_features, encoder, encoder_mode, n_slots, hidden, critic_hidden,
-    neutral_prior, neutral_level, frozen, part_lrs.
+    model_config: `module_config.MasterModuleSettings` as RLlib's dict.
     """
 
     def setup(self) -> None:
-        cfg = self.model_config
-        self.window = int(cfg["window"])
-        self.n_features = int(cfg["n_features"])
-        self.n_slots = int(cfg["n_slots"])
-        self.encoder = MarketEncoder(
-            self.n_features, self.window, EncoderConfig.model_validate(cfg.get("encoder", {}))
-        )
-        self.encoder_mode = cfg.get("encoder_mode", "frozen")
+        cfg = self.settings = MasterModuleSettings.from_rllib(self.model_config)
+        self.window = cfg.window
+        self.n_features = cfg.n_features
+        self.n_slots = cfg.n_slots
+        self.encoder = MarketEncoder(self.n_features, self.window, cfg.encoder)
+        self.encoder_mode = cfg.encoder_mode
         if self.encoder_mode == "frozen":
             self.encoder.requires_grad_(False)
         space = self.observation_space
@@ -203,7 +198,7 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
         # The master observation's per-slot weights, budgets, recent P&L and edge (N each)
         # start after the mean and max of the features (2F) and the portfolio block (the spec).
         self.slot_fields_at = 2 * self.n_features + len(PORTFOLIO_FIELDS)
-        hidden = [int(h) for h in cfg.get("hidden", (64, 64))]
+        hidden = list(cfg.hidden)
         self.context = mlp([own + 2 * embedding, *hidden[:-1]], hidden[-1])
         self.pi = nn.ModuleDict(
             {
@@ -211,7 +206,7 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
                 "mode": nn.Linear(hidden[-1], self.n_modes),
             }
         )
-        prior = float(cfg.get("neutral_prior", 0.0))
+        prior = cfg.neutral_prior
         if prior:
             # Start near the neutral allocation (see MasterNetConfig.neutral_prior).
             budget_mlp = self.pi["budget"]
@@ -219,12 +214,12 @@ class MasterRLModule(TorchRLModule, ValueFunctionAPI):
             budget_out, mode_out = budget_mlp[-1], self.pi["mode"]
             assert isinstance(budget_out, nn.Linear) and isinstance(mode_out, nn.Linear)
             with torch.no_grad():
-                budget_out.bias[int(cfg.get("neutral_level", 0))] += prior
+                budget_out.bias[cfg.neutral_level] += prior
                 mode_out.bias[NEUTRAL] += prior
-        critic = [int(h) for h in cfg.get("critic_hidden", (128, 64))]
+        critic = list(cfg.critic_hidden)
         self.vf = mlp([self.n_slots * embedding + state, *critic], 1)
         self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(input_lens=nvec)
-        freeze_parts(self, cfg.get("frozen"))
+        freeze_parts(self, cfg.frozen)
 
     def embed(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, N, E): the shared encoder's embedding of every slot's window."""

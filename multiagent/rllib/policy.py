@@ -30,8 +30,7 @@ from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
 from multiagent.evaluation.master_policy import MASTER_FORMAT, MasterNetPolicy
 from multiagent.evaluation.policies import GreedyNetPolicy
-from multiagent.evaluation.sources import module_checkpoint
-from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE
+from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE, module_checkpoint
 from multiagent.rllib.modules import MasterRLModule, SymbolRLModule, head_inputs, mask_logits
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.rllib.algorithms.ppo import PPOConfig
 
-from multiagent.training.config import ResourceConfig
+from multiagent.config.phases import ResourceConfig
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm import Algorithm
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def resolve(resources: ResourceConfig, totals: dict[str, float]) -> ResolvedReso
 RESOURCES_FILE = "resources.json"
 
 
-def resources_record(algo: Any) -> dict[str, Any]:
+def resources_record(algo: Algorithm) -> dict[str, Any]:
     """What a built algorithm actually runs with, and on which cluster (``resources.json``)."""
     config = algo.config
     return {
@@ -112,7 +115,7 @@ def resources_record(algo: Any) -> dict[str, Any]:
     }
 
 
-def runner_health(algo: Any) -> dict[str, float]:
+def runner_health(algo: Algorithm) -> dict[str, float]:
     """Healthy remote env runners and restarts so far (metrics rows log them every
     iteration: a lost runner shows as a dip, its replacement as a restart)."""
     group = algo.env_runner_group

@@ -8,9 +8,7 @@ Entropy guard: after ``warmup_iterations``, when the policy's mean action entrop
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +19,12 @@ from multiagent.config import RunConfig
 from multiagent.encoder import check_features, read_encoder
 from multiagent.errors import ConfigError
 from multiagent.rllib.algo import build_ppo_config
-from multiagent.rllib.env import SYMBOL_VECTOR_MODULE, SymbolAgentsEnv
-from multiagent.rllib.trainer import PhaseResult, PhaseTrainer, init_ray
-from multiagent.training.runs import load_run_config, write_json
+from multiagent.rllib.checkpoints import SYMBOL_VECTOR_MODULE
+from multiagent.rllib.env import SymbolAgentsEnv
+from multiagent.rllib.ranking import PhaseResult
+from multiagent.rllib.ray_session import init_ray
+from multiagent.rllib.trainer import PhaseTrainer
+from multiagent.runs.folders import load_run_config
 
 if TYPE_CHECKING:
     from multiagent.tracking import Tracker
@@ -146,8 +147,10 @@ def train_symbols(
             checkpoint_every=checkpoint_every,
             eval_every=eval_every,
         )
-    except BaseException:
-        tracker.finish("KILLED")
+    except BaseException as error:
+        from multiagent.tracking import end_status
+
+        tracker.finish(end_status(error))
         raise
     finally:
         trainer.stop()
@@ -163,28 +166,21 @@ def symbol_run_tracker(
     config: RunConfig, run_dir: Path, trainer: PhaseTrainer, console: Console | None
 ) -> Tracker:
     """`multiagent train symbols`'s MLflow run: ``MLFLOW_TRACKING_URI`` or a SQLite store in
-    the run folder; a resumed run continues its own MLflow run."""
-    from multiagent.tracking import Tracker, default_tracking_uri, run_tags
+    the run folder (`resolve_tracking_uri`); a resumed run continues its own MLflow run (kept
+    in ``RUN/symbols/mlflow_run.json``)."""
+    from multiagent.tracking import Tracker, resolve_tracking_uri, run_tags
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(run_dir)
-    record = trainer.dir / "mlflow_run.json"
-    if record.is_file():
-        known = json.loads(record.read_text())
-        if known.get("uri") == uri:
-            return Tracker.attach(uri, known["run_id"], console=console)
-    tracker = Tracker.start(
-        uri,
+    return Tracker.attach_or_start(
+        resolve_tracking_uri(None, run_dir),
         "multiagent-training",
         f"{run_dir.name}/symbols",
-        tags=run_tags(
+        record=trainer.dir / "mlflow_run.json",
+        run_dir=run_dir,
+        tags=lambda: run_tags(
             config.model_dump(mode="json"),
             seed=config.seed,
             data_fingerprint=trainer.prepared.panel.fingerprint(),
         ),
+        params=config.model_dump(mode="json"),
         console=console,
     )
-    tracker.log_config(config.model_dump(mode="json"))
-    if tracker.run_id is not None:
-        trainer.dir.mkdir(parents=True, exist_ok=True)
-        write_json(record, {"uri": uri, "run_id": tracker.run_id})
-    return tracker

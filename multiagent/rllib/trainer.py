@@ -31,30 +31,35 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import ray
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from multiagent.config import RunConfig
+from multiagent.config.phases import PhaseSettings
 from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
 from multiagent.evaluation.scoring import score_policy
-from multiagent.reproducibility import deterministic_torch, warn_if_unpinned
-from multiagent.rllib.callbacks import MASTER_TELEMETRY_PREFIXES, TELEMETRY, TELEMETRY_KEYS
-from multiagent.rllib.curriculum import RESULT_KEYS as CURRICULUM_KEYS
-from multiagent.rllib.env import SYMBOL_MODULE, SYMBOL_VECTOR_MODULE, market_for
+from multiagent.reproducibility import deterministic_torch
+from multiagent.rllib.checkpoints import SYMBOL_MODULE, module_path
+from multiagent.rllib.env import market_for
+from multiagent.rllib.metrics_row import flat_result
 from multiagent.rllib.policy import InferencePolicy, export_torchscript
+from multiagent.rllib.ranking import (
+    PhaseResult,
+    RankedCheckpoint,
+    best_checkpoint,
+    best_validation,
+)
 from multiagent.rllib.resources import RESOURCES_FILE, resources_record, runner_health
-from multiagent.training.config import PhaseSettings
-from multiagent.training.runs import (
+from multiagent.runs.folders import (
     append_jsonl,
+    recorded_path,
     run_path,
     save_run_config,
     write_atomic,
@@ -62,109 +67,12 @@ from multiagent.training.runs import (
 )
 
 if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm import Algorithm
+
     from multiagent.rllib.curriculum import CurriculumCallbacks
     from multiagent.tracking import Tracker
 
 STATE_FILE = "trainer_state.json"
-
-
-def init_ray(num_cpus: int | None = None) -> None:
-    """Join the cluster of ``RAY_ADDRESS`` (set by ``ray job submit``) or start a local one."""
-    warn_if_unpinned()
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
-        # A private local instance: no token auth, no usage stats, no dashboard.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
-
-
-@dataclass
-class PhaseResult:
-    run_dir: Path
-    iteration: int
-    history: list[dict[str, Any]]
-    ranking: list[dict[str, Any]]
-    latest_checkpoint: Path | None
-    policy_path: Path | None
-    validation: dict[str, float] = field(default_factory=dict)
-    """The best checkpoint's validation figures."""
-
-    @property
-    def best_checkpoint(self) -> Path | None:
-        return best_checkpoint(self.ranking, self.run_dir)
-
-
-def best_checkpoint(ranking: list[dict[str, Any]], run_dir: Path) -> Path | None:
-    live = [r for r in ranking if not r.get("deleted")]
-    return run_path(run_dir, live[0]["checkpoint"]) if live else None
-
-
-def best_validation(ranking: list[dict[str, Any]]) -> dict[str, float]:
-    """The validation figures of the best live checkpoint ({} before the first)."""
-    live = [r for r in ranking if not r.get("deleted")]
-    if not live:
-        return {}
-    return dict(live[0].get("validation") or {"sharpe": live[0]["val_sharpe"]})
-
-
-def read_ranking(phase_dir: Path) -> list[dict[str, Any]]:
-    path = phase_dir / "ranking.json"
-    if not path.is_file():
-        raise ConfigError(f"{phase_dir} has no ranking.json: the phase has not checkpointed yet")
-    return list(json.loads(path.read_text()))
-
-
-LEARNER_KEYS = {
-    "policy_entropy": "entropy",
-    "entropy_coeff": "curr_entropy_coeff",
-    "policy_loss": "policy_loss",
-    "vf_loss": "vf_loss",
-    "vf_explained_var": "vf_explained_var",
-    "kl": "mean_kl_loss",
-}
-
-
-def _flat_result(
-    result: dict[str, Any], iteration: int, seconds: float, modules: tuple[str, ...]
-) -> dict[str, Any]:
-    """One metrics row: the symbol module's learner figures unprefixed, others' prefixed."""
-    runners = result.get("env_runners", {})
-    row: dict[str, Any] = {
-        "iteration": iteration,
-        "seconds": seconds,
-        "env_steps": runners.get("num_env_steps_sampled_lifetime", 0),
-        "agent_steps": runners.get("num_agent_steps_sampled_lifetime", {}),
-        "episodes": runners.get("num_episodes_lifetime", 0),
-        "reward_mean": runners.get("episode_return_mean", float("nan")),
-    }
-    for module_id in modules:
-        learner = result.get("learners", {}).get(module_id, {})
-        prefix = "" if module_id in (SYMBOL_MODULE, SYMBOL_VECTOR_MODULE) else f"{module_id}_"
-        for key, source in LEARNER_KEYS.items():
-            row[prefix + key] = learner.get(source, float("nan"))
-    module_returns = runners.get("module_episode_returns_mean", {})
-    for module_id in modules:
-        if module_id not in (SYMBOL_MODULE, SYMBOL_VECTOR_MODULE) and module_id in module_returns:
-            row[f"{module_id}_reward_mean"] = module_returns[module_id]
-    for key in CURRICULUM_KEYS:
-        if key in result:
-            row[key] = result[key]
-    telemetry = runners.get(TELEMETRY, {})
-    for key in TELEMETRY_KEYS:  # NaN when no episode ended during the iteration
-        row[key] = telemetry.get(key, float("nan"))
-    for key in sorted(telemetry):  # the master's (phases 3 and 4)
-        if key.startswith(MASTER_TELEMETRY_PREFIXES):
-            row[key] = telemetry[key]
-    if isinstance(row["agent_steps"], dict):
-        row["agent_steps"] = float(sum(row["agent_steps"].values()))
-    return {
-        k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()
-    }
 
 
 class PhaseTrainer:
@@ -176,7 +84,7 @@ class PhaseTrainer:
     modules: tuple[str, ...] = (SYMBOL_MODULE,)
     symbol_id = SYMBOL_MODULE
     """The symbol module's id in ``algo`` (``SYMBOL_VECTOR_MODULE`` in a vector-env phase 2)."""
-    algo: Any
+    algo: Algorithm
 
     def __init__(
         self,
@@ -194,7 +102,7 @@ class PhaseTrainer:
         self.market, self.prepared = market_for(config)
         self.periods = periods_per_year(self.prepared.panel)
         self.iteration = 0
-        self.ranking: list[dict[str, Any]] = []
+        self.ranking: list[RankedCheckpoint] = []
         self.history: list[dict[str, Any]] = []
         self.latest: Path | None = None
         self.validation: dict[str, float] = {}
@@ -278,13 +186,6 @@ class PhaseTrainer:
         if len(kept) != len(rows):
             write_atomic(log, "".join(line + "\n" for line in kept))
 
-    def _recorded(self, path: Path) -> str:
-        """``path`` as run records hold it: relative to the run folder (movable runs)."""
-        try:
-            return str(path.resolve().relative_to(self.run_dir.resolve()))
-        except ValueError:
-            return str(path)
-
     def save(self, validation: dict[str, Any]) -> Path:
         """Checkpoint the algorithm, rank it by validation Sharpe, prune, then record the state.
 
@@ -300,16 +201,14 @@ class PhaseTrainer:
         try:
             self.algo.save_to_path(str((partial / "algo").resolve()))
             val_sharpe = float(validation["sharpe"])
+            entry: RankedCheckpoint = {
+                "checkpoint": recorded_path(self.run_dir, path),
+                "iteration": self.iteration,
+                "val_sharpe": val_sharpe,
+                "validation": dict(validation),
+            }
             ranking = sorted(
-                [
-                    *(dict(r) for r in self.ranking),
-                    {
-                        "checkpoint": self._recorded(path),
-                        "iteration": self.iteration,
-                        "val_sharpe": val_sharpe,
-                        "validation": dict(validation),
-                    },
-                ],
+                [*(RankedCheckpoint(**r) for r in self.ranking), entry],
                 key=lambda r: (-r["val_sharpe"], -r["iteration"]),
             )
             doomed = self._doomed(ranking, path)
@@ -334,11 +233,11 @@ class PhaseTrainer:
         write_json(self.dir / "ranking.json", self.ranking)
         return path
 
-    def _doomed(self, ranking: list[dict[str, Any]], latest: Path) -> list[str]:
+    def _doomed(self, ranking: list[RankedCheckpoint], latest: Path) -> list[str]:
         """Mark the checkpoints past ``keep_best`` (never ``latest``) deleted in ``ranking``;
         -> their folders, to delete once the new checkpoint is in place."""
         keep = {r["checkpoint"] for r in ranking[: self.settings.keep_best]}
-        keep.add(self._recorded(latest))
+        keep.add(recorded_path(self.run_dir, latest))
         doomed = []
         for entry in ranking[self.settings.keep_best :]:
             if entry["checkpoint"] not in keep and not entry.get("deleted"):
@@ -401,7 +300,7 @@ class PhaseTrainer:
             write_json(self.dir / RESOURCES_FILE, resources_record(self.algo))
         result = self.algo.train()
         self.iteration += 1
-        row = _flat_result(result, self.iteration, time.perf_counter() - began, self.modules)
+        row = flat_result(result, self.iteration, time.perf_counter() - began, self.modules)
         row.update(runner_health(self.algo))
         self.add_metrics(row)
         self.after_iteration(row)
@@ -452,13 +351,3 @@ class PhaseTrainer:
 
     def stop(self) -> None:
         self.algo.stop()
-
-
-def module_path(checkpoint: Path, module_id: str) -> Path:
-    """The RLModule folder of ``module_id`` inside one of our phase checkpoints (the symbol
-    module of a vector-env phase 2 under RLlib's default id)."""
-    modules = checkpoint / "algo" / "learner_group" / "learner" / "rl_module"
-    vector = modules / SYMBOL_VECTOR_MODULE
-    if module_id == SYMBOL_MODULE and not (modules / module_id).is_dir() and vector.is_dir():
-        return vector
-    return modules / module_id

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from multiagent.errors import ConfigError
-from multiagent.tracking.tracker import reachable
+from multiagent.runs.folders import fresh_dir
+from multiagent.tracking.client import reachable
+from multiagent.tracking.stores import resolve_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -79,10 +80,10 @@ class Comparison:
 
 
 def tracking_uri(uri: str | None) -> str:
-    """``uri``, else ``$MLFLOW_TRACKING_URI``; one of them is required (comparing an empty
-    default store would only confuse)."""
-    found = uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not found:
+    """``uri``, else ``$MLFLOW_TRACKING_URI`` (`resolve_tracking_uri`, no run folder); one
+    of them is required (comparing an empty default store would only confuse)."""
+    found = resolve_tracking_uri(uri)
+    if found is None:
         raise ConfigError("no tracking store: pass --tracking-uri or set MLFLOW_TRACKING_URI")
     return found
 
@@ -243,8 +244,6 @@ def comparison_table(comparison: Comparison) -> Table:
 def write_comparison(comparison: Comparison, out: Path | None = None) -> tuple[Path, Path]:
     """``compare.json`` and ``compare.png`` in ``out`` (default ``./compare-<UTC time>``), a
     fresh folder: an existing non-empty one gets ``-2``, ``-3``... instead."""
-    from multiagent.evaluation.report import fresh_dir
-
     if out is None:
         out = Path.cwd() / f"compare-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     directory = fresh_dir(out)

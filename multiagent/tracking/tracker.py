@@ -5,21 +5,35 @@ Tracking must never cost a training run. Every call goes through one explicit `M
 down server would then stall unrelated MLflow calls in retries); an HTTP server is probed with a
 short ``/health`` request before each call, because the client itself retries a dead server
 with exponential backoff for minutes. The first failure warns once and turns tracking off.
+
+The lifecycle every phase, sweep, trial and evaluation follows::
+
+    uri = resolve_tracking_uri(flag, run_dir)         # stores.py: the one precedence
+    tracker = Tracker.attach_or_start(uri, EXPERIMENT, name, record=..., save=..., tags=...)
+    child = tracker.nested(EXPERIMENT, f"{name}/phase", record=..., save=...)
+    try:
+        ...                                           # log_metrics, log_artifact, set_tags
+    except BaseException as error:
+        tracker.finish(end_status(error))             # FAILED, or KILLED on an interrupt
+        raise
+    tracker.finish()
+
+(or ``with tracker:``, which ends the run the same way).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from multiagent.tracking.client import PROBE_TIMEOUT, find_experiment, open_client, reachable
 from multiagent.tracking.records import finite_metrics, flatten, metric_key
+from multiagent.tracking.stores import read_run_record, recorded_run_id, write_run_record
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -30,28 +44,23 @@ log = logging.getLogger(__name__)
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH (mlflow 3)
 PARAMS_PER_BATCH = 100  # MAX_PARAMS_TAGS_PER_BATCH
 METRICS_PER_BATCH = 1000  # MAX_METRICS_PER_BATCH
-PROBE_TIMEOUT = 3.0
 
 T = TypeVar("T")
+Tags = Mapping[str, str] | Callable[[], Mapping[str, str]]
+"""A run's tags, or a function that computes them (called only when a run is started)."""
+RunRecord = Mapping[str, Any] | Path
+"""A run record ``{"uri", "run_id"}`` (see `multiagent.tracking.stores`), or the JSON file
+that keeps one."""
 
 
-def default_tracking_uri(directory: Path) -> str:
-    """A SQLite store in ``directory``: works without a server (``file://`` stores are refused
-    by MLflow 3 unless ``MLFLOW_ALLOW_FILE_STORE`` is set)."""
-    return f"sqlite:///{Path(directory).resolve() / 'mlflow.db'}"
-
-
-def reachable(uri: str, timeout: float = PROBE_TIMEOUT) -> bool:
-    """A tracking server answers HTTP at all (any status); non-HTTP stores are local."""
-    if not uri.startswith(("http://", "https://")):
-        return True
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return True  # it answered
-    except (OSError, ValueError):
-        return False
-    return True
+def end_status(error: BaseException | None) -> str:
+    """The status a run ends with: FINISHED without an error, KILLED when the job was
+    interrupted (Ctrl-C, ``sys.exit``), FAILED for any other exception."""
+    if error is None:
+        return "FINISHED"
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return "KILLED"
+    return "FAILED"
 
 
 class Tracker:
@@ -102,8 +111,8 @@ class Tracker:
             return cls.disabled()
         tracker = cls(None, None, uri=uri, console=console)
         try:
-            client = _client(uri)
-            experiment_id = _experiment_id(client, experiment, uri)
+            client = open_client(uri)
+            experiment_id = find_experiment(client, experiment, uri)
             all_tags = dict(tags or {})
             if parent_run_id is not None:
                 all_tags["mlflow.parentRunId"] = parent_run_id
@@ -127,13 +136,92 @@ class Tracker:
             return cls.disabled()
         tracker = cls(None, None, uri=uri, console=console)
         try:
-            client = _client(uri)
+            client = open_client(uri)
             client.update_run(run_id, status="RUNNING")
         except Exception as error:  # tracking is best effort by design
             tracker._fail(error, f"resuming run {run_id}")
             return tracker
         tracker.client, tracker.run_id, tracker.enabled = client, run_id, True
         return tracker
+
+    @classmethod
+    def attach_or_start(
+        cls,
+        uri: str | None,
+        experiment: str,
+        run_name: str,
+        *,
+        record: RunRecord | None = None,
+        save: Callable[[dict[str, str]], None] | None = None,
+        run_dir: Path | None = None,
+        parent_run_id: str | None = None,
+        tags: Tags | None = None,
+        params: Mapping[str, Any] | None = None,
+        artifacts: Sequence[Path] = (),
+        console: Console | None = None,
+    ) -> Tracker:
+        """A job's run: the run ``record`` keeps, continued (`attach`) when it was made in
+        the store ``uri`` (`recorded_run_id`; ``run_dir`` lets a SQLite store follow its moved
+        run folder); else a new run (`start`) in ``experiment`` named ``run_name``, nested
+        under ``parent_run_id`` when given, tagged ``tags``, with ``params`` and
+        ``artifacts`` logged.
+
+        A new run's record, ``{"uri": uri, "run_id": ID}``, goes to ``save`` (default: into
+        ``record`` when it is a file) as soon as the run exists, so a resumed job continues
+        it; nothing is saved when the run could not be started, so an earlier record stays.
+        ``uri`` None: off, silently. A store that fails: off, warned once (see `Tracker`)."""
+        if uri is None:
+            return cls.disabled()
+        if isinstance(record, Path):
+            if save is None:
+                save = functools.partial(write_run_record, record)
+            record = read_run_record(record)
+        run_id = recorded_run_id(record, uri, run_dir)
+        if run_id is not None:
+            return cls.attach(uri, run_id, console=console)
+        tracker = cls.start(
+            uri,
+            experiment,
+            run_name,
+            parent_run_id=parent_run_id,
+            tags=tags() if callable(tags) else tags,
+            console=console,
+        )
+        if tracker.run_id is not None and save is not None:
+            save({"uri": uri, "run_id": tracker.run_id})
+        if params is not None:
+            tracker.log_params(params)
+        for path in artifacts:
+            tracker.log_artifact(path)
+        return tracker
+
+    def nested(
+        self,
+        experiment: str,
+        run_name: str,
+        *,
+        record: RunRecord | None = None,
+        save: Callable[[dict[str, str]], None] | None = None,
+        tags: Tags | None = None,
+        params: Mapping[str, Any] | None = None,
+        artifacts: Sequence[Path] = (),
+    ) -> Tracker:
+        """A child run of this one, in the same store (tagged ``mlflow.parentRunId``),
+        continued or started as `attach_or_start` does; off when this tracker has no run."""
+        if self.uri is None or self.run_id is None:
+            return Tracker.disabled()
+        return Tracker.attach_or_start(
+            self.uri,
+            experiment,
+            run_name,
+            record=record,
+            save=save,
+            parent_run_id=self.run_id,
+            tags=tags,
+            params=params,
+            artifacts=artifacts,
+            console=self.console,
+        )
 
     def __enter__(self) -> Tracker:
         return self
@@ -144,7 +232,7 @@ class Tracker:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.finish("FINISHED" if error is None else "FAILED")
+        self.finish(end_status(error))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Flattened params in batches. MLflow params are immutable: on a resumed run, keys
@@ -217,7 +305,7 @@ class Tracker:
         self.failure = f"{doing} failed ({type(error).__name__}: {first[:300]})"
         message = (
             f"MLflow tracking to {self.uri} is off for this run: {self.failure}; "
-            "training goes on and its files stay on disk"
+            "the job goes on and its files stay on disk"
         )
         log.warning(message)
         if self.console is not None:
@@ -284,65 +372,6 @@ class Tracker:
     def _terminate(self, status: str) -> None:
         client, run_id = self._live
         client.set_terminated(run_id, status)
-
-
-def _client(uri: str) -> MlflowClient:
-    if not reachable(uri):
-        raise ConnectionError(f"no answer from {uri}/health within {PROBE_TIMEOUT} s")
-    from mlflow.tracking import MlflowClient
-
-    if not uri.startswith("sqlite:///"):
-        return MlflowClient(tracking_uri=uri)
-    # Opening a store creates or migrates its schema, and processes doing that at once (Tune
-    # trials on a new store) fail with "table experiments already exists" and the like: one
-    # at a time, under a file lock; later ones find the schema ready.
-    database = Path(uri.removeprefix("sqlite:///"))
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(database.with_name(database.name + ".lock")):
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)
-    return client
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
-    """The experiment's id, created when missing. Two processes (Tune trials) may create it at
-    once: the loser's "already exists" error is answered by looking it up again."""
-    from mlflow.exceptions import MlflowException
-
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    try:
-        return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
-    except MlflowException:
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
-
-
-def _artifact_location(uri: str) -> str | None:
-    """Artifacts next to a SQLite store; MLflow's default would be ``./mlruns`` in whatever
-    folder the process happens to run from. Servers choose their own."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
-    return None
 
 
 def _batches(items: list[T], size: int) -> Iterator[list[T]]:

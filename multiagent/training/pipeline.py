@@ -17,11 +17,14 @@ backtester every report uses (`evaluation.hierarchy`, ``RUN/hierarchy/comparison
 
 The entrypoint is Ray-native: it joins ``RAY_ADDRESS`` when set (``ray job submit``), otherwise it
 starts a private local Ray.
+
+Why one module of ~400 lines: the phases, their archive and their nested MLflow runs all read
+and rewrite the one ``pipeline.json`` record, and keeping its writers together is what makes a
+killed pipeline resumable; each phase's work itself lives in the adapter's trainers.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -32,17 +35,19 @@ from typing import Any
 from rich.console import Console
 
 from multiagent.config import RunConfig
+from multiagent.config.phases import PHASES
 from multiagent.errors import ConfigError
-from multiagent.tracking import Tracker, default_tracking_uri, run_tags
-from multiagent.training.config import PHASES
-from multiagent.training.prepare import PreparedData, prepare
-from multiagent.training.runs import (
+from multiagent.runs.folders import (
+    free_path,
     load_run_config,
     read_json,
+    recorded_path,
     run_path,
     save_run_config,
     write_json,
 )
+from multiagent.runs.prepare import PreparedData, prepare
+from multiagent.tracking import Tracker, end_status, resolve_tracking_uri, run_tags
 
 PIPELINE_FILE = "pipeline.json"
 EXPERIMENT = "multiagent-training"
@@ -132,8 +137,8 @@ class Pipeline:
         self.tracker = self._start_tracking()
         try:
             return self._run(phases, resume, on_phase)
-        except BaseException:
-            self.tracker.finish("KILLED")
+        except BaseException as error:
+            self.tracker.finish(end_status(error))
             raise
 
     def _run(
@@ -183,21 +188,23 @@ class Pipeline:
     def _start_tracking(self) -> Tracker:
         """The pipeline's MLflow run (each phase a nested run); a continued pipeline goes on
         in the run it started. ``none`` switches tracking off."""
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        uri = uri or default_tracking_uri(self.run_dir)
-        if uri == "none":
-            return Tracker.disabled()
-        known = self.state.get("mlflow", {})
-        if known.get("uri") == uri and known.get("run_id"):
-            return Tracker.attach(uri, known["run_id"], console=self.console)
-        tracker = Tracker.start(
-            uri, EXPERIMENT, self.run_dir.name, tags=self._tags(), console=self.console
-        )
-        tracker.log_config(self.config.model_dump(mode="json"), self.run_dir / "config.yaml")
-        if tracker.run_id is not None:
-            self.state["mlflow"] = {"uri": uri, "run_id": tracker.run_id}
+
+        def save(record: dict[str, str]) -> None:
+            self.state["mlflow"] = record  # a new store's record drops the old phase runs
             self._write()
-        return tracker
+
+        return Tracker.attach_or_start(
+            resolve_tracking_uri(self.tracking_uri, self.run_dir),
+            EXPERIMENT,
+            self.run_dir.name,
+            record=self.state.get("mlflow"),
+            save=save,
+            run_dir=self.run_dir,
+            tags=self._tags,
+            params=self.config.model_dump(mode="json"),
+            artifacts=[self.run_dir / "config.yaml"],
+            console=self.console,
+        )
 
     def _tags(self) -> dict[str, str]:
         return run_tags(
@@ -208,25 +215,23 @@ class Pipeline:
 
     def _phase_tracker(self, phase: str, continuing: bool) -> Tracker:
         """A nested run for one phase (continued when the phase is resumed)."""
-        parent = self.tracker
-        if parent is None or parent.run_id is None or parent.uri is None:
+        if self.tracker is None:
             return Tracker.disabled()
-        runs = self.state.setdefault("mlflow", {}).setdefault("phases", {})
-        if continuing and runs.get(phase):
-            return Tracker.attach(parent.uri, runs[phase], console=self.console)
-        tracker = Tracker.start(
-            parent.uri,
+        known = self.state.get("mlflow", {}).get("phases", {}).get(phase)
+
+        def save(record: dict[str, str]) -> None:
+            runs = self.state.setdefault("mlflow", {}).setdefault("phases", {})
+            runs[phase] = record["run_id"]
+            self._write()
+
+        return self.tracker.nested(
             EXPERIMENT,
             f"{self.run_dir.name}/{phase}",
-            parent_run_id=parent.run_id,
-            tags={**self._tags(), "phase": phase},
-            console=self.console,
+            record={"uri": self.tracker.uri, "run_id": known} if continuing else None,
+            save=save,
+            tags=lambda: {**self._tags(), "phase": phase},
+            params=self.config.model_dump(mode="json"),
         )
-        tracker.log_config(self.config.model_dump(mode="json"))
-        if tracker.run_id is not None:
-            runs[phase] = tracker.run_id
-            self._write()
-        return tracker
 
     def _check_inputs(self, first: str) -> None:
         """A phase needs the phase before it finished (its output is the starting point)."""
@@ -250,11 +255,11 @@ class Pipeline:
                 continue
             archive = self.run_dir / "archive"
             archive.mkdir(exist_ok=True)
-            n = 1
-            while (archive / f"{phase}-{n}").exists():
-                n += 1
-            shutil.move(str(out), str(archive / f"{phase}-{n}"))
-            self._say(f"[{phase}] earlier output moved to {archive / f'{phase}-{n}'}")
+            target = free_path(archive / phase, first=1)
+            if target == archive / phase:  # archived phases are always numbered
+                target = archive / f"{phase}-1"
+            shutil.move(str(out), str(target))
+            self._say(f"[{phase}] earlier output moved to {target}")
             self.phases.pop(phase, None)
 
     # phases --------------------------------------------------------------------------
@@ -314,12 +319,7 @@ class Pipeline:
 
     def _recorded(self, path: Path | None) -> str | None:
         """A path as ``pipeline.json`` holds it: relative to the run folder (movable runs)."""
-        if path is None:
-            return None
-        try:
-            return str(Path(path).resolve().relative_to(self.run_dir.resolve()))
-        except ValueError:
-            return str(path)
+        return None if path is None else recorded_path(self.run_dir, Path(path))
 
     def _train(self, trainer: Any, phase: str, continuing: bool) -> dict[str, Any]:
         trainer.tracker = tracker = self._phase_tracker(phase, continuing)
@@ -330,8 +330,8 @@ class Pipeline:
                     trainer.restore(latest)
                     self._say(f"[{phase}] resumed at iteration {trainer.iteration} ({latest})")
             result = trainer.train(trainer.settings.iterations)
-        except BaseException:
-            tracker.finish("KILLED")
+        except BaseException as error:
+            tracker.finish(end_status(error))
             raise
         finally:
             trainer.stop()
@@ -358,6 +358,7 @@ class Pipeline:
 
     def _compare(self) -> dict[str, Any]:
         """The systems the run trained, on the test split, by the report's engine."""
+        import multiagent.rllib  # noqa: F401  (registers RLlib checkpoint folders with evaluation)
         from multiagent.evaluation.hierarchy import comparison_from_report, write_comparison
         from multiagent.evaluation.run import evaluate_systems
         from multiagent.evaluation.sources import resolve
@@ -388,7 +389,7 @@ def run_pipeline(
     tracking_uri: str | None = None,
 ) -> PipelineResult:
     """Run the phases ``from_phase..to_phase``; on ``resume`` the config is the run folder's."""
-    from multiagent.rllib.trainer import init_ray
+    from multiagent.rllib.ray_session import init_ray
 
     if resume or from_phase is not None:
         if not (run_dir / "config.yaml").is_file():

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from multiagent.config import RunConfig
 from multiagent.encoder import PretrainResult, build_pretrain_data, pretrain_encoder, save_encoder
-from multiagent.training.prepare import PreparedData
-from multiagent.training.runs import write_json
+from multiagent.runs.folders import write_json
+from multiagent.runs.prepare import PreparedData
 
 ENCODER_FILE = "encoder.pt"
 

@@ -16,7 +16,7 @@ import numpy as np
 from multiagent.config import RunConfig
 from multiagent.envs import MASTER, HierarchicalTradingEnv, build_market
 from multiagent.envs.hierarchical_env import default_neutral_action, random_joint_action
-from multiagent.training.prepare import PreparedData
+from multiagent.runs.prepare import PreparedData
 
 
 @dataclass(frozen=True)

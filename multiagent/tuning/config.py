@@ -11,19 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from multiagent.config import PRESETS, RunConfig, load_config, load_preset, load_yaml
 from multiagent.config import validate_mapping as _validate
 from multiagent.errors import ConfigError
+from multiagent.schema import Settings
 from multiagent.tuning.space import apply_overrides
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Distribution(_Frozen):
+class Distribution(Settings):
     """One searched key: exactly one of ``uniform``, ``loguniform``, ``randint``, ``choice``."""
 
     uniform: tuple[float, float] | None = None
@@ -56,7 +53,7 @@ class Distribution(_Frozen):
         return [low, high - 1] if self.kind == "randint" else [low, high]
 
 
-class PBTSettings(_Frozen):
+class PBTSettings(Settings):
     """Population-based training: exploit the best trials' checkpoints, explore their config."""
 
     perturbation_interval: int = Field(2, ge=1, description="Iterations between exploits.")
@@ -67,14 +64,14 @@ class PBTSettings(_Frozen):
     synch: bool = Field(True, description="Perturb the whole population at once.")
 
 
-class ASHASettings(_Frozen):
+class ASHASettings(Settings):
     """Early stopping of poor Optuna trials (Tune's asynchronous successive halving)."""
 
     grace_period: int = Field(2, ge=1, description="Iterations every trial runs at least.")
     reduction_factor: float = Field(2.0, gt=1)
 
 
-class OptunaSettings(_Frozen):
+class OptunaSettings(Settings):
     storage: str | None = Field(
         None,
         description="Optuna RDB storage URL: sqlite:///path.db or postgresql://user@host/db; "
@@ -95,7 +92,7 @@ class OptunaSettings(_Frozen):
         return self
 
 
-class BaseRun(_Frozen):
+class BaseRun(Settings):
     """The run config every trial starts from: a preset or a run-config file."""
 
     preset: str | None = None
@@ -113,7 +110,7 @@ class BaseRun(_Frozen):
 Target = Literal["symbols", "master", "joint"]
 
 
-class SweepConfig(_Frozen):
+class SweepConfig(Settings):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     base: BaseRun
     target: Target = Field("symbols", description="The training phase every trial runs.")

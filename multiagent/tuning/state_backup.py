@@ -20,7 +20,7 @@ from typing import Any
 
 from ray import tune
 
-from multiagent.training.runs import write_atomic
+from multiagent.runs.folders import write_atomic
 
 log = logging.getLogger(__name__)
 BACKUP = ".experiment_state_backup.json"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,8 @@ from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError, MultiagentError
-from multiagent.tracking import Tracker, default_tracking_uri, flatten, run_tags
-from multiagent.training.runs import read_json, run_path, write_atomic, write_json
+from multiagent.runs.folders import free_path, read_json, run_path, write_atomic, write_json
+from multiagent.tracking import Tracker, end_status, flatten, resolve_tracking_uri, run_tags
 from multiagent.tuning.config import SweepConfig, load_sweep, trial_settings
 from multiagent.tuning.space import apply_overrides
 
@@ -70,7 +69,7 @@ def run_sweep(
     best_dir: Path = Path("configs/best"),
     console: Console | None = None,
 ) -> SweepResult:
-    from multiagent.rllib.trainer import init_ray
+    from multiagent.rllib.ray_session import init_ray
     from multiagent.tuning.tuner import pin_trial_resources
 
     sweep, base = load_sweep(sweep_path)
@@ -94,9 +93,11 @@ def run_sweep(
 
     init_ray()
     start, n_bars, fingerprint = _prepare_base(sweep, base, directory, say)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(directory)
-    parent = _parent_tracker(sweep, base, uri, state, fingerprint, console)
-    state.update(tracking_uri=uri, parent_run_id=parent.run_id, status="running")
+    uri = resolve_tracking_uri(tracking_uri, directory)
+    parent = _parent_tracker(sweep, base, uri, directory, state, fingerprint, console)
+    state.setdefault("tracking_uri", uri)
+    state.setdefault("parent_run_id", None)
+    state["status"] = "running"
     write_json(state_path, state)
     parent.log_artifact(directory / "sweep.yaml")
 
@@ -129,9 +130,9 @@ def run_sweep(
         trials = _trial_table(results, sweep)
         write_json(directory / "trials.json", trials)
         best = _best(trials, sweep)
-    except BaseException:
+    except BaseException as error:
         parent.log_artifact(directory / "trials.json")
-        parent.finish("FAILED")
+        parent.finish(end_status(error))
         state["status"] = "failed"
         write_json(state_path, state)
         raise
@@ -169,8 +170,8 @@ def _prepare_base(
     """What trials start from (the encoder or the previous phase's best checkpoint), the bar
     count the folds are cut from, and the data fingerprint; trains the phases before the
     target once, sealed, unless ``init_from`` names a run that has them."""
+    from multiagent.runs.prepare import prepare
     from multiagent.training.pipeline import PHASE_DIRS, Pipeline
-    from multiagent.training.prepare import prepare
 
     sealed = base.model_copy(update={"seal_test": True})
     before = PHASES_BEFORE[sweep.target]
@@ -212,7 +213,7 @@ def _prepare_base(
 def _outer_bars(base: RunConfig) -> int:
     """Bars of the full panel: the outer split (and so the folds) is drawn on them. Only the
     count leaves this function."""
-    from multiagent.training.prepare import load_data
+    from multiagent.runs.prepare import load_data
 
     if base.data.synthetic is not None:
         from multiagent.data.synthetic import generate_market
@@ -224,27 +225,34 @@ def _outer_bars(base: RunConfig) -> int:
 def _parent_tracker(
     sweep: SweepConfig,
     base: RunConfig,
-    uri: str,
+    uri: str | None,
+    directory: Path,
     state: dict[str, Any],
     fingerprint: str,
     console: Console | None,
 ) -> Tracker:
-    if state.get("parent_run_id") and state.get("tracking_uri") == uri:
-        return Tracker.attach(uri, state["parent_run_id"], console=console)
-    tracker = Tracker.start(
+    """The sweep's MLflow run, its record in ``sweep.json`` (``tracking_uri``,
+    ``parent_run_id``): a resumed sweep continues it; the trials nest under it."""
+
+    def save(record: dict[str, str]) -> None:
+        state.update(tracking_uri=record["uri"], parent_run_id=record["run_id"])
+
+    return Tracker.attach_or_start(
         uri,
         experiment_name(sweep),
         sweep.name,
-        tags={
+        record={"uri": state.get("tracking_uri"), "run_id": state.get("parent_run_id")},
+        save=save,
+        run_dir=directory,
+        tags=lambda: {
             **run_tags(base.model_dump(mode="json"), seed=base.seed, data_fingerprint=fingerprint),
             "sweep": sweep.name,
             "search": sweep.search,
             "target": sweep.target,
         },
+        params=flatten(sweep.model_dump(mode="json"), "sweep."),
         console=console,
     )
-    tracker.log_params(flatten(sweep.model_dump(mode="json"), "sweep."))
-    return tracker
 
 
 def _trial_table(results: Any, sweep: SweepConfig) -> list[dict[str, Any]]:
@@ -310,11 +318,7 @@ def export_best(
     write_atomic(directory / "best.yaml", text)
     best_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{sweep.name}-{dt.date.today().isoformat()}"
-    path = best_dir / f"{stem}.yaml"
-    n = 2
-    while path.exists():  # an earlier export is never overwritten
-        path = best_dir / f"{stem}-{n}.yaml"
-        n += 1
+    path = free_path(best_dir / f"{stem}.yaml", suffix=".yaml")  # earlier exports are kept
     write_atomic(path, text)
     return path
 
@@ -324,6 +328,7 @@ def final_evaluation(
 ) -> dict[str, Any]:
     """The chosen trial's checkpoint, once, on the test split of the unsealed data, scored by
     the backtester every report uses."""
+    import multiagent.rllib  # noqa: F401  (registers RLlib checkpoint folders with evaluation)
     from multiagent.evaluation.run import evaluate_systems
     from multiagent.evaluation.sources import PHASE_SYSTEMS, resolve
 

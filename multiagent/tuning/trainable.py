@@ -14,7 +14,6 @@ donor's checkpoint under the mutated config, whose learning rates are then re-ap
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from ray import tune
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
 from multiagent.rllib.trainer import PhaseTrainer
+from multiagent.runs.folders import free_path, read_json, save_run_config, write_json
 from multiagent.tracking import Tracker, run_tags
-from multiagent.training.runs import read_json, save_run_config, write_json
 from multiagent.tuning.folds import fold_configs
 from multiagent.tuning.space import apply_overrides
 
@@ -99,11 +98,7 @@ class PhaseTrainable(tune.Trainable):
         self.fold = fold
         # A PBT exploit or a failure restarts the trial under a new actor: each incarnation
         # writes its own folder, so the earlier ones' logs stay as they were.
-        run_dir = self.trial_dir / f"fold_{fold}"
-        n = 2
-        while run_dir.exists():
-            run_dir = self.trial_dir / f"fold_{fold}.{n}"
-            n += 1
+        run_dir = free_path(self.trial_dir / f"fold_{fold}", sep=".")
         save_run_config(self.folds[fold], run_dir)
         self.trainer = build_trainer(
             self.folds[fold], self.constants["target"], run_dir, self.constants["start"]
@@ -183,19 +178,18 @@ class PhaseTrainable(tune.Trainable):
     # tracking ------------------------------------------------------------------------------
     def _tracker(self) -> Tracker | None:
         """This trial's MLflow run, nested under the sweep's; a trial restarted by PBT or after
-        a failure continues its own run (the run id is kept in the trial folder)."""
+        a failure continues its own run (its record is kept in the trial folder)."""
         tracking = self.constants.get("tracking")
         if not tracking:
             return None
-        record = self.trial_dir / TRACKING_FILE
-        if record.is_file():
-            return Tracker.attach(tracking["uri"], json.loads(record.read_text())["run_id"])
-        tracker = Tracker.start(
+        return Tracker.attach_or_start(
             tracking["uri"],
             tracking["experiment"],
             self.trial_name,
+            record=self.trial_dir / TRACKING_FILE,
+            run_dir=Path(self.constants["directory"]),
             parent_run_id=tracking["parent_run_id"],
-            tags={
+            tags=lambda: {
                 **run_tags(
                     self.run_config.model_dump(mode="json"),
                     seed=self.run_config.seed,
@@ -204,9 +198,8 @@ class PhaseTrainable(tune.Trainable):
                 "trial_id": self.trial_id,
                 "sweep": self.constants["name"],
             },
+            params={
+                **self.run_config.model_dump(mode="json"),
+                **{f"sampled.{k}": v for k, v in self.sampled.items()},
+            },
         )
-        if tracker.run_id is not None:
-            record.write_text(json.dumps({"run_id": tracker.run_id}))
-            tracker.log_config(self.run_config.model_dump(mode="json"))
-            tracker.log_params({f"sampled.{k}": v for k, v in self.sampled.items()})
-        return tracker

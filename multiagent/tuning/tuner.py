@@ -17,9 +17,9 @@ from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, PlacementGroupFactory
 from ray.tune import RunConfig as TuneRunConfig
 
+from multiagent.config.phases import ResourceConfig
 from multiagent.errors import ConfigError
-from multiagent.training.config import ResourceConfig
-from multiagent.training.runs import write_atomic
+from multiagent.runs.folders import write_atomic
 from multiagent.tuning.config import Distribution, SweepConfig
 from multiagent.tuning.state_backup import StateBackup, repair_state
 from multiagent.tuning.trainable import PhaseTrainable

@@ -32,7 +32,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))  # for `rllib.conftest.tiny_config`
+    sys.path.insert(0, str(TESTS))  # for `support.tiny.tiny_config`
 
 HEAD_CPUS = 1
 WORKER_CPUS = 2
@@ -64,12 +64,12 @@ def probe(args: argparse.Namespace, record: dict[str, Any]) -> None:
     from ray.cluster_utils import Cluster
     from ray.rllib.algorithms.ppo import PPOConfig
 
+    from multiagent.config.phases import ResourceConfig
     from multiagent.rllib.resources import apply_resources, cluster_totals, resolve
     from multiagent.rllib.symbols import SymbolTrainer
-    from multiagent.training.config import ResourceConfig
 
-    # tests/rllib's fixture module (tests/ is on sys.path above).
-    tiny_config = importlib.import_module("rllib.conftest").tiny_config
+    # The tests' tiny run config (tests/ is on sys.path above).
+    tiny_config = importlib.import_module("support.tiny").tiny_config
     torch.set_num_threads(1)
     work = Path(args.work)
     # A plain build_algo() makes a folder under ~/ray_results otherwise (RAY_NOTES.md).

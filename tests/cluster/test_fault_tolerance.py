@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from rllib.conftest import TINY, tiny_config
+from support.tiny import TINY, tiny_config
 
 from multiagent.errors import ConfigError
 from multiagent.rllib.symbols import SymbolTrainer

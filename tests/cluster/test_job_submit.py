@@ -15,7 +15,7 @@ import pytest
 import yaml
 from head_node import HeadNode, head_node
 from mlflow.tracking import MlflowClient
-from rllib.conftest import TINY
+from support.tiny import TINY
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from rllib.conftest import tiny_config
+from support.tiny import tiny_config
 
 from multiagent.rllib.symbols import SymbolTrainer
 

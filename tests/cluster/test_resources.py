@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from multiagent.config import RunConfig, load_config
+from multiagent.config.phases import ResourceConfig
 from multiagent.errors import ConfigError
 from multiagent.rllib.resources import MIN_CPUS_FOR_AUTO_RUNNERS, apply_resources, resolve
-from multiagent.training.config import ResourceConfig
 from multiagent.tuning.config import SweepConfig
 from multiagent.tuning.tuner import pin_trial_resources, trial_resources
 

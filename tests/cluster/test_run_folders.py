@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from multiagent.cli import app
 from multiagent.errors import ConfigError
-from multiagent.training.runs import claim_run_dir
+from multiagent.runs.folders import claim_run_dir
 
 
 def test_a_new_or_empty_folder_is_claimed(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_excludes_keep_the_venv_git_and_runs_out_of_the_upload(name: str) -> Non
         assert excluded(ROOT / path), f"{path} would be uploaded"
     for path in [
         "multiagent/jobs.py",
-        "multiagent/training/runs.py",
+        "multiagent/runs/folders.py",
         "multiagent/presets/quick.yaml",
         "scripts/train_job.py",
         "tune_configs/symbols_pbt.yaml",

@@ -12,8 +12,9 @@ from multiagent.data.episodes import EpisodeView
 from multiagent.envs import MASTER, EnvMarket, HierarchicalEnvConfig, HierarchicalTradingEnv
 from multiagent.envs.costs import CostParts
 from multiagent.envs.hierarchical_env import default_neutral_action
+from multiagent.envs.orders import Orders
 from multiagent.envs.sampling import EpisodeSampler
-from multiagent.envs.simulator import Orders, Simulator
+from multiagent.envs.simulator import Simulator
 from multiagent.errors import ConfigError
 
 HOLD, BUY_SMALL, SELL_ALL = 0, 1, 5

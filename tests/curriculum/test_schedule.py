@@ -16,7 +16,7 @@ from multiagent.curriculum import Curriculum, load_curriculum
 from multiagent.data.episodes import EpisodeView
 from multiagent.data.panel import MarketPanel
 from multiagent.errors import ConfigError
-from multiagent.training.prepare import prepare
+from multiagent.runs.prepare import prepare
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "curricula"
 

@@ -27,9 +27,9 @@ from multiagent.envs import (
     build_market,
 )
 from multiagent.envs.config import CommonEnvConfig
+from multiagent.envs.orders import Fills, Orders
 from multiagent.envs.sampling import Episode
 from multiagent.envs.schemes import RegimeScheme
-from multiagent.envs.simulator import Fills, Orders
 from multiagent.errors import ConfigError
 
 # ---------------------------------------------------------------------------------- helpers

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from multiagent.cli import app
 from multiagent.config import RunConfig, load_preset
+from multiagent.config.evaluation import CrashSettings, StressSettings
 from multiagent.data.featurize import FeaturePipelineConfig, build_features, compute_features
 from multiagent.data.panel import MarketPanel
 from multiagent.data.splits import Window
@@ -35,8 +36,7 @@ from multiagent.envs.observations import ObservationBuilder
 from multiagent.envs.schemes import make_slot_scheme
 from multiagent.errors import ConfigError
 from multiagent.evaluation.backtest import Backtester, PolicyRun, make_books, universe
-from multiagent.evaluation.config import CrashSettings, StressSettings
-from multiagent.evaluation.evaluate import SUMMARY_KEYS, Evaluator
+from multiagent.evaluation.evaluate import Evaluator
 from multiagent.evaluation.policies import (
     BacktestPolicy,
     BuyAndHoldPolicy,
@@ -57,8 +57,8 @@ from multiagent.evaluation.scenarios import (
     most_volatile_windows,
     volatility_by_bar,
 )
-from multiagent.evaluation.scoring import policy_metrics
-from multiagent.training.prepare import PreparedData, prepare
+from multiagent.evaluation.scoring import SUMMARY_KEYS, policy_metrics
+from multiagent.runs.prepare import PreparedData, prepare
 
 ZERO_COSTS = CostConfig(commission_bps=0, half_spread_bps=0, slippage_bps=0, impact_coef=0)
 CASH_FACTOR = 1 - 1e-12
@@ -1357,7 +1357,7 @@ def test_unreachable_tracking_server_warns_and_succeeds(
         "--tracking-uri", "http://127.0.0.1:9", "--no-fail-on-gates", *FAST,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "MLflow logging to http://127.0.0.1:9 failed" in result.output
+    assert "MLflow tracking to http://127.0.0.1:9 is off" in result.output
     assert (tmp_path / "rep" / "report.json").is_file()
     assert "MLFLOW_TRACKING_URI" not in os.environ
 

@@ -363,7 +363,7 @@ def test_pooled_markets_average_metrics_and_combine_bootstrap_intervals() -> Non
 
 
 def test_system_comparison_settings_keep_everything_but_the_split_and_extras() -> None:
-    from multiagent.evaluation.config import EvaluationConfig
+    from multiagent.config.evaluation import EvaluationConfig
 
     settings = EvaluationConfig.model_validate(
         {"part": "validation", "min_coverage": 0.8, "bootstrap_replications": 200}

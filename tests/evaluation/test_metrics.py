@@ -12,8 +12,8 @@ import empyrical as ep
 import numpy as np
 import pytest
 
+from multiagent.config.evaluation import Gate, GateSet
 from multiagent.errors import ConfigError
-from multiagent.evaluation.config import Gate, GateSet
 from multiagent.evaluation.gates import check_gates, load_gates
 from multiagent.evaluation.metrics import (
     annual_return,

@@ -19,7 +19,7 @@ from multiagent.evaluation.metrics import sharpe
 from multiagent.evaluation.oracle_allocator import ORACLE_SYSTEM, REGIME_MODES, OracleAllocator
 from multiagent.evaluation.policies import BacktestPolicy, OraclePolicy
 from multiagent.evaluation.scoring import policy_metrics
-from multiagent.training.prepare import prepare
+from multiagent.runs.prepare import prepare
 
 LEVELS = (0.0, 0.5, 1.0, 1.5, 2.0)
 

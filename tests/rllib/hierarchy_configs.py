@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import TINY
+from support.tiny import TINY
 
 from multiagent.config import RunConfig
 
 
 def hierarchy_config(tmp_path: Path, **sections: Any) -> RunConfig:
-    """The tiny run config (`conftest.TINY`) with top-level sections merged in, one level
+    """The tiny run config (`support.tiny.TINY`) with top-level sections merged in, one level
     deep (``symbols={"policy": {...}}`` replaces the whole ``policy``)."""
     payload: dict[str, Any] = {
         **TINY,

@@ -4,13 +4,15 @@ the task back)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from support.tiny import tiny_config
 
 from multiagent.curriculum.config import CurriculumConfig
 from multiagent.rllib.algo import build_ppo_config
@@ -180,8 +182,6 @@ def test_stages_reach_the_remote_env_runner(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_restarted_env_runner_gets_the_task_back(tmp_path: Path) -> None:
-    import ray
-
     config = curriculum(
         {"name": "a", "iterations": 1},
         {"name": "b", "symbols": SYMBOLS, "cost_multiplier": 0.5},
@@ -201,8 +201,9 @@ def test_restarted_env_runner_gets_the_task_back(tmp_path: Path) -> None:
             original(**kwargs)
 
         callback.on_env_runners_recreated = spy  # type: ignore[method-assign]
-        manager = algo.env_runner_group._worker_manager
-        ray.kill(manager._actors[manager.actor_ids()[0]], no_restart=False)  # Ray restarts it
+        group = algo.env_runner_group
+        (pid,) = group.foreach_env_runner(lambda runner: os.getpid(), local_env_runner=False)
+        os.kill(pid, signal.SIGKILL)  # the runner's process dies: Ray restarts the actor
         deadline = time.monotonic() + 60
         while not recreated and time.monotonic() < deadline:
             algo.train()

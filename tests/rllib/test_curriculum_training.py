@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import tiny_config
+from support.tiny import tiny_config
 
 from multiagent.config import RunConfig
 from multiagent.curriculum.config import validate_curriculum

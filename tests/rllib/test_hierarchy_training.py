@@ -19,10 +19,12 @@ import torch
 from hierarchy_configs import hierarchy_config
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
+from support.learners import local_learner
 
 from multiagent.config import RunConfig
-from multiagent.rllib.env import MASTER_MODULE, SYMBOL_MODULE
+from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE
 from multiagent.rllib.hierarchy import HierarchyTrainer
+from multiagent.rllib.internals import run_learner_connector
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
@@ -60,7 +62,7 @@ def master_phase(ray_session: None, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def learner_of(trainer: HierarchyTrainer) -> Any:
-    return trainer.algo.learner_group._learner
+    return local_learner(trainer.algo)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -127,13 +129,7 @@ def test_master_advantages_are_gae_over_decisions_with_the_centralized_values(
         expected_advantages.append(advantages)
         real_obs.append(obs)
 
-    batch = learner._learner_connector(
-        rl_module=learner.module,
-        batch={},
-        episodes=episodes,
-        shared_data={},
-        metrics=learner.metrics,
-    )[MASTER_MODULE]
+    batch = run_learner_connector(learner, episodes)[MASTER_MODULE]
     mask = batch[Columns.LOSS_MASK].numpy().astype(bool)
     # One extra (masked) row per episode: the last observation, the bootstrap slot.
     assert mask.size == sum(len(t) + 1 for t in expected_targets)
@@ -240,7 +236,7 @@ def test_joint_phase_moves_the_symbol_actor_at_its_low_rate(tmp_path: Path) -> N
         learner = learner_of(trainer)
         symbol = learner.module[SYMBOL_MODULE]
         master = learner.module[MASTER_MODULE]
-        (optimizer,) = learner._named_optimizers.values()
+        (optimizer,) = learner.registered_optimizers()
         rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
         params = [p for g in optimizer.param_groups for p in g["params"]]
         assert len(rate) == len(params)  # every parameter once

@@ -19,9 +19,8 @@ from multiagent.config import RunConfig
 from multiagent.envs.hierarchical_env import MASTER, HierarchicalTradingEnv
 from multiagent.envs.market import EnvMarket
 from multiagent.rllib.algo import build_hierarchy_config, hierarchy_model_configs
+from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE
 from multiagent.rllib.env import (
-    MASTER_MODULE,
-    SYMBOL_MODULE,
     SymbolAgentsEnv,
     TradingAgentsEnv,
     balanced_weights,
@@ -29,7 +28,7 @@ from multiagent.rllib.env import (
 )
 from multiagent.rllib.hierarchy import load_matching
 from multiagent.rllib.modules import MasterRLModule, SymbolRLModule, freeze_parts
-from multiagent.training.prepare import PreparedData
+from multiagent.runs.prepare import PreparedData
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -368,7 +367,7 @@ def build_master(config: RunConfig, env: TradingAgentsEnv, phase: str = "joint")
         module_class=MasterRLModule,
         observation_space=env.observation_spaces[MASTER],
         action_space=env.action_spaces[MASTER],
-        model_config=master_config,
+        model_config=master_config.to_rllib(),
     ).build()
 
 
@@ -379,7 +378,7 @@ def build_symbol(config: RunConfig, env: TradingAgentsEnv) -> SymbolRLModule:
         module_class=SymbolRLModule,
         observation_space=env.observation_spaces["symbol_0"],
         action_space=env.action_spaces["symbol_0"],
-        model_config=symbol_config,
+        model_config=symbol_config.to_rllib(),
     ).build()
 
 
@@ -485,16 +484,20 @@ def test_phase_model_configs_freeze_and_rate_the_right_parts(tmp_path: Path) -> 
         tmp_path, joint={"symbol_actor_lr": 2e-5, "encoder_lr": 3e-5, "centralized_critic": True}
     )
     symbol, master = hierarchy_model_configs(config, "master", 3)
-    assert symbol["encoder_mode"] == master["encoder_mode"] == "frozen"
-    assert set(symbol["frozen"]) == {"core", "pi"}
-    assert "part_lrs" not in symbol and "centralized_critic" not in symbol
+    assert symbol.encoder_mode == master.encoder_mode == "frozen"
+    assert set(symbol.frozen) == {"core", "pi"}
+    assert symbol.part_lrs == {} and symbol.centralized_critic is False
+    assert master.encoder_lr is None  # the master learns at the phase's PPO lr
     symbol, master = hierarchy_model_configs(config, "joint", 3)
-    assert symbol["encoder_mode"] == master["encoder_mode"] == "finetune"
-    assert "frozen" not in symbol
-    assert symbol["part_lrs"] == {"core": 2e-5, "pi": 2e-5}
-    assert symbol["encoder_lr"] == master["encoder_lr"] == 3e-5
-    assert symbol["centralized_critic"] is True
-    assert master["n_slots"] == config.env.n_symbols
+    assert symbol.encoder_mode == master.encoder_mode == "finetune"
+    assert symbol.frozen == ()
+    assert symbol.part_lrs == {"core": 2e-5, "pi": 2e-5}
+    assert symbol.encoder_lr == master.encoder_lr == 3e-5
+    assert symbol.centralized_critic is True
+    assert master.n_slots == config.env.n_symbols
+    # RLlib carries them as plain dicts (its checkpoints store them); they read back typed.
+    assert type(symbol).from_rllib(symbol.to_rllib()) == symbol
+    assert type(master).from_rllib(master.to_rllib()) == master
 
 
 @pytest.mark.parametrize(
@@ -580,7 +583,7 @@ def test_a_recurrent_symbol_core_is_frozen_then_slow_like_the_actor(
         module_class=SymbolRLModule,
         observation_space=env.observation_spaces["symbol_0"],
         action_space=env.action_spaces["symbol_0"],
-        model_config=symbol_config,
+        model_config=symbol_config.to_rllib(),
     ).build()
     assert module.core is not None
     trainable = {name.split(".")[0] for name, p in module.named_parameters() if p.requires_grad}

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
+from multiagent.runs.folders import save_run_config, write_json
 from multiagent.training.pipeline import (
     PIPELINE_FILE,
     Pipeline,
@@ -30,7 +31,6 @@ from multiagent.training.pipeline import (
     phase_range,
     run_pipeline,
 )
-from multiagent.training.runs import save_run_config, write_json
 
 TINY_PPO = {"train_batch_size": 200, "minibatch_size": 50, "num_epochs": 2}
 PHASE = {"checkpoint_every": 1, "eval_every": 1, "ppo": TINY_PPO}
@@ -249,8 +249,8 @@ def test_killed_master_phase_resumes_then_joint_compares_and_reruns_archive(
 ) -> None:
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    from multiagent.rllib.checkpoints import module_path
     from multiagent.rllib.hierarchy import HierarchyTrainer
-    from multiagent.rllib.trainer import module_path
 
     _config, run_dir, cli = symbols_run
     assert cli.exit_code == 0, cli.output

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TINY
+from support.tiny import TINY
 
 from multiagent.training.reproducible import run_differences
 

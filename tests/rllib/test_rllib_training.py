@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from support.learners import local_learner
+from support.tiny import tiny_config
 
 from multiagent.errors import ConfigError
 from multiagent.rllib.env import SymbolAgentsEnv, market_for
@@ -21,8 +23,8 @@ from multiagent.training.pretrain_phase import run_pretrain
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
-def learner_of(trainer: SymbolTrainer):
-    return trainer.algo.learner_group._learner
+def learner_of(trainer: SymbolTrainer) -> Any:
+    return local_learner(trainer.algo)
 
 
 def weights(trainer: SymbolTrainer) -> dict[str, torch.Tensor]:
@@ -44,7 +46,7 @@ def test_tiny_training_run_writes_checkpoints_metrics_and_export(tmp_path: Path)
     trainer = SymbolTrainer(config, run_dir)
     try:
         result = trainer.train(3)
-        optimizers = list(learner_of(trainer)._named_optimizers.values())
+        optimizers = learner_of(trainer).registered_optimizers()
         params = [p for group in optimizers[0].param_groups for p in group["params"]]
     finally:
         trainer.stop()
@@ -93,7 +95,7 @@ def test_resume_restores_weights_optimizer_and_loop_state(tmp_path: Path) -> Non
         first.train(2)
         saved = weights(first)
         saved_boost = first.boost
-        optimizer = next(iter(learner_of(first)._named_optimizers.values()))
+        (optimizer,) = learner_of(first).registered_optimizers()
         saved_steps = [int(s["step"]) for s in optimizer.state_dict()["state"].values()]
         checkpoint = first.latest
     finally:
@@ -110,7 +112,7 @@ def test_resume_restores_weights_optimizer_and_loop_state(tmp_path: Path) -> Non
         assert restored.keys() == saved.keys()
         for key in saved:
             assert torch.equal(saved[key], restored[key]), key
-        optimizer = next(iter(learner_of(second)._named_optimizers.values()))
+        (optimizer,) = learner_of(second).registered_optimizers()
         assert [int(s["step"]) for s in optimizer.state_dict()["state"].values()] == saved_steps
         assert second.iteration == 2
         assert second.boost == saved_boost

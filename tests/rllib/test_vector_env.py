@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from support.tiny import tiny_config
 
 from multiagent.rllib.env import TradingAgentsEnv, market_for
 from multiagent.rllib.vector_env import SymbolSlotsVectorEnv

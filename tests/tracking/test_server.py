@@ -17,12 +17,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from mlflow_server import healthy, start, stop
+from support.policies import OBS_DIM
 
 from multiagent.rllib.policy import GreedyPolicy
 from multiagent.tracking import Tracker, default_tracking_uri, run_tags
 from multiagent.tracking.compare import compare_runs
-
-from .conftest import OBS_DIM
 
 pytestmark = pytest.mark.slow
 

@@ -21,12 +21,11 @@ import torch
 from mlflow.tracking import MlflowClient
 from mlflow_server import free_port as closed_port  # bound, then released: nothing listens
 from rich.console import Console
+from support.policies import OBS_DIM, export_policy
 
 from multiagent.rllib.policy import GreedyPolicy
 from multiagent.tracking import Tracker, default_tracking_uri, flatten, records, run_tags
 from multiagent.tracking.model import policy_meta
-
-from .conftest import OBS_DIM, export_policy
 
 REPO = Path(__file__).resolve().parents[2]
 

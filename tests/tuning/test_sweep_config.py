@@ -13,7 +13,7 @@ import yaml
 from multiagent.config import RunConfig, load_preset
 from multiagent.data.splits import chronological_split
 from multiagent.errors import ConfigError, LeakageError
-from multiagent.training.prepare import prepare
+from multiagent.runs.prepare import prepare
 from multiagent.tuning.config import load_sweep
 from multiagent.tuning.folds import fold_configs
 from multiagent.tuning.space import apply_overrides
@@ -132,7 +132,7 @@ def test_sealed_run_is_blind_to_the_test_period(
     (nothing after validation can influence a trial)."""
     from dataclasses import replace
 
-    from multiagent.training import prepare as prepare_module
+    from multiagent.runs import prepare as prepare_module
 
     config = synthetic().model_copy(update={"cache_dir": str(tmp_path), "seal_test": True})
     sealed = prepare(config, use_cache=False)

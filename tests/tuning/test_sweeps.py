@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from rllib.conftest import TINY  # the RLlib tests' tiny run config (tests/ is on sys.path)
+from support.tiny import TINY  # the RLlib tests' tiny run config (tests/ is on sys.path)
 
 from multiagent.config import load_config
 from multiagent.errors import ConfigError

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from multiagent.schema import Settings
 
 METRICS = (
     "total_return",
@@ -44,11 +46,7 @@ GATE_METRICS = (*METRICS, "rank_fraction")
 middle); the other systems of the report are not counted."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Gate(_Frozen):
+class Gate(Settings):
     """``metric op value``, or ``metric op (baseline's metric + offset)``."""
 
     metric: Literal[GATE_METRICS]  # type: ignore[valid-type]
@@ -76,7 +74,7 @@ def _gate(metric: str, op: str, value: float | None = None, **kw: object) -> Gat
     return Gate.model_validate({"metric": metric, "op": op, "value": value, **kw})
 
 
-class GateSet(_Frozen):
+class GateSet(Settings):
     """Go/no-go gates (is it good enough to deploy) and regression gates (did it get worse)."""
 
     go: tuple[Gate, ...] = (
@@ -93,13 +91,13 @@ class GateSet(_Frozen):
     )
 
 
-class BaselineSettings(_Frozen):
+class BaselineSettings(Settings):
     momentum_lookback: int = Field(20, ge=1, description="Bars of past return the rule follows.")
     rebalance_every: int = Field(21, ge=1, description="Equal weight: bars between rebalances.")
     random_seed: int | None = Field(None, description="Random policy's seed; null = run seed.")
 
 
-class WalkForwardSettings(_Frozen):
+class WalkForwardSettings(Settings):
     """Folds over the bars after the training split (a trained policy never sees them)."""
 
     enabled: bool = True
@@ -109,7 +107,7 @@ class WalkForwardSettings(_Frozen):
     max_folds: int | None = Field(8, ge=1)
 
 
-class CrashSettings(_Frozen):
+class CrashSettings(Settings):
     """A synthetic crash: every price falls by ``drop`` over ``bars`` bars and stays down."""
 
     enabled: bool = True
@@ -118,7 +116,7 @@ class CrashSettings(_Frozen):
     at: float = Field(0.5, gt=0, lt=1, description="Where in the window it starts (fraction).")
 
 
-class StressSettings(_Frozen):
+class StressSettings(Settings):
     enabled: bool = True
     cost_multipliers: tuple[float, ...] = Field(
         (1.5, 2.0), description="Every cost part x this (1.5 = +50%)."
@@ -130,7 +128,7 @@ class StressSettings(_Frozen):
     crash: CrashSettings = Field(default_factory=CrashSettings)
 
 
-class EvaluationConfig(_Frozen):
+class EvaluationConfig(Settings):
     part: Literal["validation", "test"] = Field(
         "test", description="Split evaluated (validation picked the checkpoint: test is honest)."
     )

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from multiagent.cli_common import console, fail
+from multiagent.cli.common import console, fail
 from multiagent.config import RunConfig
+from multiagent.config.evaluation import EvaluationConfig
 from multiagent.errors import MultiagentError
-from multiagent.evaluation.config import EvaluationConfig
 
 if TYPE_CHECKING:
     from multiagent.evaluation.run import ReportFiles
@@ -139,6 +139,7 @@ def evaluate(
     """Backtest the trained systems (independent agents, the hierarchy, the joint tuning)
     against baselines on the held-out split, walk-forward folds and stress scenarios; write
     report.json, report.md and plots; exit 3 when the lead system fails a gate."""
+    import multiagent.rllib  # noqa: F401  (registers RLlib checkpoint folders with evaluation)
     from multiagent.evaluation.run import evaluate_source
     from multiagent.evaluation.sources import resolve, run_config_for, trained_symbols
 
@@ -183,14 +184,15 @@ def report(
 ) -> None:
     """Evaluate each run's trained systems into RUN/report; with several runs (seeds), also
     write mean and 95% confidence intervals over them."""
+    import multiagent.rllib  # noqa: F401  (registers RLlib checkpoint folders with evaluation)
     from multiagent.evaluation.report import (
         aggregate_seeds,
-        fresh_dir,
         render_multiseed,
         write_json,
     )
     from multiagent.evaluation.run import evaluate_source
     from multiagent.evaluation.sources import resolve, run_config_for
+    from multiagent.runs.folders import fresh_dir
 
     results = []
     try:

@@ -3,100 +3,18 @@ training phases. Ray is imported inside the commands only, so `multiagent data .
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from multiagent.cli_common import console, fail, run_config_from
-from multiagent.config import RunConfig, with_curriculum_file
+from multiagent.cli.common import console, fail, run_config_from
+from multiagent.cli.main_job import print_pipeline
+from multiagent.config import with_curriculum_file
 from multiagent.errors import ConfigError, MultiagentError
 
 train_app = typer.Typer(help="Train agents on Ray (RLlib PPO).", no_args_is_help=True)
-
-
-def train_main(
-    run_config: RunConfig, name: str, prepared: Any, tracking_uri: str | None = None
-) -> None:
-    """The main job's training: the whole pipeline, then the test-split reports (both in
-    MLflow: a SQLite store in the run folder unless ``tracking_uri``)."""
-    from multiagent.tracking import default_tracking_uri
-    from multiagent.training.pipeline import run_pipeline
-    from multiagent.training.runs import new_run_dir
-
-    try:
-        folder = new_run_dir(run_config.runs_dir, name)
-        console.print(f"run folder: {folder}", highlight=False)
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(folder)
-        result = run_pipeline(
-            run_config, folder, prepared=prepared, console=console, tracking_uri=uri
-        )
-        _print_pipeline(result)
-        if result.symbol_policy is not None:
-            report_uri = None if uri == "none" else uri
-            _evaluate_main(run_config, folder, prepared, report_uri)
-    except (MultiagentError, ValueError) as error:
-        fail(error)
-        return
-
-
-def _print_pipeline(result: Any) -> None:
-    table = Table(title=f"Pipeline {result.run_dir}")
-    for column in ("phase", "iterations", "validation", "seconds", "best checkpoint / output"):
-        table.add_column(column)
-    for phase, record in result.phases.items():
-        val = record.get("validation") or {}
-        if "sharpe" in val:
-            shown = f"Sharpe {val['sharpe']:.2f}, max DD {val['max_drawdown']:.1%}"
-        elif "loss" in val:
-            shown = f"loss {val['loss']:.4f}"
-        else:
-            shown = record.get("note", "")
-        table.add_row(
-            phase,
-            str(record.get("iterations", "-")),
-            shown,
-            f"{record.get('seconds', 0):.0f}",
-            str(record.get("best_checkpoint") or record.get("output") or "-"),
-        )
-    console.print(table)
-    if result.comparison is not None:
-        from multiagent.evaluation.hierarchy import HEADER, system_rows
-
-        comparison = Table(
-            title=f"Hierarchy on the {result.comparison['part']} split "
-            f"({result.comparison['bars']} bars, greedy, backtester)"
-        )
-        for column in HEADER:
-            comparison.add_column(column)
-        for row in system_rows(result.comparison):
-            comparison.add_row(*row)
-        console.print(comparison)
-
-
-def _evaluate_main(
-    run_config: RunConfig, folder: Path, prepared: Any, tracking_uri: str | None
-) -> None:
-    """The main job's last phase: every system the run trained (independent, hierarchical,
-    joint) on the held-out split vs baselines, led by the hierarchy.
-
-    Gates are reported, not enforced: the small preset is a smoke run, not a candidate."""
-    from multiagent.cli_evaluate import print_summary
-    from multiagent.evaluation.run import evaluate_source
-    from multiagent.evaluation.sources import resolve
-
-    files = evaluate_source(
-        resolve(folder),
-        run_config,
-        folder / "report",
-        prepared=prepared,
-        shown_path=str(folder),
-        console=console,
-        tracking_uri=tracking_uri,
-    )
-    print_summary(files)
 
 
 def _encoder_in(run_dir: Path) -> Path | None:
@@ -148,9 +66,9 @@ def pretrain(
     ] = None,
 ) -> None:
     """Pretrain the shared encoder (masked next-step prediction, training split only)."""
-    from multiagent.training.prepare import prepare
+    from multiagent.runs.folders import new_run_dir, save_run_config
+    from multiagent.runs.prepare import prepare
     from multiagent.training.pretrain_phase import run_pretrain
-    from multiagent.training.runs import new_run_dir, save_run_config
 
     try:
         run_config, name = run_config_from(config, preset)
@@ -189,7 +107,7 @@ def train_symbols_command(
 ) -> None:
     """Train the shared symbol policy with RLlib PPO on the training split."""
     from multiagent.rllib.symbols import train_symbols
-    from multiagent.training.runs import new_run_dir
+    from multiagent.runs.folders import new_run_dir
 
     try:
         if resume is not None:
@@ -255,8 +173,8 @@ def train_pipeline_command(
 ) -> None:
     """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
     frozen), then fine-tune both; each phase checkpointed and resumable."""
+    from multiagent.runs.folders import claim_run_dir, new_run_dir
     from multiagent.training.pipeline import phase_range, run_pipeline
-    from multiagent.training.runs import claim_run_dir, new_run_dir
 
     try:
         phase_range(from_phase, to_phase)  # a bad name fails before any folder is made
@@ -292,4 +210,4 @@ def train_pipeline_command(
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
-    _print_pipeline(result)
+    print_pipeline(result)

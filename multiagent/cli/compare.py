@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from multiagent.cli_common import console, fail
+from multiagent.cli.common import console, fail
 from multiagent.errors import MultiagentError
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from multiagent.cli_common import console, fail
+from multiagent.cli.common import console, fail
 from multiagent.errors import MultiagentError
 
 

@@ -8,16 +8,15 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
-from multiagent.cli_common import console, errors, fail, run_config_from
-from multiagent.cli_compare import compare
-from multiagent.cli_evaluate import evaluate, report
-from multiagent.cli_train import pretrain, train_app, train_main
-from multiagent.cli_tune import tune_command
+from multiagent.cli.common import console, errors, fail, run_config_from
+from multiagent.cli.compare import compare
+from multiagent.cli.evaluate import evaluate, report
+from multiagent.cli.main_job import panel_table, print_notes
+from multiagent.cli.train import pretrain, train_app
+from multiagent.cli.tune import tune_command
 from multiagent.config import with_curriculum_file
 from multiagent.data.bundled import BUNDLED, load_bundled
 from multiagent.data.errors import DataFixWarning
@@ -29,9 +28,8 @@ from multiagent.data.synthetic import (
     generate_market,
     generate_sessions,
 )
-from multiagent.data.validation import ValidationOptions
+from multiagent.data.validation_options import ValidationOptions
 from multiagent.errors import MultiagentError
-from multiagent.evaluation.metrics import periods_per_year
 
 app = typer.Typer(help="Hierarchical multi-agent RL trading on Ray.", no_args_is_help=True)
 data_app = typer.Typer(
@@ -109,43 +107,6 @@ def _load(
     return load_panel(paths, layout=chosen, symbols=wanted, frequency=frequency, options=options)
 
 
-def _panel_table(panel: MarketPanel) -> Table:
-    table = Table(title=f"{panel.source}: {panel.n_symbols} symbols x {panel.n_bars} bars")
-    for column in ("symbol", "first", "last", "bars", "coverage", "last close", "ann. vol"):
-        table.add_column(column, justify="right" if column not in ("symbol",) else "left")
-    observed = panel.observed
-    times = pd.DatetimeIndex(panel.timestamps)
-    per_year = periods_per_year(panel)
-    for i, symbol in enumerate(panel.symbols):
-        seen = np.flatnonzero(observed[i])
-        close = panel.close[i, seen]
-        returns = np.diff(np.log(close))
-        span = seen[-1] - seen[0] + 1
-        table.add_row(
-            symbol,
-            str(
-                times[seen[0]].date()
-                if panel.bar and panel.bar >= pd.Timedelta("1D")
-                else times[seen[0]]
-            ),
-            str(
-                times[seen[-1]].date()
-                if panel.bar and panel.bar >= pd.Timedelta("1D")
-                else times[seen[-1]]
-            ),
-            str(len(seen)),
-            f"{len(seen) / span:.1%}",
-            f"{close[-1]:.4g}",
-            f"{returns.std(ddof=1) * np.sqrt(per_year):.1%}" if len(returns) > 1 else "-",
-        )
-    return table
-
-
-def _print_notes(panel: MarketPanel) -> None:
-    for note in panel.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-
-
 @data_app.command("validate")
 def validate(
     paths: PathsArg,
@@ -171,7 +132,7 @@ def validate(
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
-    _print_notes(panel)
+    print_notes(panel)
     console.print(
         f"[bold green]OK[/] {panel.n_symbols} symbols, {panel.n_bars} bars, bar {panel.bar}, "
         f"fields {', '.join(panel.fields)}; fingerprint {panel.fingerprint()[:16]}",
@@ -192,13 +153,13 @@ def info(
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
-    console.print(_panel_table(panel))
+    console.print(panel_table(panel))
     console.print(
         f"bar {panel.bar}, time zone {panel.timezone or 'none (naive)'}, fields "
         f"{', '.join(panel.fields)}, fingerprint {panel.fingerprint()}",
         highlight=False,
     )
-    _print_notes(panel)
+    print_notes(panel)
 
 
 @data_app.command("bundled")
@@ -299,88 +260,24 @@ def run(
     seeded baseline through the hierarchical env, then the training pipeline (pretrain the
     shared encoder, PPO symbol policy, MAPPO master, joint fine-tuning) and the test-split
     reports."""
-    from multiagent.training.prepare import prepare
-    from multiagent.training.rollout import random_rollout
+    from multiagent.cli.main_job import ConsoleView
+    from multiagent.training.main_job import run_main_job
 
     try:
         run_config, run_name = run_config_from(config, preset)
         if curriculum is not None:
             run_config = with_curriculum_file(run_config, curriculum)
-        with console.status("loading data and building features..."):
-            prepared = prepare(run_config, use_cache=not no_cache)
-        with console.status("rolling the baseline through the hierarchical env..."):
-            rollout = random_rollout(prepared, run_config)
+        run_main_job(
+            run_config,
+            run_name,
+            train=train,
+            use_cache=not no_cache,
+            tracking_uri=tracking_uri,
+            console=console,
+            view=ConsoleView(),
+        )
     except (MultiagentError, ValueError) as error:
         fail(error)
-        return
-    panel, features, split = prepared.panel, prepared.features, prepared.split
-    console.print(_panel_table(panel))
-    _print_notes(panel)
-    table = Table(title=f"{len(features.names)} features (float32 {features.values.shape})")
-    for column in ("feature", "look-back (bars)", "note"):
-        table.add_column(column)
-    for name, lookback in zip(features.names, features.lookbacks, strict=True):
-        table.add_row(name, str(lookback), features.degraded.get(name, ""))
-    for name, reason in features.skipped.items():
-        table.add_row(f"[dim]{name}[/]", "-", f"skipped: {reason}")
-    console.print(table)
-    times = pd.DatetimeIndex(panel.timestamps)
-    for part in ("train", "validation", "test"):
-        window = getattr(split, part)
-        if len(window):
-            console.print(
-                f"{part:>10}: bars {window.start}-{window.stop - 1} "
-                f"({times[window.start].date()} .. {times[window.stop - 1].date()})"
-            )
-    views = prepared.train_views
-    if views:
-        vols = np.array([v.volatility for v in views])
-        console.print(
-            f"episode views (train): {len(views)} of {run_config.episodes.length} bars, "
-            f"volatility {vols.min():.4f}-{vols.max():.4f} per bar"
-        )
-    console.print(
-        f"valid feature rows {features.valid.mean():.1%}; data fingerprint "
-        f"{panel.fingerprint()[:16]}; feature cache key {features.cache_key[:16]}; "
-        f"load {prepared.timings['load']:.2f}s, features {prepared.timings['features']:.2f}s",
-        highlight=False,
-    )
-    env = run_config.env
-    table = Table(
-        title=f"Baseline: {env.n_symbols} random symbol agents + neutral master, train views"
-    )
-    for column in (
-        "ep",
-        "bars",
-        "return",
-        "max DD",
-        "trades",
-        "forced",
-        "turnover (% eq./bar)",
-        "costs",
-    ):
-        table.add_column(column, justify="right")
-    table.add_column("exposure", justify="right")
-    for i, summary in enumerate(rollout.episodes):
-        table.add_row(
-            str(i),
-            str(summary["steps"]),
-            f"{summary['return']:+.1%}",
-            f"{summary['max_drawdown']:.1%}",
-            str(summary["trades"]),
-            str(summary["forced_trades"]),
-            f"{summary['turnover']:.1%}",
-            f"{summary['costs']:,.0f}",
-            f"{summary['mean_exposure']:.0%}",
-        )
-    console.print(table)
-    console.print(
-        f"env: fills at {env.execution.fill_price}, {rollout.steps} steps in "
-        f"{rollout.seconds:.2f}s ({rollout.steps_per_second:,.0f} env steps/s)",
-        highlight=False,
-    )
-    if train:
-        train_main(run_config, run_name, prepared, tracking_uri)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,18 +25,51 @@ def run_path(run_dir: Path, recorded: str | Path) -> Path:
     return inside if inside.exists() or not path.exists() else path
 
 
+def recorded_path(run_dir: Path, path: Path) -> str:
+    """``path`` as run records hold it: relative to the run folder, so a run folder can be
+    moved with its records (`run_path` reads it back); outside the folder, as given."""
+    try:
+        return str(path.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def free_path(path: Path, *, sep: str = "-", first: int = 2, suffix: str = "") -> Path:
+    """``path`` when nothing is there, else the first free ``NAME{sep}{n}{suffix}`` from
+    ``first`` on (``suffix`` stays last: ``best.yaml`` -> ``best-2.yaml``): what the user or an
+    earlier run wrote is never replaced."""
+    if not path.exists():
+        return path
+    stem = path.name[: -len(suffix)] if suffix and path.name.endswith(suffix) else path.name
+    n = first
+    while (candidate := path.with_name(f"{stem}{sep}{n}{suffix}")).exists():
+        n += 1
+    return candidate
+
+
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """``runs_dir/name``, or ``name-2``, ``name-3``... when taken: earlier runs are kept."""
+    """``runs_dir/name``, or ``name-2``, ``name-3``... when taken: earlier runs are kept. The
+    folder is created here, so two runs starting at once never share one."""
     base = Path(runs_dir)
     base.mkdir(parents=True, exist_ok=True)
-    candidate, n = base / name, 1
     while True:
+        candidate = free_path(base / name)
         try:
             candidate.mkdir()
             return candidate
         except FileExistsError:
-            n += 1
-            candidate = base / f"{name}-{n}"
+            continue
+
+
+def fresh_dir(path: Path, overwrite: bool = False) -> Path:
+    """``path`` if it is new or empty (or ``overwrite``), else ``path-2``, ``path-3``...:
+    earlier reports are never replaced silently."""
+    if overwrite or not path.exists() or not any(path.iterdir()):
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    candidate = free_path(path)
+    candidate.mkdir(parents=True)
+    return candidate
 
 
 def claim_run_dir(path: Path, *, overwrite: bool = False) -> Path:

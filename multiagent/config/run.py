@@ -1,0 +1,161 @@
+"""The run config: one typed model assembled from the sections each engine package owns
+(data, features, envs, encoder, curriculum) and the phase and evaluation settings beside it.
+
+The same `RunConfig` drives the CLI, Python callers and job entrypoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from multiagent.config.evaluation import EvaluationConfig
+from multiagent.config.phases import (
+    JointTrainConfig,
+    MasterTrainConfig,
+    ResourceConfig,
+    SymbolTrainConfig,
+)
+from multiagent.curriculum.config import CurriculumConfig
+from multiagent.data.featurize import FeaturePipelineConfig
+from multiagent.data.loaders import Layout
+from multiagent.data.splits import SplitConfig
+from multiagent.data.synthetic import SyntheticMarketConfig
+from multiagent.data.validation_options import ValidationOptions
+from multiagent.encoder.config import EncoderConfig, PretrainConfig
+from multiagent.envs.config import HierarchicalEnvConfig
+from multiagent.schema import Settings
+
+
+class DataConfig(Settings):
+    """Where the market data comes from: a bundled dataset, the user's files or a seeded
+    synthetic market (``paths`` or ``synthetic`` switch the bundled default off)."""
+
+    bundled: str | None = Field("sp500", description="Bundled dataset name; null to use paths.")
+    paths: tuple[str, ...] = Field((), description="Files or folders (relative to the config).")
+    layout: Layout = Field("auto", description="auto, per_symbol, long or wide.")
+    symbols: tuple[str, ...] | None = Field(None, description="Subset of symbols; null = all.")
+    start: str | None = Field(None, description="First timestamp kept (inclusive).")
+    end: str | None = Field(None, description="Last timestamp kept (inclusive).")
+    frequency: str | None = Field(None, description="Sub-folder of SYMBOL/FREQ/data.* layouts.")
+    synthetic: SyntheticMarketConfig | None = Field(
+        None, description="Generate a seeded synthetic market instead of loading data."
+    )
+    validation: ValidationOptions = Field(default_factory=ValidationOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_source_replaces_default(cls, data: Any) -> Any:
+        other = isinstance(data, dict) and (data.get("paths") or data.get("synthetic") is not None)
+        if other and "bundled" not in data:
+            return {**data, "bundled": None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        sources = [self.bundled is not None, bool(self.paths), self.synthetic is not None]
+        if sum(sources) != 1:
+            raise ValueError("set exactly one of `bundled`, `paths` and `synthetic`")
+        return self
+
+
+class EpisodeConfig(Settings):
+    """How the splits are cut into the episode views training samples."""
+
+    length: int | None = Field(250, ge=2, description="Bars per view; null = whole span.")
+    stride: int | None = Field(None, ge=1, description="Bars between views; default = length.")
+    min_length: int = Field(50, ge=1, description="Views with fewer observed bars are dropped.")
+
+
+class RunConfig(Settings):
+    """The main job's configuration (grows with the training issues)."""
+
+    seed: int = Field(0, description="Seed of every random draw of the run.")
+    # Every section's default is its model's own defaults (no parent restates one), so a
+    # partial section in a YAML file changes only the keys it names.
+    data: DataConfig = Field(default_factory=DataConfig, description="The market data.")
+    features: FeaturePipelineConfig = Field(
+        default_factory=FeaturePipelineConfig, description="Features and their normalization."
+    )
+    split: SplitConfig = Field(
+        default_factory=SplitConfig, description="Train / validation / test split of the bars."
+    )
+    episodes: EpisodeConfig = Field(
+        default_factory=EpisodeConfig, description="Episode views of the splits."
+    )
+    env: HierarchicalEnvConfig = Field(
+        default_factory=HierarchicalEnvConfig, description="The trading environment."
+    )
+    encoder: EncoderConfig = Field(
+        default_factory=EncoderConfig, description="The shared market encoder."
+    )
+    pretrain: PretrainConfig = Field(
+        default_factory=PretrainConfig, description="Phase 1: encoder pretraining."
+    )
+    symbols: SymbolTrainConfig = Field(
+        default_factory=SymbolTrainConfig, description="Phase 2: the symbol agents' PPO."
+    )
+    master: MasterTrainConfig = Field(
+        default_factory=MasterTrainConfig,
+        description="Phase 3: the master's MAPPO (master.ppo has the master's own defaults).",
+    )
+    joint: JointTrainConfig = Field(
+        default_factory=JointTrainConfig,
+        description="Phase 4: joint fine-tuning (joint.ppo has the joint phase's own defaults).",
+    )
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig,
+        description="The evaluation report: split, baselines, walk-forward, stress, gates.",
+    )
+    resources: ResourceConfig = Field(
+        default_factory=ResourceConfig,
+        description="Env runners, learners, CPUs/GPUs and restarts of every PPO phase.",
+    )
+    curriculum: CurriculumConfig | None = Field(
+        None,
+        description="A curriculum (curricula/*.yaml; a path relative to this file, or inline) "
+        "for the phases it names; null = none.",
+    )
+    cache_dir: str | None = Field(None, description="Feature cache; null = ~/.cache/multiagent.")
+    runs_dir: str = Field("runs", description="Where run folders are created.")
+    seal_test: bool = Field(
+        False,
+        description="Set by `multiagent tune` on every trial: the test bars are cut off before "
+        "features are built, and asking for the test split is an error.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        symbols = data.get("symbols") if isinstance(data, dict) else None
+        if isinstance(symbols, dict) and "runners" in symbols:
+            raise ValueError(
+                "`symbols.runners` moved to the top-level `resources` section (it applies to "
+                "every phase): move its keys there"
+            )
+        for phase in ("symbols", "master", "joint"):
+            section = data.get(phase) if isinstance(data, dict) else None
+            if isinstance(section, dict) and "eval_views" in section:
+                raise ValueError(
+                    f"`{phase}.eval_views` was removed: validation is now a backtest of the "
+                    "whole validation split (the engine every report uses); delete the key"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _minibatches_fit(self) -> RunConfig:
+        """A minibatch is rows of one module; an iteration holds ``train_batch_size`` bars, so
+        phase 2's vector env gives its one module N rows a bar (RLlib refuses a minibatch
+        larger than the rows it counts, and the multi-agent phases count bars)."""
+        for phase in ("symbols", "master", "joint"):
+            ppo = getattr(self, phase).ppo
+            vector = phase == "symbols" and self.symbols.vector_env
+            rows = ppo.train_batch_size * (self.env.n_symbols if vector else 1)
+            if ppo.minibatch_size > rows:
+                counted = "train_batch_size x env.n_symbols" if vector else "train_batch_size"
+                raise ValueError(
+                    f"{phase}.ppo.minibatch_size ({ppo.minibatch_size}) must not exceed the "
+                    f"rows of an iteration ({counted} = {rows})"
+                )
+        return self
