@@ -288,10 +288,3 @@ def main(argv: list[str] | None = None) -> None:
     except MultiagentError as error:  # anything a user caused and a command did not catch
         errors.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    from multiagent.reproducibility import pin_hash_seed
-
-    pin_hash_seed()  # before any training: see multiagent.reproducibility
-    main()

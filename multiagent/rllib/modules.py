@@ -265,8 +265,8 @@ class SharedEncoderMultiRLModule(MultiRLModule):
     def setup(self) -> None:
         super().setup()
         shared: MarketEncoder | None = None
-        for module_id in sorted(self._rl_modules):
-            module = self._rl_modules[module_id]
+        for module_id in sorted(self.keys()):
+            module = self[module_id]
             encoder = getattr(module, "encoder", None)
             if not isinstance(encoder, MarketEncoder):
                 continue
@@ -275,14 +275,14 @@ class SharedEncoderMultiRLModule(MultiRLModule):
             else:
                 module.encoder = shared
         # One object, one rule: frozen when any sharing module's config says so.
-        modes = {getattr(m, "encoder_mode", None) for m in self._rl_modules.values()}
+        modes = {getattr(m, "encoder_mode", None) for m in self.values()}
         if shared is not None and "frozen" in modes:
             shared.requires_grad_(False)
 
     @property
     def shared_encoder(self) -> MarketEncoder | None:
-        for module_id in sorted(self._rl_modules):
-            encoder = getattr(self._rl_modules[module_id], "encoder", None)
+        for module_id in sorted(self.keys()):
+            encoder = getattr(self[module_id], "encoder", None)
             if isinstance(encoder, MarketEncoder):
                 return encoder
         return None

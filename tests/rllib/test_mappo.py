@@ -14,6 +14,7 @@ import torch
 from hierarchy_configs import hierarchy_config
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from support.hierarchy_modules import allowed, build_master, build_symbol, random_episode
 
 from multiagent.config import RunConfig
 from multiagent.envs.hierarchical_env import MASTER, HierarchicalTradingEnv
@@ -27,7 +28,7 @@ from multiagent.rllib.env import (
     market_for,
 )
 from multiagent.rllib.hierarchy import load_matching
-from multiagent.rllib.modules import MasterRLModule, SymbolRLModule, freeze_parts
+from multiagent.rllib.modules import SymbolRLModule, freeze_parts
 from multiagent.runs.prepare import PreparedData
 
 
@@ -47,32 +48,6 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
 @pytest.fixture(scope="module")
 def data(config: RunConfig) -> tuple[EnvMarket, PreparedData]:
     return market_for(config)
-
-
-def allowed(rng: np.random.Generator, mask: np.ndarray) -> int:
-    return int(rng.choice(np.flatnonzero(mask)))
-
-
-def random_episode(
-    env: TradingAgentsEnv, seed: int
-) -> list[tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool]]]:
-    """One episode with seeded random valid actions, RLlib's protocol: an action only for the
-    agents that were given an observation. -> (obs, rewards, terminateds, truncateds) per
-    step, the reset first (with empty dicts)."""
-    rng = np.random.default_rng(seed)
-    observations, _ = env.reset(seed=seed)
-    steps: list[Any] = [(observations, {}, {}, {})]
-    while True:
-        actions: dict[str, Any] = {}
-        for agent, obs in observations.items():
-            if agent == MASTER:
-                actions[agent] = rng.integers(env.action_spaces[MASTER].nvec)
-            else:
-                actions[agent] = allowed(rng, obs["action_mask"])
-        observations, rewards, terminateds, truncateds, _ = env.step(actions)
-        steps.append((observations, rewards, terminateds, truncateds))
-        if terminateds["__all__"] or truncateds["__all__"]:
-            return steps
 
 
 def stacked(rows: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -358,28 +333,6 @@ def actor_outputs(module: Any, obs: dict[str, torch.Tensor]) -> list[torch.Tenso
 def values(module: Any, obs: dict[str, torch.Tensor]) -> torch.Tensor:
     with torch.no_grad():
         return module.compute_values({Columns.OBS: obs})
-
-
-def build_master(config: RunConfig, env: TradingAgentsEnv, phase: str = "joint") -> MasterRLModule:
-    torch.manual_seed(0)
-    _, master_config = hierarchy_model_configs(config, phase, env.env.market.n_features)
-    return RLModuleSpec(
-        module_class=MasterRLModule,
-        observation_space=env.observation_spaces[MASTER],
-        action_space=env.action_spaces[MASTER],
-        model_config=master_config.to_rllib(),
-    ).build()
-
-
-def build_symbol(config: RunConfig, env: TradingAgentsEnv) -> SymbolRLModule:
-    torch.manual_seed(0)
-    symbol_config, _ = hierarchy_model_configs(config, "joint", env.env.market.n_features)
-    return RLModuleSpec(
-        module_class=SymbolRLModule,
-        observation_space=env.observation_spaces["symbol_0"],
-        action_space=env.action_spaces["symbol_0"],
-        model_config=symbol_config.to_rllib(),
-    ).build()
 
 
 def test_master_critic_reads_the_global_state_and_the_actor_does_not(

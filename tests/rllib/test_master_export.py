@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from hierarchy_configs import hierarchy_config
-from test_mappo import build_master, build_symbol, random_episode
+from support.hierarchy_modules import build_master, build_symbol, random_episode
 
 from multiagent.envs.hierarchical_env import MASTER
 from multiagent.errors import ConfigError
