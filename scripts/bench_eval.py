@@ -8,7 +8,10 @@
    independent, hierarchical (+ a master network of the trained master's input and output
    shapes, deciding every ``communication_interval`` bars) and joint, plus the paired
    block-bootstrap comparison.
-4. One validation score (`score_policy`, what ranks every checkpoint during training).
+4. What the overfitting statistics cost (`evaluation.significance`: bootstrap intervals, paired
+   differences to every baseline, PSR / DSR, SPA + StepM per baseline): the 3-system evaluation
+   with `evaluation.statistics` on and off, best of ``--repeats``.
+5. One validation score (`score_policy`, what ranks every checkpoint during training).
 
 Usage: python scripts/bench_eval.py [--repeats 3]
 """
@@ -124,6 +127,20 @@ def main() -> None:
             f"{scenarios} stress scenarios, {len(evaluation.report['ranking'])} ranked rows"
             f"{', paired comparison' if count > 1 else ''}): {seconds:.2f}s"
         )
+    on = config.evaluation
+    off = on.model_copy(update={"statistics": on.statistics.model_copy(update={"enabled": False})})
+    timed: dict[str, float] = {}
+    for label, settings in (("off", off), ("on", on)):
+        times = []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            Evaluator(config, prepared, settings).evaluate(systems(3), {"path": "bench"})
+            times.append(time.perf_counter() - began)
+        timed[label] = min(times)
+    print(
+        f"full evaluation, 3 systems, statistics off / on ({on.statistics.replications} "
+        f"resamples): {timed['off']:.2f}s / {timed['on']:.2f}s (+{timed['on'] - timed['off']:.2f}s)"
+    )
     periods = periods_per_year(prepared.panel)
     for system in systems(3)[::2]:
         times = []

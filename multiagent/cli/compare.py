@@ -30,8 +30,9 @@ def compare(
         typer.Option(help="Folder for compare.png and compare.json (default ./compare-TIME)."),
     ] = None,
 ) -> None:
-    """Print the params that differ between runs and their key metrics' last values; write
-    compare.png (metric histories) and compare.json."""
+    """Print the params that differ between runs and their key metrics' last values (and the
+    DSR, PSR, PBO, SPA p-value of the runs that logged them); write compare.png (metric
+    histories) and compare.json."""
     from multiagent.tracking.compare import compare_runs, comparison_table, write_comparison
 
     extra = [m.strip() for m in (metrics or "").split(",") if m.strip()]

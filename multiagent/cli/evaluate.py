@@ -36,6 +36,9 @@ TrackingOption = Annotated[
 FailOption = Annotated[bool, typer.Option(help="Exit 3 when a gate fails.")]
 WalkForwardOption = Annotated[bool, typer.Option(help="Run walk-forward folds.")]
 StressOption = Annotated[bool, typer.Option(help="Run stress scenarios.")]
+StatisticsOption = Annotated[
+    bool, typer.Option(help="Compute bootstrap intervals, PSR/DSR and the SPA test.")
+]
 SystemOption = Annotated[
     str | None,
     typer.Option(
@@ -51,6 +54,7 @@ def _settings(
     gates: Path | None,
     walk_forward: bool,
     stress: bool,
+    statistics: bool = True,
 ) -> EvaluationConfig:
     from multiagent.evaluation.gates import load_gates
 
@@ -66,6 +70,8 @@ def _settings(
         update["walk_forward"] = settings.walk_forward.model_copy(update={"enabled": False})
     if not stress:
         update["stress"] = settings.stress.model_copy(update={"enabled": False})
+    if not statistics:
+        update["statistics"] = settings.statistics.model_copy(update={"enabled": False})
     return settings.model_copy(update=update)
 
 
@@ -131,6 +137,7 @@ def evaluate(
     gates: GatesOption = None,
     walk_forward: WalkForwardOption = True,
     stress: StressOption = True,
+    statistics: StatisticsOption = True,
     overwrite: OverwriteOption = False,
     tracking_uri: TrackingOption = None,
     fail_on_gates: FailOption = True,
@@ -147,7 +154,7 @@ def evaluate(
         source = resolve(checkpoint, system)
         run_config = run_config_for(source, config)
         trained = trained_symbols(source, run_config) if config is not None else None
-        settings = _settings(run_config, part, gates, walk_forward, stress)
+        settings = _settings(run_config, part, gates, walk_forward, stress, statistics)
         default = (source.run_dir or Path.cwd()) / "report"
         files = evaluate_source(
             source,
@@ -177,6 +184,7 @@ def report(
     gates: GatesOption = None,
     walk_forward: WalkForwardOption = True,
     stress: StressOption = True,
+    statistics: StatisticsOption = True,
     overwrite: OverwriteOption = False,
     tracking_uri: TrackingOption = None,
     fail_on_gates: FailOption = True,
@@ -204,7 +212,7 @@ def report(
                 )
             source = resolve(run_dir, system)
             run_config = run_config_for(source, None)
-            settings = _settings(run_config, part, gates, walk_forward, stress)
+            settings = _settings(run_config, part, gates, walk_forward, stress, statistics)
             console.print(f"[bold]{run_dir}[/]", highlight=False)
             files = evaluate_source(
                 source,

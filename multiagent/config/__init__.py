@@ -5,7 +5,7 @@ the dotted key and what was expected.
 """
 
 from multiagent.config.loading import PRESETS, load_config, load_preset, with_curriculum_file
-from multiagent.config.run import DataConfig, EpisodeConfig, RunConfig
+from multiagent.config.run import DataConfig, EpisodeConfig, RunConfig, SelectionRecord
 from multiagent.schema import load_yaml, validate_mapping
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "DataConfig",
     "EpisodeConfig",
     "RunConfig",
+    "SelectionRecord",
     "load_config",
     "load_preset",
     "load_yaml",

@@ -41,7 +41,10 @@ METRICS = (
 )
 """Every metric a report holds per policy (see `multiagent.evaluation.metrics`; the last four
 only for agent systems: what their master did)."""
-GATE_METRICS = (*METRICS, "rank_fraction")
+STATISTIC_METRICS = ("psr", "psr_vs_best_baseline", "dsr", "spa_pvalue")
+"""The overfitting statistics every agent system's metrics carry (`evaluation.significance`):
+PSR against 0 and against the best baseline, the deflated Sharpe ratio, Hansen's SPA p-value."""
+GATE_METRICS = (*METRICS, *STATISTIC_METRICS, "rank_fraction")
 """Plus the system's rank among itself and the baselines by Sharpe / their number (0.5 =
 middle); the other systems of the report are not counted."""
 
@@ -116,6 +119,20 @@ class CrashSettings(Settings):
     at: float = Field(0.5, gt=0, lt=1, description="Where in the window it starts (fraction).")
 
 
+class StatisticsSettings(Settings):
+    """The overfitting statistics of every report (`evaluation.significance`)."""
+
+    enabled: bool = Field(True, description="Compute them (off: faster reports, no PSR/DSR/SPA).")
+    replications: int = Field(
+        500,
+        ge=100,
+        description="Resamples of each stationary block bootstrap and of the SPA test. 500 keeps "
+        "a 95% interval's ends within about 0.02 of their limit for Sharpe ratios near 1 and "
+        "the report on the default run within a few seconds (docs/benchmarks.md).",
+    )
+    level: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals.")
+
+
 class StressSettings(Settings):
     enabled: bool = True
     cost_multipliers: tuple[float, ...] = Field(
@@ -138,6 +155,7 @@ class EvaluationConfig(Settings):
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     walk_forward: WalkForwardSettings = Field(default_factory=WalkForwardSettings)
     stress: StressSettings = Field(default_factory=StressSettings)
+    statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)
     gates: GateSet = Field(default_factory=GateSet)
     bootstrap_replications: int = Field(
         1000,
@@ -147,12 +165,14 @@ class EvaluationConfig(Settings):
     )
 
     def system_comparison(self) -> EvaluationConfig:
-        """These settings on the test split with no walk-forward and no stress scenarios: how
-        the pipeline's hierarchy comparison (and the learn check) score the trained systems."""
+        """These settings on the test split with no walk-forward, stress scenarios or
+        overfitting statistics: how the pipeline's hierarchy comparison (and the learn check)
+        score the trained systems (the full report, run after it, has them)."""
         return self.model_copy(
             update={
                 "part": "test",
                 "walk_forward": self.walk_forward.model_copy(update={"enabled": False}),
                 "stress": self.stress.model_copy(update={"enabled": False}),
+                "statistics": self.statistics.model_copy(update={"enabled": False}),
             }
         )

@@ -68,6 +68,20 @@ class EpisodeConfig(Settings):
     min_length: int = Field(50, ge=1, description="Views with fewer observed bars are dropped.")
 
 
+class SelectionRecord(Settings):
+    """How this config was chosen: the search behind it, so the report can deflate its Sharpe
+    ratio for the choice (`evaluation.sharpe_stats`). `multiagent tune` writes it into the
+    config it exports; a hand-written config is one trial."""
+
+    trials: int = Field(1, ge=1, description="Configs the search tried (1: no search).")
+    sharpe_variance: float = Field(
+        0.0,
+        ge=0.0,
+        description="Variance of the trials' annualized validation Sharpe ratios (the DSR's V).",
+    )
+    source: str | None = Field(None, description="The sweep that chose it (name, date).")
+
+
 class RunConfig(Settings):
     """The main job's configuration (grows with the training issues)."""
 
@@ -123,6 +137,11 @@ class RunConfig(Settings):
         False,
         description="Set by `multiagent tune` on every trial: the test bars are cut off before "
         "features are built, and asking for the test split is an error.",
+    )
+    selection: SelectionRecord = Field(
+        default_factory=SelectionRecord,
+        description="The search that chose this config (written by `multiagent tune`); the "
+        "report's deflated Sharpe ratio counts its trials.",
     )
 
     @model_validator(mode="before")

@@ -41,6 +41,7 @@ from multiagent.evaluation.robustness import (
     walk_forward_section,
 )
 from multiagent.evaluation.scoring import SUMMARY_KEYS, policy_metrics
+from multiagent.evaluation.significance import significance_section, statistic_metrics
 from multiagent.runs.prepare import PreparedData
 
 SCHEMA = "multiagent.report/1"
@@ -150,6 +151,7 @@ class Evaluator:
             walk_forward = walk_forward_section(self, policies, folds, skipped)
             stress = stress_section(self, policies, jobs, main["policies"])
         names = [a.name for a in agents]
+        statistics = self._statistics(runs, names, main["policies"])
         lead = lead_system(names)
         system_gates = {
             name: check_gates(self.settings.gates, name, main["policies"], main["ranking"])
@@ -197,6 +199,7 @@ class Evaluator:
             "generalization": generalization,
             "walk_forward": walk_forward,
             "stress": stress,
+            "statistics": statistics,
             "gates": system_gates[lead] if lead is not None else None,
             "system_gates": system_gates,
         }
@@ -204,6 +207,32 @@ class Evaluator:
         return Evaluation(clean(report), runs, panel.timestamps[steps], self.names)
 
     # ------------------------------------------------------------------ internals
+    def _statistics(
+        self, runs: dict[str, PolicyRun], agents: Sequence[str], rows: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The overfitting statistics (`significance`); each agent's metrics gain theirs."""
+        settings = self.settings.statistics
+        baselines = [n for n, run in runs.items() if run.kind == "baseline"]
+        if not settings.enabled or not agents or not baselines:
+            return None
+        selection = self.config.selection
+        section = significance_section(
+            {name: run.returns() for name, run in runs.items()},
+            agents,
+            baselines,
+            {name: rows[name]["metrics"]["sharpe"] for name in baselines},
+            self.periods,
+            seed=self.config.seed,
+            replications=settings.replications,
+            level=settings.level,
+            trials=selection.trials,
+            trial_sharpe_variance=selection.sharpe_variance,
+            selection_source=selection.source,
+        )
+        for agent in agents:
+            rows[agent]["metrics"].update(statistic_metrics(section, agent))
+        return section
+
     def _compare(
         self,
         runs: dict[str, PolicyRun],

@@ -14,7 +14,9 @@ from typing import Any
 
 from scipy import stats
 
+from multiagent.evaluation.markdown import fmt, table
 from multiagent.evaluation.metrics import clean
+from multiagent.evaluation.report_statistics import render_statistics
 
 MULTISEED_SCHEMA = "multiagent.multiseed/1"
 STRESS_POLICIES = ("equal_weight", "buy_and_hold", "cash")
@@ -52,31 +54,8 @@ def dumps(report: dict[str, Any]) -> str:
     return json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
 
 
-def _fmt(value: Any, kind: str = "num") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if kind == "pct":
-        return f"{value:+.1%}"
-    if kind == "frac":
-        return f"{value:.1%}"
-    if kind == "frac2":
-        return f"{value:.2%}"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.2f}"
-
-
 def _sharpe_return(metrics: dict[str, Any]) -> str:
-    return f"{_fmt(metrics['sharpe'])} / {_fmt(metrics['total_return'], 'pct')}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def cells(row: Sequence[str]) -> str:  # a "|" inside a cell would split it
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-
-    lines = [cells(header), "|" + "---|" * len(header)]
-    lines += [cells(row) for row in rows]
-    return [*lines, ""]
+    return f"{fmt(metrics['sharpe'])} / {fmt(metrics['total_return'], 'pct')}"
 
 
 def paired_rows(comparison: dict[str, Any]) -> list[str]:
@@ -101,25 +80,25 @@ def paired_rows(comparison: dict[str, Any]) -> list[str]:
             if diff is None:
                 continue
             if "low" in diff:
-                interval = f"[{_fmt(diff['low'], kind)}, {_fmt(diff['high'], kind)}]"
-                method = f"block bootstrap {level:.0%}, p = {_fmt(diff['p_value'])}"
+                interval = f"[{fmt(diff['low'], kind)}, {fmt(diff['high'], kind)}]"
+                method = f"block bootstrap {level:.0%}, p = {fmt(diff['p_value'])}"
             else:
                 relative = diff.get("relative")
                 interval = "-"
-                method = f"relative change {_fmt(relative, 'pct')}" if relative is not None else ""
-            rows.append([system, label, _fmt(diff["difference"], kind), interval, method])
+                method = f"relative change {fmt(relative, 'pct')}" if relative is not None else ""
+            rows.append([system, label, fmt(diff["difference"], kind), interval, method])
         fold = entry.get("walk_forward_sharpe_difference")
         if fold is not None and fold["n"] > 1:
             rows.append(
                 [
                     system,
                     "Δ Sharpe per walk-forward fold (mean)",
-                    _fmt(fold["mean"]),
-                    f"[{_fmt(fold['low'])}, {_fmt(fold['high'])}]",
+                    fmt(fold["mean"]),
+                    f"[{fmt(fold['low'])}, {fmt(fold['high'])}]",
                     f"t-interval over {fold['n']} folds",
                 ]
             )
-    lines += _table(["system", "difference", "estimate", "interval", "how"], rows)
+    lines += table(["system", "difference", "estimate", "interval", "how"], rows)
     block: dict[str, Any] = next(iter(comparison["systems"].values()), {})
     if "block_length" in block:
         lines += [
@@ -141,9 +120,9 @@ def _lead(report: dict[str, Any]) -> list[str]:
     out = [
         f"## Verdict: the {lead} system{verdict}",
         "",
-        f"Sharpe {_fmt(metrics['sharpe'])}, return {_fmt(metrics['total_return'], 'pct')}, "
-        f"max drawdown {_fmt(metrics['max_drawdown'], 'frac')}, mean episode max drawdown "
-        f"{_fmt(metrics['mean_episode_max_drawdown'], 'frac')} on the {report['window']['part']} "
+        f"Sharpe {fmt(metrics['sharpe'])}, return {fmt(metrics['total_return'], 'pct')}, "
+        f"max drawdown {fmt(metrics['max_drawdown'], 'frac')}, mean episode max drawdown "
+        f"{fmt(metrics['mean_episode_max_drawdown'], 'frac')} on the {report['window']['part']} "
         "split.",
         "",
     ]
@@ -196,31 +175,31 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             [
                 group,
                 g["gate"],
-                _fmt(g["value"]),
-                _fmt(g["threshold"]),
+                fmt(g["value"]),
+                fmt(g["threshold"]),
                 g["against"] or "",
                 "pass" if g["passed"] else "**FAIL**",
             ]
             for group in ("go", "regression")
             for g in gates[group]
         ]
-        out += _table(["kind", "gate", "value", "threshold", "baseline", "result"], rows)
+        out += table(["kind", "gate", "value", "threshold", "baseline", "result"], rows)
     out += ["## Ranking by Sharpe", ""]
     rows = [
         [
             str(r["rank"]),
             f"**{r['policy']}**" if r["policy"] in agents else r["policy"],
-            _fmt(r["sharpe"]),
-            _fmt(r["total_return"], "pct"),
-            _fmt(r["max_drawdown"], "frac"),
-            _fmt(r.get("mean_episode_max_drawdown"), "frac"),
-            _fmt(r["turnover"], "frac2"),
-            _fmt(r["win_rate"], "frac"),
-            _fmt(r["cost_ratio"], "frac"),
+            fmt(r["sharpe"]),
+            fmt(r["total_return"], "pct"),
+            fmt(r["max_drawdown"], "frac"),
+            fmt(r.get("mean_episode_max_drawdown"), "frac"),
+            fmt(r["turnover"], "frac2"),
+            fmt(r["win_rate"], "frac"),
+            fmt(r["cost_ratio"], "frac"),
         ]
         for r in report["ranking"]
     ]
-    out += _table(
+    out += table(
         [
             "rank",
             "policy",
@@ -234,12 +213,13 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         ],
         rows,
     )
+    out += render_statistics(report.get("statistics"))
     for agent in agents:
         metrics = report["policies"][agent]["metrics"]
         out += [f"## {agent}: all metrics", ""]
-        out += _table(
+        out += table(
             ["metric", "value", "unit"],
-            [[k, _fmt(v), UNITS.get(k, "")] for k, v in metrics.items()],
+            [[k, fmt(v), UNITS.get(k, "")] for k, v in metrics.items()],
         )
     stress = report.get("stress")
     if stress:
@@ -250,23 +230,23 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             [s["name"], s["description"]] + [_sharpe_return(s["policies"][p]) for p in shown]
             for s in stress["scenarios"]
         ]
-        out += _table(["scenario", "what", *shown], rows)
+        out += table(["scenario", "what", *shown], rows)
     walk = report.get("walk_forward")
     if walk and walk.get("folds"):
         names = [n for n in walk["aggregate"] if not n.startswith("ALL_")]
         out += ["## Walk-forward folds (Sharpe, annualized)", "", walk["note"] + ".", ""]
         rows = [
             [str(f["fold"]), f"{f['test_bars'][0]}-{f['test_bars'][1] - 1}", f["part"]]
-            + [_fmt(f["policies"][n]["sharpe"]) for n in names]
+            + [fmt(f["policies"][n]["sharpe"]) for n in names]
             for f in walk["folds"]
         ]
         rows.append(
-            ["mean", "", ""] + [_fmt(walk["aggregate"][n]["mean_fold_sharpe"]) for n in names]
+            ["mean", "", ""] + [fmt(walk["aggregate"][n]["mean_fold_sharpe"]) for n in names]
         )
         rows.append(
-            ["pooled", "", ""] + [_fmt(walk["aggregate"][n]["pooled"]["sharpe"]) for n in names]
+            ["pooled", "", ""] + [fmt(walk["aggregate"][n]["pooled"]["sharpe"]) for n in names]
         )
-        out += _table(["fold", "bars", "part", *names], rows)
+        out += table(["fold", "bars", "part", *names], rows)
     elif walk:
         out += ["## Walk-forward", "", f"skipped: {walk.get('skipped')}", ""]
     for agent, general in (report.get("generalization") or {}).items():
@@ -275,28 +255,28 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             [
                 str(b["book"]),
                 " ".join(b["symbols"]),
-                _fmt(b["metrics"]["sharpe"]),
-                _fmt(b["metrics"]["total_return"], "pct"),
-                _fmt(b["metrics"]["max_drawdown"], "frac"),
+                fmt(b["metrics"]["sharpe"]),
+                fmt(b["metrics"]["total_return"], "pct"),
+                fmt(b["metrics"]["max_drawdown"], "frac"),
             ]
             for b in general["books"]
         ]
-        out += _table(
+        out += table(
             ["book", "symbols", "Sharpe (annualized)", "return (% of capital)", "max DD (%)"], rows
         )
         out += [f"## {agent}: per symbol", ""]
         rows = [
             [
                 s["symbol"] + (" (held out)" if s["held_out"] else ""),
-                _fmt(s["return_on_budget"], "pct"),
-                _fmt(s["buy_and_hold_return"], "pct"),
+                fmt(s["return_on_budget"], "pct"),
+                fmt(s["buy_and_hold_return"], "pct"),
                 str(s["closed_trades"]),
-                _fmt(s["win_rate"], "frac"),
-                _fmt(s["exposure"], "frac"),
+                fmt(s["win_rate"], "frac"),
+                fmt(s["exposure"], "frac"),
             ]
             for s in general["symbols"]
         ]
-        out += _table(
+        out += table(
             [
                 "symbol",
                 "return on budget (%)",
@@ -377,7 +357,7 @@ def render_multiseed(summary: dict[str, Any]) -> str:
         return f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
     rows = [[p] + [cell(summary["policies"][p][k]) for k in keys] for p in summary["policies"]]
-    out += _table(["policy", *keys], rows)
+    out += table(["policy", *keys], rows)
     passed = summary["gates_passed"]
     out += [f"Gates passed in {sum(passed)} of {len(passed)} runs.", ""]
     return "\n".join(out)

@@ -90,13 +90,25 @@ def score_policy(
     books, coverage and metrics): checkpoint ranking during training and sweep objectives go
     through here, so a checkpoint's validation figures are what `multiagent evaluate --part
     validation` reports for it."""
+    return run_metrics(backtest_policy(policy, market, config, window), config, periods)
+
+
+def backtest_policy(
+    policy: BacktestPolicy, market: EnvMarket, config: RunConfig, window: Window
+) -> PolicyRun:
+    """The backtest `score_policy` scores (its per-bar returns: ``.returns()``, what a sweep
+    keeps of each trial's validation for the overfitting statistics)."""
     tester = Backtester(
         market,
         config.env,
         n_slots=config.env.n_symbols,
         min_coverage=config.evaluation.min_coverage,
     )
-    run = tester.run([policy], window)[policy.name]
+    return tester.run([policy], window)[policy.name]
+
+
+def run_metrics(run: PolicyRun, config: RunConfig, periods: float) -> dict[str, Any]:
+    """`score_policy`'s figures of a run `backtest_policy` made."""
     return policy_metrics(run, periods, episode_bars=config.episodes.length)
 
 

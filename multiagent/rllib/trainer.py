@@ -44,7 +44,7 @@ from multiagent.envs.hierarchical_env import HierarchicalTradingEnv
 from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import periods_per_year
 from multiagent.evaluation.policies import GreedyNetPolicy, MasterDecider
-from multiagent.evaluation.scoring import score_policy
+from multiagent.evaluation.scoring import backtest_policy, run_metrics
 from multiagent.reproducibility import deterministic_torch
 from multiagent.rllib.checkpoints import SYMBOL_MODULE, module_path
 from multiagent.rllib.env import market_for
@@ -106,6 +106,8 @@ class PhaseTrainer:
         self.history: list[dict[str, Any]] = []
         self.latest: Path | None = None
         self.validation: dict[str, float] = {}
+        self.validation_returns: np.ndarray | None = None
+        """Per-bar returns of the latest validation evaluation (None before the first)."""
         self.tracker: Tracker | None = None
         """MLflow run every iteration's row goes to (best effort; see `tracking`)."""
         deterministic_torch()
@@ -128,9 +130,14 @@ class PhaseTrainer:
         return GreedyNetPolicy(net, net.state_size, self.system, master=self.master_policy())
 
     def evaluate(self, part: str = "validation") -> dict[str, Any]:
-        """The current system scored on ``part`` (validation by default) by the backtester."""
+        """The current system scored on ``part`` (validation by default) by the backtester
+        (`score_policy`); a validation run's per-bar returns are kept in
+        ``validation_returns`` (a sweep's overfitting statistics read them)."""
         window = getattr(self.prepared.split, part)
-        return score_policy(self.greedy_system(), self.market, self.config, window, self.periods)
+        run = backtest_policy(self.greedy_system(), self.market, self.config, window)
+        if part == "validation":
+            self.validation_returns = run.returns()
+        return run_metrics(run, self.config, self.periods)
 
     def add_metrics(self, row: dict[str, Any]) -> None:
         """Add figures derived from the iteration's row (the master's entropy fraction)."""

@@ -4,7 +4,8 @@
 `comparison_table` renders params that differ and the key metrics' last values;
 `write_comparison` writes ``compare.json`` and ``compare.png`` (each key metric's history).
 Identical params are only counted: a sweep's runs share hundreds of config keys, and the few
-that differ are the point.
+that differ are the point. The overfitting statistics (`STATISTICS`: a report's DSR, PSR and
+SPA p-value, a sweep's PBO and DSR) get their own section, shown only when a run logged one.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ DEFAULT_METRICS = (
     "policy_entropy",
     "curriculum_stage",
 )
+STATISTICS = {
+    "dsr": "DSR (deflated Sharpe ratio)",
+    "psr": "PSR (probabilistic Sharpe ratio)",
+    "pbo": "PBO (probability of backtest overfitting)",
+    "spa_pvalue": "SPA p-value (vs the baselines)",
+}
+"""Metric -> row label: what a report or a sweep logs about how far its figure can be trusted."""
 MAX_RUNS = 20
 SCHEMA = "multiagent.compare/1"
 
@@ -63,6 +71,8 @@ class Comparison:
     histories: dict[str, list[list[tuple[int, float]]]] = field(default_factory=dict)
     """Key metric -> each run's (step, value) points in logged order."""
     notes: list[str] = field(default_factory=list)
+    statistics: dict[str, list[float | None]] = field(default_factory=dict)
+    """`STATISTICS` some run logged -> each run's last value (None: not logged by that run)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +81,7 @@ class Comparison:
             "runs": [asdict(run) for run in self.runs],
             "params": {"differing": self.differing, "identical": self.identical},
             "metrics": self.metrics,
+            "statistics": self.statistics,
             "histories": {
                 key: [[[step, value] for step, value in points] for points in per_run]
                 for key, per_run in self.histories.items()
@@ -181,9 +192,14 @@ def compare_runs(
     differing = {
         key: [p.get(key) for p in params] for key in keys if len({p.get(key) for p in params}) > 1
     }
-    wanted = list(dict.fromkeys([*DEFAULT_METRICS, *metrics]))
+    wanted = [m for m in dict.fromkeys([*DEFAULT_METRICS, *metrics]) if m not in STATISTICS]
     present = [m for m in wanted if any(m in run.data.metrics for run in runs)]
-    missing = [m for m in metrics if m not in present]
+    statistics = {
+        key: [_finite(run.data.metrics.get(key)) for run in runs]
+        for key in STATISTICS
+        if any(key in run.data.metrics for run in runs)
+    }
+    missing = [m for m in metrics if m not in present and m not in statistics]
     if missing:
         notes.append(f"no run logged {', '.join(missing)}")
     last = {m: [_finite(run.data.metrics.get(m)) for run in runs] for m in present}
@@ -208,6 +224,7 @@ def compare_runs(
         metrics=last,
         histories=curves,
         notes=notes,
+        statistics=statistics,
     )
 
 
@@ -220,7 +237,8 @@ def _label(run: RunInfo) -> str:
 
 
 def comparison_table(comparison: Comparison) -> Table:
-    """Runs as columns; differing params, then key metrics' last values, as rows."""
+    """Runs as columns; differing params, then key metrics' last values, then (when logged)
+    the overfitting statistics, as rows."""
     table = Table(title=f"{len(comparison.runs)} runs in {comparison.uri}")
     table.add_column("")
     for run in comparison.runs:
@@ -237,6 +255,13 @@ def comparison_table(comparison: Comparison) -> Table:
         for key, last in comparison.metrics.items():
             table.add_row(
                 f"[bold]{escape(key)}[/]", *("-" if v is None else f"{v:.4g}" for v in last)
+            )
+    if comparison.statistics:
+        table.add_section()
+        for key, figures in comparison.statistics.items():
+            table.add_row(
+                f"[bold]{escape(STATISTICS.get(key, key))}[/]",
+                *("-" if v is None else f"{v:.3f}" for v in figures),
             )
     return table
 

@@ -8,34 +8,40 @@ Sweep folder (``RUNS/sweeps/NAME`` unless ``--out``)::
     trials/TRIAL/fold_K/  each trial's training logs (metrics.jsonl, config.yaml)
     optuna.db             the Optuna study (search: optuna, default storage)
     pbt/                  PBT's perturbation log (pbt_global.txt, perturbations.jsonl)
+    trials/TRIAL/validation_returns.npy   the per-bar validation returns behind its objective
     trials.json           every trial: sampled values, objective, status
-    best.yaml             the chosen config (also exported to configs/best/NAME-DATE.yaml)
+    best.yaml             the chosen config (also exported to configs/best/NAME-DATE.yaml),
+                          with the search it came from (`selection`: trials, Sharpe variance)
     final_test.json       the chosen config's one evaluation on the test split
+    pbo.json, pbo.png     the probability of backtest overfitting over the trials (CSCV)
+    summary.json, .md     the choice, PBO, DSR, and the validation best next to its test figure
 
 The objective is computed on validation (walk-forward folds inside train + validation, see
 `folds`); every trial's config is sealed, so trials cannot read the test period. The test split
 is opened once, here, after the search has chosen, to evaluate the chosen trial's checkpoint.
+What the choice is worth (PBO, the DSR of the choice, the search's N and V) is `selection`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError, MultiagentError
-from multiagent.runs.folders import free_path, read_json, run_path, write_atomic, write_json
+from multiagent.runs.folders import read_json, run_path, write_json
 from multiagent.tracking import Tracker, end_status, flatten, resolve_tracking_uri, run_tags
 from multiagent.tuning.config import SweepConfig, load_sweep, trial_settings
+from multiagent.tuning.outcome import export_best, final_evaluation, log_outcome
+from multiagent.tuning.selection import SelectionStatistics, selection_statistics, write_pbo
 from multiagent.tuning.space import apply_overrides
+from multiagent.tuning.summary import sweep_summary, write_summary
 
 SWEEP_FILE = "sweep.json"
 
@@ -138,18 +144,50 @@ def run_sweep(
         raise
     best_config = None
     final = None
+    stats = selection_statistics(
+        trials, best, directory, source=f"sweep {sweep.name} ({dt.date.today().isoformat()})"
+    )
+    write_pbo(stats, directory)
+    say(_statistics_line(stats))
     if best is not None:
         chosen = apply_overrides(base, best["config"], source=f"sweep {sweep.name} best trial")
+        # The search travels with the choice: later reports deflate its Sharpe for it.
+        chosen = chosen.model_copy(update={"selection": stats.record})
         best_config = export_best(chosen, sweep, best, directory, best_dir)
         say(f"[sweep] best trial {best['trial_id']}: objective {best['objective']:.4f}")
         say(f"[sweep] chosen config written to {best_config}")
         if sweep.final_evaluation and best.get("checkpoint"):
             final = final_evaluation(chosen, sweep, Path(best["checkpoint"]), directory)
-            say(f"[sweep] test split (opened once): Sharpe {final['metrics']['sharpe']:.3f}")
-    _log_outcome(parent, directory, best, final, trials)
+            say(
+                f"[sweep] test split (opened once): {sweep.metric} "
+                f"{final['metrics'].get(sweep.metric, float('nan')):.3f} vs validation "
+                f"{best['objective']:.3f} (Sharpe {final['metrics']['sharpe']:.3f})"
+            )
+    summary = sweep_summary(
+        name=sweep.name,
+        search=sweep.search,
+        target=sweep.target,
+        metric=sweep.metric,
+        best=best,
+        final=final,
+        stats=stats,
+        total_trials=len(trials),
+    )
+    write_summary(directory, summary)
+    log_outcome(parent, directory, best, final, trials, stats)
     state["status"] = "done"
     write_json(state_path, state)
     return SweepResult(directory, trials, best, best_config, final)
+
+
+def _statistics_line(stats: SelectionStatistics) -> str:
+    pbo = (
+        f"PBO {stats.pbo.pbo:.3f}"
+        if stats.pbo is not None
+        else f"PBO skipped ({stats.pbo_skipped})"
+    )
+    dsr = f"DSR of the best {stats.dsr:.3f}" if stats.dsr is not None else "no DSR"
+    return f"[sweep] {stats.trials} trials: {pbo}; {dsr} (summary.md)"
 
 
 def experiment_name(sweep: SweepConfig) -> str:
@@ -302,70 +340,3 @@ def _best(trials: list[dict[str, Any]], sweep: SweepConfig) -> dict[str, Any] | 
         return None
     sign = 1 if sweep.mode == "max" else -1
     return max(scored, key=lambda t: sign * t["objective"])
-
-
-def export_best(
-    chosen: RunConfig, sweep: SweepConfig, best: dict[str, Any], directory: Path, best_dir: Path
-) -> Path:
-    """The chosen run config as a YAML file `multiagent train pipeline --config` runs as is."""
-    header = (
-        f"# Chosen by sweep {sweep.name} ({sweep.search}, target {sweep.target}) on "
-        f"{dt.date.today().isoformat()}: trial {best['trial_id']}, validation objective "
-        f"{best['objective']:.4f} (mean {sweep.metric} over {sweep.folds} fold(s)).\n"
-        f"# Sampled: {json.dumps(best['config'])}\n"
-    )
-    text = header + yaml.safe_dump(chosen.model_dump(mode="json"), sort_keys=False)
-    write_atomic(directory / "best.yaml", text)
-    best_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{sweep.name}-{dt.date.today().isoformat()}"
-    path = free_path(best_dir / f"{stem}.yaml", suffix=".yaml")  # earlier exports are kept
-    write_atomic(path, text)
-    return path
-
-
-def final_evaluation(
-    chosen: RunConfig, sweep: SweepConfig, checkpoint: Path, directory: Path
-) -> dict[str, Any]:
-    """The chosen trial's checkpoint, once, on the test split of the unsealed data, scored by
-    the backtester every report uses."""
-    import multiagent.rllib  # noqa: F401  (registers RLlib checkpoint folders with evaluation)
-    from multiagent.evaluation.run import evaluate_systems
-    from multiagent.evaluation.sources import PHASE_SYSTEMS, resolve
-
-    system = PHASE_SYSTEMS[sweep.target]
-    settings = chosen.evaluation.model_copy(
-        update={
-            "part": "test",
-            "walk_forward": chosen.evaluation.walk_forward.model_copy(update={"enabled": False}),
-            "stress": chosen.evaluation.stress.model_copy(update={"enabled": False}),
-        }
-    )
-    evaluation = evaluate_systems(resolve(checkpoint, system), chosen, settings=settings)
-    final = {
-        "part": "test",
-        "system": system,
-        "checkpoint": str(checkpoint),
-        "metrics": evaluation.report["policies"][system]["metrics"],
-    }
-    write_json(directory / "final_test.json", final)
-    return final
-
-
-def _log_outcome(
-    parent: Tracker,
-    directory: Path,
-    best: dict[str, Any] | None,
-    final: dict[str, Any] | None,
-    trials: list[dict[str, Any]],
-) -> None:
-    metrics: dict[str, Any] = {"trials": len(trials)}
-    if best is not None:
-        metrics["best_objective"] = best["objective"]
-        parent.set_tags({"best_trial": str(best["trial_id"])})
-        parent.log_params({f"best.{k}": v for k, v in best["config"].items()})
-    if final is not None:
-        metrics.update({f"test_{k}": v for k, v in final["metrics"].items()})
-    parent.log_metrics(metrics, step=0)
-    for name in ("trials.json", "best.yaml", "final_test.json", "pbt"):
-        parent.log_artifact(directory / name)
-    parent.finish()

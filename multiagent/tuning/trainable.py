@@ -10,6 +10,11 @@ phase's iterations, then fold 1 from the same starting point, and so on; the rep
 so far), so trials are compared at equal stages. A Tune checkpoint is the RLlib algorithm plus
 the trial's state (fold, finished folds' scores, entropy boost); PBT's exploit restores a
 donor's checkpoint under the mutated config, whose learning rates are then re-applied.
+
+Beside the objective the trial keeps the per-bar returns of the validation backtests behind
+it (each fold's latest evaluation, folds in order) in ``trials/TRIAL/validation_returns.npy``
+(`selection.save_trial_returns`); its checkpoints carry them, so a PBT clone keeps its
+donor's until it evaluates itself. The sweep's overfitting statistics read them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ray import tune
 
@@ -27,10 +33,12 @@ from multiagent.rllib.trainer import PhaseTrainer
 from multiagent.runs.folders import free_path, read_json, save_run_config, write_json
 from multiagent.tracking import Tracker, run_tags
 from multiagent.tuning.folds import fold_configs
+from multiagent.tuning.selection import save_trial_returns
 from multiagent.tuning.space import apply_overrides
 
 STATE_FILE = "trial_state.json"
 TRACKING_FILE = "mlflow_run.json"
+RETURNS_STATE = "validation_returns.npz"
 
 
 def trial_config(
@@ -83,6 +91,9 @@ class PhaseTrainable(tune.Trainable):
         self.fold = 0
         self.fold_scores: list[float] = []
         self.score = float("nan")
+        self.fold_returns: list[np.ndarray] = []
+        self.returns: np.ndarray | None = None
+        """Per-bar returns of the current fold's latest validation (what ``score`` scored)."""
         self.trainer: PhaseTrainer | None = None
         self.tracker = self._tracker()
         self._build(0)
@@ -104,6 +115,7 @@ class PhaseTrainable(tune.Trainable):
             self.folds[fold], self.constants["target"], run_dir, self.constants["start"]
         )
         self.score = float("nan")
+        self.returns = None
 
     def step(self) -> dict[str, Any]:
         assert self.trainer is not None
@@ -112,8 +124,12 @@ class PhaseTrainable(tune.Trainable):
             if last_fold:
                 # Restored at its very end (a PBT exploit of a finished donor): nothing is
                 # left to train; report the donor's standing and stop.
-                return {**self._summary(self.trainer), "done": True}
+                summary = self._summary(self.trainer)
+                self._keep_returns(self.trainer, summary["objective"])
+                return {**summary, "done": True}
             self.fold_scores.append(self.score)  # the fold is finished: next one
+            if self.returns is not None:
+                self.fold_returns.append(self.returns)
             self._build(self.fold + 1)
         trainer = self.trainer
         assert trainer is not None
@@ -122,9 +138,13 @@ class PhaseTrainable(tune.Trainable):
         row = trainer.iterate(evaluate=evaluate or last)
         if f"val_{self.metric}" in row:
             self.score = float(row[f"val_{self.metric}"])
+            if trainer.validation_returns is not None:
+                self.returns = np.array(trainer.validation_returns, dtype=float)
         done = last and self.fold == len(self.folds) - 1
         report = {k: v for k, v in row.items() if isinstance(v, (int, float))}
         report.update(self._summary(trainer))
+        if f"val_{self.metric}" in row:
+            self._keep_returns(trainer, report["objective"])
         if self.tracker is not None:
             self.tracker.log_metrics(report, step=self.iteration + 1)
         report["done"] = done
@@ -143,10 +163,32 @@ class PhaseTrainable(tune.Trainable):
             **{f"hp/{k}": v for k, v in self.sampled.items() if isinstance(v, (int, float))},
         }
 
+    def _keep_returns(self, trainer: PhaseTrainer, objective: float) -> None:
+        """The returns behind ``objective`` into the trial folder (every fold's, once each
+        fold has been evaluated)."""
+        if self.returns is None or len(self.fold_returns) != self.fold:
+            return
+        save_trial_returns(
+            self.trial_dir,
+            [*self.fold_returns, self.returns],
+            {
+                "trial_id": self.trial_id,
+                "periods": trainer.periods,
+                "metric": self.metric,
+                "objective": objective,
+                "fold_scores": [*self.fold_scores, self.score],
+                "iteration": trainer.iteration,
+            },
+        )
+
     # checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         assert self.trainer is not None
         self.trainer.algo.save_to_path(str((Path(checkpoint_dir) / "algo").resolve()))
+        kept: dict[str, Any] = {f"fold_{i}": r for i, r in enumerate(self.fold_returns)}
+        if self.returns is not None:
+            kept["current"] = self.returns
+        np.savez(Path(checkpoint_dir) / RETURNS_STATE, **kept)
         state = {
             "fold": self.fold,
             "fold_scores": self.fold_scores,
@@ -168,6 +210,12 @@ class PhaseTrainable(tune.Trainable):
         self.trainer.restore_algo(path / "algo", state)
         self.fold_scores = [float(s) for s in state["fold_scores"]]
         self.score = float(state["score"])
+        self.fold_returns, self.returns = [], None
+        if (path / RETURNS_STATE).is_file():  # (checkpoints written before it was kept: none)
+            with np.load(path / RETURNS_STATE, allow_pickle=False) as kept:
+                folds = sorted((k for k in kept.files if k.startswith("fold_")), key=_index)
+                self.fold_returns = [np.array(kept[k]) for k in folds]
+                self.returns = np.array(kept["current"]) if "current" in kept.files else None
 
     def cleanup(self) -> None:
         if self.trainer is not None:
@@ -203,3 +251,7 @@ class PhaseTrainable(tune.Trainable):
                 **{f"sampled.{k}": v for k, v in self.sampled.items()},
             },
         )
+
+
+def _index(key: str) -> int:
+    return int(key.split("_")[1])

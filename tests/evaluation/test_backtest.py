@@ -775,6 +775,22 @@ def test_evaluator_end_to_end() -> None:
     assert report["lead"] == "agent"
     assert report["systems"] == {"agent": {"master": None}}
     assert report["comparison"] is None
+    # the overfitting statistics: in their section and in the agent's metrics (gates read them)
+    statistics = report["statistics"]
+    assert statistics["selection"] == {"trials": 1, "sharpe_variance": 0.0}
+    assert set(statistics["spa"]) == {
+        "cash",
+        "buy_and_hold",
+        "equal_weight",
+        "random",
+        "momentum_20",
+    }
+    entry = statistics["policies"]["agent"]
+    assert entry["intervals"]["sharpe"]["low"] <= entry["intervals"]["sharpe"]["high"]
+    agent_metrics = report["policies"]["agent"]["metrics"]
+    for key in ("psr", "psr_vs_best_baseline", "dsr", "spa_pvalue"):
+        assert agent_metrics[key] == entry[key] or agent_metrics[key] is None, key
+    assert "dsr" not in report["policies"]["cash"]["metrics"]
 
     ranking = report["ranking"]
     sharpes = [row["sharpe"] for row in ranking]
@@ -1245,6 +1261,13 @@ def test_report_is_logged_to_mlflow(
     assert "independent.mean_episode_max_drawdown" in run.data.metrics
     assert "sharpe" not in run.data.metrics and "agent.sharpe" not in run.data.metrics
     assert not any(key.startswith("independent.vs_independent") for key in run.data.metrics)
+    # the lead system's trust figures, unprefixed (what `multiagent compare` shows)
+    assert run.data.metrics["dsr"] == pytest.approx(
+        report["policies"]["independent"]["metrics"]["dsr"]
+    )
+    assert run.data.metrics["independent.psr"] == pytest.approx(
+        report["policies"]["independent"]["metrics"]["psr"]
+    )
     assert run.data.params["part"] == "test"
     assert run.data.params["systems"] == "independent"
     assert run.data.params["source"] == str(pt)

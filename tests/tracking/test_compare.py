@@ -125,6 +125,37 @@ def test_single_point_metrics_plot_as_bars(store: str, tmp_path: Path) -> None:
     assert path.read_bytes().startswith(PNG)
 
 
+def test_overfitting_statistics_only_when_logged(
+    store: str, two_runs: tuple[str, str], tmp_path: Path
+) -> None:
+    """A sweep's run (pbo, dsr) beside a report's (dsr, psr, spa_pvalue): their own section,
+    a dash where a run lacks one; runs without any show no such rows."""
+    first, _ = two_runs
+    with Tracker.start(store, "exp", "sweep") as run:
+        run.log_metrics({"pbo": 0.25, "dsr": 0.91, "trials": 8}, 0)
+    sweep = str(run.run_id)
+    with Tracker.start(store, "exp", "report") as run:
+        run.log_metrics({"dsr": 0.5, "psr": 0.97, "spa_pvalue": 0.04}, 0)
+    report = str(run.run_id)
+    comparison = compare_runs(store, [first, sweep, report], metrics=["pbo"])
+    assert comparison.statistics == {
+        "dsr": [None, 0.91, 0.5],
+        "psr": [None, None, 0.97],
+        "pbo": [None, 0.25, None],
+        "spa_pvalue": [None, None, 0.04],
+    }
+    assert "pbo" not in comparison.metrics and comparison.notes == []
+    text = render(comparison_table(comparison))
+    assert "PBO (probability of backtest overfitting)" in text and "0.250" in text
+    assert "DSR (deflated Sharpe ratio)" in text and "0.910" in text
+    assert "SPA p-value" in text and "0.040" in text
+    json_path, _ = write_comparison(comparison, tmp_path / "cmp")
+    assert json.loads(json_path.read_text())["statistics"]["pbo"] == [None, 0.25, None]
+    plain = compare_runs(store, list(two_runs), histories=False)
+    assert plain.statistics == {}
+    assert "PBO" not in render(comparison_table(plain))
+
+
 def test_output_folder_is_never_overwritten(
     store: str, two_runs: tuple[str, str], tmp_path: Path
 ) -> None:

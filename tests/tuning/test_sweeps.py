@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from support.tiny import TINY  # the RLlib tests' tiny run config (tests/ is on sys.path)
@@ -99,8 +100,23 @@ def test_pbt_sweep(tmp_path: Path, ray_session: None, mlflow_server: str) -> Non
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert "test_sharpe" in parent.data.metrics and "best_objective" in parent.data.metrics
+    # PBO over the 2 trials' validation returns (same bars), logged on the sweep's run; the
+    # export carries the search.
+    assert "pbo" in parent.data.metrics
+    pbo = json.loads((result.directory / "pbo.json").read_text())
+    assert pbo["trials"] == 2 and pbo["combinations"] == 12870
+    assert parent.data.metrics["pbo"] == pytest.approx(pbo["pbo"])
+    assert chosen.selection.trials == 2 and chosen.selection.source.startswith("sweep tiny")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"trials.json", "best.yaml", "final_test.json", "pbt"} <= artifacts
+    assert {
+        "trials.json",
+        "best.yaml",
+        "final_test.json",
+        "pbt",
+        "pbo.json",
+        "pbo.png",
+    } <= artifacts
+    assert {"summary.json", "summary.md"} <= artifacts
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
@@ -286,3 +302,18 @@ def test_trials_reserve_and_use_their_env_runners(tmp_path: Path, ray_session: N
         for line in log.read_text().splitlines()
     ]
     assert rows and all(row["env_runners_healthy"] == 1 for row in rows)
+    # The validation returns behind the objective are kept: their Sharpe is the objective.
+    from multiagent.evaluation.metrics import sharpe
+
+    returns = np.load(trial_dir / "validation_returns.npy")
+    meta = json.loads((trial_dir / "validation_returns.json").read_text())
+    assert returns.size > 0 and meta["folds"] == [returns.size]
+    assert trial["objective"] == pytest.approx(sharpe(returns, meta["periods"]))
+    # One trial: no PBO (with the reason), the search (N = 1) in the summary and the export.
+    summary = json.loads((result.directory / "summary.json").read_text())
+    assert summary["pbo"] is None and "at least 2" in summary["pbo_skipped"]
+    assert summary["selection"]["trials"] == 1 and "dsr" in summary
+    assert summary["decay"]["validation_objective"] == trial["objective"]
+    assert result.best_config is not None
+    assert load_config(result.best_config).selection.trials == 1
+    assert (result.directory / "pbo.json").is_file() and (result.directory / "summary.md").is_file()
