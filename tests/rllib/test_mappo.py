@@ -14,7 +14,13 @@ import torch
 from hierarchy_configs import hierarchy_config
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from support.hierarchy_modules import allowed, build_master, build_symbol, random_episode
+from support.hierarchy_modules import (
+    allowed,
+    build_master,
+    build_symbol,
+    random_actions,
+    random_episode,
+)
 
 from multiagent.config import RunConfig
 from multiagent.envs.hierarchical_env import MASTER, HierarchicalTradingEnv
@@ -275,12 +281,7 @@ def record_episode(env: TradingAgentsEnv, episode_cls: Any, seed: int) -> Any:
     )
     episode.add_env_reset(observations=observations, infos=infos)
     while not episode.is_done:
-        actions: dict[str, Any] = {}
-        for agent, obs in observations.items():
-            if agent == MASTER:
-                actions[agent] = rng.integers(env.action_spaces[MASTER].nvec)
-            else:
-                actions[agent] = allowed(rng, obs["action_mask"])
+        actions = random_actions(env, observations, rng)
         observations, rewards, terminateds, truncateds, infos = env.step(actions)
         episode.add_env_step(
             observations=observations,

@@ -20,6 +20,18 @@ def allowed(rng: np.random.Generator, mask: np.ndarray) -> int:
     return int(rng.choice(np.flatnonzero(mask)))
 
 
+def random_actions(
+    env: TradingAgentsEnv, observations: dict[str, Any], rng: np.random.Generator
+) -> dict[str, Any]:
+    """A random valid action for every agent given an observation (RLlib's protocol)."""
+    return {
+        agent: rng.integers(env.action_spaces[MASTER].nvec)
+        if agent == MASTER
+        else allowed(rng, obs["action_mask"])
+        for agent, obs in observations.items()
+    }
+
+
 def random_episode(
     env: TradingAgentsEnv, seed: int
 ) -> list[tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool]]]:
@@ -30,13 +42,9 @@ def random_episode(
     observations, _ = env.reset(seed=seed)
     steps: list[Any] = [(observations, {}, {}, {})]
     while True:
-        actions: dict[str, Any] = {}
-        for agent, obs in observations.items():
-            if agent == MASTER:
-                actions[agent] = rng.integers(env.action_spaces[MASTER].nvec)
-            else:
-                actions[agent] = allowed(rng, obs["action_mask"])
-        observations, rewards, terminateds, truncateds, _ = env.step(actions)
+        observations, rewards, terminateds, truncateds, _ = env.step(
+            random_actions(env, observations, rng)
+        )
         steps.append((observations, rewards, terminateds, truncateds))
         if terminateds["__all__"] or truncateds["__all__"]:
             return steps
