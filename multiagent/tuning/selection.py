@@ -6,10 +6,10 @@ concatenated in order, with ``validation_returns.json`` beside it: fold lengths,
 year, objective). At the end of the sweep `selection_statistics` reads them back:
 
 - **PBO** (`evaluation.overfitting`): CSCV over the T x N matrix of the trials' validation
-  returns, S = `PBO_BLOCKS` blocks. Columns are the scored trials whose returns cover every
-  fold (all trials see the same bars: the folds are the same windows for every trial); a trial
-  stopped early (ASHA) before its last fold covers fewer bars and is left out, with the reason
-  recorded. Skipped, with the reason, when fewer than 2 trials or fewer than
+  returns, S = `PBO_BLOCKS` blocks. Columns are the scored trials with returns, rows the bars
+  of the folds every one of them reached (`returns_matrix`: a trial stopped early by ASHA after
+  its first fold still counts, over that fold's bars; the folds are the same windows for every
+  trial). Skipped, with the reason, when fewer than 2 trials or fewer than
   ``PBO_BLOCKS x MIN_BLOCK_BARS`` bars remain.
 - **The search, for the DSR**: N = the scored trials (every config the search compared,
   stopped early or not), V = the variance of their annualized validation Sharpe ratios (each
@@ -196,22 +196,30 @@ def selection_statistics(
 def returns_matrix(
     loaded: dict[str, TrialReturns], excluded: dict[str, str]
 ) -> tuple[np.ndarray, list[str]]:
-    """(T x N matrix, column trial ids): the trials whose returns cover every fold, that is the
-    longest fold layout; the others are added to ``excluded`` with the reason."""
+    """(T x N matrix, column trial ids) over the folds every trial reached.
+
+    Every column must cover the same bars. A sweep with early stopping (ASHA) stops most trials
+    after their first fold, so the matrix keeps every trial and cuts every trial's returns to
+    the folds all of them reached (the first fold, when some stopped there): more trials over
+    fewer bars, rather than the one trial that ran every fold. A trial whose fold layout
+    disagrees with the others' on those folds (another split) is left out, in ``excluded``."""
     if not loaded:
         return np.empty((0, 0)), []
-    full = max(loaded.values(), key=lambda t: (len(t.folds), t.returns.size))
-    columns = []
+    depth = min(len(t.folds) for t in loaded.values())
+    reference = max(loaded.values(), key=lambda t: (len(t.folds), t.returns.size))
+    layout = reference.folds[:depth]
+    columns, series = [], []
     for trial_id, trial in loaded.items():
-        if trial.folds == full.folds:
-            columns.append(trial_id)
-        else:
+        if trial.folds[:depth] != layout:
             excluded[trial_id] = (
-                f"its returns cover folds of {trial.folds} bars, not {full.folds} (stopped "
-                "before its last fold)"
+                f"its first {depth} fold(s) hold {trial.folds[:depth]} bars, not {layout}"
             )
-    matrix = np.column_stack([loaded[i].returns for i in columns])
-    return matrix, columns
+            continue
+        columns.append(trial_id)
+        series.append(trial.returns[: sum(layout)])
+    if not columns:
+        return np.empty((0, 0)), []
+    return np.column_stack(series), columns
 
 
 def _pbo(

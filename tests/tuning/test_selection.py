@@ -69,6 +69,20 @@ def kept(directory: Path, trial_id: str) -> np.ndarray:
     return found.returns
 
 
+def test_the_matrix_keeps_every_trial_over_the_folds_all_reached(tmp_path: Path) -> None:
+    from multiagent.tuning.selection import TrialReturns, returns_matrix
+
+    full = TrialReturns("a", np.arange(10.0), PERIODS, [4, 6])
+    early = TrialReturns("b", np.arange(4.0) + 100, PERIODS, [4])
+    other = TrialReturns("c", np.arange(5.0), PERIODS, [5])  # another split: not comparable
+    excluded: dict[str, str] = {}
+    matrix, columns = returns_matrix({"a": full, "b": early}, excluded)
+    assert columns == ["a", "b"] and matrix.shape == (4, 2) and excluded == {}
+    np.testing.assert_array_equal(matrix[:, 0], np.arange(4.0))
+    matrix, columns = returns_matrix({"a": full, "b": early, "c": other}, excluded)
+    assert columns == ["a", "b"] and "c" in excluded
+
+
 def test_returns_round_trip(tmp_path: Path) -> None:
     folds = [np.arange(3.0), np.arange(5.0)]
     save_trial_returns(tmp_path, folds, {"periods": 12.0, "objective": 1.5})
@@ -86,11 +100,11 @@ def test_statistics_over_fake_trials(tmp_path: Path) -> None:
     stats = selection_statistics(trials, best, tmp_path, source="sweep tiny (2026-01-01)")
     # N counts every scored trial (the ASHA-stopped one and the one without returns too).
     assert stats.trials == 6
-    assert stats.pbo_trials == ["t0", "t1", "t2", "t3"]
-    assert set(stats.excluded) == {"t4", "t5"}
-    assert "stopped before its last fold" in stats.excluded["t4"]
+    # The ASHA-stopped trial counts too: every column over the folds all trials reached (fold 0).
+    assert stats.pbo_trials == ["t0", "t1", "t2", "t3", "t4"]
+    assert set(stats.excluded) == {"t5"}
     assert stats.excluded["t5"] == "no validation returns kept"
-    matrix = np.column_stack([kept(tmp_path, i) for i in stats.pbo_trials])
+    matrix = np.column_stack([kept(tmp_path, i)[:FOLD] for i in stats.pbo_trials])
     direct = probability_of_backtest_overfitting(matrix, 16, periods=PERIODS)
     assert stats.pbo is not None and stats.pbo.pbo == direct.pbo
     np.testing.assert_array_equal(stats.pbo.logits, direct.logits)
@@ -112,7 +126,7 @@ def test_statistics_over_fake_trials(tmp_path: Path) -> None:
     assert [p.name for p in written] == ["pbo.json", "pbo.png"]
     saved = json.loads((tmp_path / "pbo.json").read_text())
     assert saved["pbo"] == stats.pbo.pbo and saved["combinations"] == 12870
-    assert saved["columns"] == ["t0", "t1", "t2", "t3"] and saved["blocks"] == 16
+    assert saved["columns"] == ["t0", "t1", "t2", "t3", "t4"] and saved["blocks"] == 16
     assert (tmp_path / "pbo.png").read_bytes().startswith(PNG)
 
     final = {"part": "test", "metrics": {"sharpe": 0.4, "total_return": 0.01}}
@@ -127,7 +141,7 @@ def test_statistics_over_fake_trials(tmp_path: Path) -> None:
         total_trials=len(trials),
     )
     assert summary["pbo"] == stats.pbo.pbo and summary["dsr"] == stats.dsr
-    assert summary["trials"] == {"total": 7, "scored": 6, "in_pbo": 4}
+    assert summary["trials"] == {"total": 7, "scored": 6, "in_pbo": 5}
     assert summary["selection"]["trials"] == 6
     assert summary["decay"]["validation_objective"] == 2.0 and summary["decay"]["test"] == 0.4
     assert summary["decay"]["change"] == pytest.approx(-1.6)
@@ -135,7 +149,7 @@ def test_statistics_over_fake_trials(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text())["pbo"] == stats.pbo.pbo
     text = (tmp_path / "summary.md").read_text()
     assert f"{stats.pbo.pbo:.3f}" in text and "DSR of the choice" in text
-    assert "| sharpe | 2.000 | 0.400 |" in text and "trial t4:" in text
+    assert "| sharpe | 2.000 | 0.400 |" in text and "trial t5:" in text
 
 
 def test_pbo_skipped_with_a_reason(tmp_path: Path) -> None:
