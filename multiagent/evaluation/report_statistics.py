@@ -75,7 +75,7 @@ def render_statistics(section: dict[str, Any] | None) -> list[str]:
         [
             baseline,
             fmt(test["pvalue"]),
-            ", ".join(test["superior"]) or "none",
+            test.get("skipped") or ", ".join(test["superior"]) or "none",
         ]
         for baseline, test in section["spa"].items()
     ]

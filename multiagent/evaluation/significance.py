@@ -30,7 +30,11 @@ from arch.bootstrap import SPA, StationaryBootstrap, StepM
 
 from multiagent.config.evaluation import STATISTIC_METRICS
 from multiagent.evaluation.metrics import max_drawdown, sharpe, total_return
-from multiagent.evaluation.paired import block_length, paired_difference
+from multiagent.evaluation.paired import (
+    MIN_BARS_FOR_BLOCK_ESTIMATE,
+    block_length,
+    paired_difference,
+)
 from multiagent.evaluation.sharpe_stats import (
     annualized,
     deflated_sharpe_ratio,
@@ -109,8 +113,22 @@ def spa_test(
     level: float,
 ) -> dict[str, Any]:
     """Hansen's SPA of "no model's mean return beats the benchmark's", with the models StepM
-    finds superior at ``1 - level`` (losses are negative returns)."""
-    names = list(models)
+    finds superior at ``1 - level`` (losses are negative returns).
+
+    Not run (p-value NaN, with the reason) on fewer than `MIN_BARS_FOR_BLOCK_ESTIMATE` bars, and
+    a model whose returns differ from the benchmark's by a constant on every bar (the same
+    series, e.g. a system that never trades against cash) is left out: its studentized
+    statistic divides by a zero variance, which would read as certainty."""
+    bars = int(np.asarray(benchmark).size)
+    names = [n for n in models if np.ptp(np.asarray(models[n]) - benchmark) > 0.0]
+    left_out = [n for n in models if n not in names]
+    reason = None
+    if bars < MIN_BARS_FOR_BLOCK_ESTIMATE:
+        reason = f"{bars} bars: too few for the test (at least {MIN_BARS_FOR_BLOCK_ESTIMATE})"
+    elif not names:
+        reason = "no system's returns differ from this baseline's bar by bar"
+    if reason is not None:
+        return {"pvalue": float("nan"), "pvalues": {}, "superior": [], "skipped": reason}
     frame = pd.DataFrame({name: -np.asarray(models[name], dtype=float) for name in names})
     losses = -np.asarray(benchmark, dtype=float)
     best = max(names, key=lambda n: float(np.mean(models[n])))
@@ -132,7 +150,7 @@ def spa_test(
         "pvalue": pvalues["consistent"],
         "pvalues": pvalues,
         "superior": [str(n) for n in step.superior_models],
-    }
+    } | ({"left_out": left_out} if left_out else {})
 
 
 def significance_section(

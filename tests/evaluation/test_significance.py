@@ -155,3 +155,22 @@ def test_the_markdown_section_reads_the_figures() -> None:
     assert "Hansen's SPA test" in lines
     assert render_statistics(None) == []
     assert callable(render_markdown)
+
+
+def test_spa_is_not_fooled_by_a_copy_of_the_baseline_or_a_short_window() -> None:
+    """A system that never trades has the cash baseline's returns bar for bar: a zero variance
+    the studentized test would read as certainty. It is left out, and with nothing left the
+    test says why instead of giving a p-value; so does a window too short to resample."""
+    flat = np.zeros(300)
+    skipped = spa_test(flat, {"idle": np.zeros(300)}, seed=0, replications=100, level=0.95)
+    assert np.isnan(skipped["pvalue"]) and "bar by bar" in skipped["skipped"]
+    mixed = spa_test(
+        flat,
+        {"idle": np.zeros(300), "edge": noise(1, 300, 0.002)},
+        seed=0,
+        replications=200,
+        level=0.95,
+    )
+    assert mixed["left_out"] == ["idle"] and mixed["superior"] == ["edge"]
+    short = spa_test(noise(0, 10), {"a": noise(1, 10)}, seed=0, replications=100, level=0.95)
+    assert np.isnan(short["pvalue"]) and "10 bars" in short["skipped"]
