@@ -41,9 +41,13 @@ METRICS = (
 )
 """Every metric a report holds per policy (see `multiagent.evaluation.metrics`; the last four
 only for agent systems: what their master did)."""
-STATISTIC_METRICS = ("psr", "psr_vs_best_baseline", "dsr", "spa_pvalue")
+POLICY_STATISTICS = ("psr", "psr_vs_best_baseline", "dsr")
 """The overfitting statistics every agent system's metrics carry (`evaluation.significance`):
-PSR against 0 and against the best baseline, the deflated Sharpe ratio, Hansen's SPA p-value."""
+PSR against 0 and against the best baseline, the deflated Sharpe ratio. Each depends on the
+system's own returns and the baselines only, so a system scores the same in any report."""
+STATISTIC_METRICS = (*POLICY_STATISTICS, "spa_pvalue")
+"""Gate names: plus Hansen's SPA p-value against the best baseline, a figure of the report (the
+family of systems it compares), so it is kept in the report's `statistics`, not the metrics."""
 GATE_METRICS = (*METRICS, *STATISTIC_METRICS, "rank_fraction")
 """Plus the system's rank among itself and the baselines by Sharpe / their number (0.5 =
 middle); the other systems of the report are not counted."""

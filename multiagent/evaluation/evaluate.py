@@ -41,7 +41,11 @@ from multiagent.evaluation.robustness import (
     walk_forward_section,
 )
 from multiagent.evaluation.scoring import SUMMARY_KEYS, policy_metrics
-from multiagent.evaluation.significance import significance_section, statistic_metrics
+from multiagent.evaluation.significance import (
+    report_figures,
+    significance_section,
+    statistic_metrics,
+)
 from multiagent.runs.prepare import PreparedData
 
 SCHEMA = "multiagent.report/1"
@@ -154,7 +158,13 @@ class Evaluator:
         statistics = self._statistics(runs, names, main["policies"])
         lead = lead_system(names)
         system_gates = {
-            name: check_gates(self.settings.gates, name, main["policies"], main["ranking"])
+            name: check_gates(
+                self.settings.gates,
+                name,
+                main["policies"],
+                main["ranking"],
+                report_figures(statistics, name),
+            )
             for name in names
         }
         panel = self.prepared.panel

@@ -47,9 +47,15 @@ def _baseline_value(
 
 
 def check_gates(
-    gates: GateSet, agent: str, policies: dict[str, dict[str, Any]], ranking: list[dict[str, Any]]
+    gates: GateSet,
+    agent: str,
+    policies: dict[str, dict[str, Any]],
+    ranking: list[dict[str, Any]],
+    report_figures: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    metrics = dict(policies[agent]["metrics"])
+    """``report_figures``: what the agent is judged on that depends on the whole report rather
+    than on its own returns (the SPA p-value over the systems compared), like ``rank_fraction``."""
+    metrics = {**policies[agent]["metrics"], **(report_figures or {})}
     # Ranked among itself and the baselines: the other systems of the report do not count.
     field = [
         r["policy"]

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from multiagent.config import RunConfig
-from multiagent.config.evaluation import STATISTIC_METRICS, EvaluationConfig
+from multiagent.config.evaluation import POLICY_STATISTICS, EvaluationConfig
 from multiagent.evaluation.evaluate import Evaluation, Evaluator
 from multiagent.evaluation.report import render_markdown, write_json
 from multiagent.evaluation.sources import PolicySource
@@ -165,7 +165,8 @@ def log_to_mlflow(
         if lead is not None and report.get("statistics"):
             # The lead system's trust figures, unprefixed: what `multiagent compare` shows.
             lead_metrics = report["policies"][lead]["metrics"]
-            metrics.update({key: lead_metrics.get(key) for key in STATISTIC_METRICS})
+            metrics.update({key: lead_metrics.get(key) for key in POLICY_STATISTICS})
+            metrics["spa_pvalue"] = report["statistics"]["policies"][lead]["spa_pvalue"]
         comparison = report.get("comparison") or {}
         for system, entry in (comparison.get("systems") or {}).items():
             for key, diff in entry["metrics"].items():

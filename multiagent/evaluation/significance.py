@@ -15,7 +15,9 @@ and for the report, **Hansen's SPA test** (2005) against each baseline over the 
 the p-value of "no system beats this baseline" corrected for having compared several systems
 (the data-snooping the test is named for), with the systems StepM (Romano & Wolf 2005) finds
 superior at the report's level. `spa_pvalue` (the SPA p-value against the best baseline) and the
-PSR / DSR figures join each agent's metrics, so gates can use them (`dsr >= 0.95`).
+PSR / DSR figures join each agent's metrics; gates read those and `spa_pvalue` (`dsr >= 0.95`,
+`spa_pvalue <= 0.05`). The SPA p-value stays out of the metrics: it is a figure of the family of
+systems a report compares, and a system must score the same alone or beside others.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import SPA, StationaryBootstrap, StepM
+from arch.bootstrap import SPA, StationaryBootstrap
 
-from multiagent.config.evaluation import STATISTIC_METRICS
+from multiagent.config.evaluation import POLICY_STATISTICS
 from multiagent.evaluation.metrics import max_drawdown, sharpe, total_return
 from multiagent.evaluation.paired import (
     MIN_BARS_FOR_BLOCK_ESTIMATE,
@@ -135,22 +137,34 @@ def spa_test(
     block = max(1, round(block_length(np.asarray(models[best]) - benchmark)))
     spa = SPA(losses, frame, block_size=block, reps=replications, seed=np.random.default_rng(seed))
     spa.compute()
-    step = StepM(
-        losses,
-        frame,
-        size=1.0 - level,
-        block_size=block,
-        reps=replications,
-        seed=np.random.default_rng(seed),
-    )
-    step.compute()
     pvalues = {str(k): float(v) for k, v in spa.pvalues.items()}
+    superior = step_down(spa, len(names), size=1.0 - level)
+    spa.subset(np.ones(len(names), dtype=bool))
     return {
         "block_length": block,
         "pvalue": pvalues["consistent"],
         "pvalues": pvalues,
-        "superior": [str(n) for n in step.superior_models],
+        "superior": [names[i] for i in superior],
     } | ({"left_out": left_out} if left_out else {})
+
+
+def step_down(spa: SPA, models: int, size: float) -> list[int]:
+    """Romano & Wolf's StepM over a computed SPA: the models better than the benchmark at
+    ``size``, found step by step (each step re-tests the models not yet found). The loop of
+    `arch.bootstrap.StepM` (8.0) stops only when one step finds every model at once; when the
+    last models are found over several steps it re-tests an empty set and fails, so the same
+    steps are run here with the stopping rule "no model left, or none found"."""
+    remaining = np.ones(models, dtype=bool)
+    found: list[int] = []
+    while remaining.any():
+        spa.subset(remaining)
+        spa.compute()
+        better = [int(i) for i in spa.better_models(size) if remaining[int(i)]]
+        if not better:
+            break
+        found += better
+        remaining[better] = False
+    return sorted(found)
 
 
 def significance_section(
@@ -221,9 +235,16 @@ def significance_section(
 
 
 def statistic_metrics(section: dict[str, Any], agent: str) -> dict[str, float]:
-    """The figures an agent's metrics (and gates) gain from the section."""
+    """The figures an agent's metrics gain from the section (its own, not the family's)."""
     entry = section["policies"][agent]
-    return {key: _finite(entry.get(key)) for key in STATISTIC_METRICS}
+    return {key: _finite(entry.get(key)) for key in POLICY_STATISTICS}
+
+
+def report_figures(section: dict[str, Any] | None, agent: str) -> dict[str, float]:
+    """What gates also read for ``agent``: the SPA p-value of the report's family of systems."""
+    if not section:
+        return {}
+    return {"spa_pvalue": _finite(section["policies"][agent].get("spa_pvalue"))}
 
 
 def _finite(value: Any) -> float:
