@@ -36,7 +36,7 @@ from rich.console import Console
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError, MultiagentError
 from multiagent.runs.folders import read_json, run_path, write_json
-from multiagent.tracking import Tracker, end_status, flatten, resolve_tracking_uri, run_tags
+from multiagent.tracking import OFF, Tracker, end_status, flatten, resolve_tracking_uri, run_tags
 from multiagent.tuning.config import SweepConfig, load_sweep, trial_settings
 from multiagent.tuning.outcome import export_best, final_evaluation, log_outcome
 from multiagent.tuning.selection import SelectionStatistics, selection_statistics, write_pbo
@@ -98,8 +98,8 @@ def run_sweep(
     say = _sayer(console)
 
     init_ray()
-    start, n_bars, fingerprint = _prepare_base(sweep, base, directory, say)
     uri = resolve_tracking_uri(tracking_uri, directory)
+    start, n_bars, fingerprint = _prepare_base(sweep, base, directory, say, uri)
     parent = _parent_tracker(sweep, base, uri, directory, state, fingerprint, console)
     state.setdefault("tracking_uri", uri)
     state.setdefault("parent_run_id", None)
@@ -203,11 +203,12 @@ def _sayer(console: Console | None) -> Any:
 
 
 def _prepare_base(
-    sweep: SweepConfig, base: RunConfig, directory: Path, say: Any
+    sweep: SweepConfig, base: RunConfig, directory: Path, say: Any, uri: str | None = None
 ) -> tuple[dict[str, str | None], int, str]:
     """What trials start from (the encoder or the previous phase's best checkpoint), the bar
     count the folds are cut from, and the data fingerprint; trains the phases before the
-    target once, sealed, unless ``init_from`` names a run that has them."""
+    target once, sealed, unless ``init_from`` names a run that has them. The base pipeline
+    logs to the sweep's store ``uri`` (None: tracking off, as the sweep's own runs)."""
     from multiagent.runs.prepare import prepare
     from multiagent.training.pipeline import PHASE_DIRS, Pipeline
 
@@ -234,7 +235,8 @@ def _prepare_base(
             needed = []
         if needed:
             say(f"[sweep] training {', '.join(needed)} once (sealed) into {run_dir}")
-            phases = Pipeline(sealed, run_dir, console=None).run(needed, resume=True).phases
+            pipeline = Pipeline(sealed, run_dir, console=None, tracking_uri=uri or OFF)
+            phases = pipeline.run(needed, resume=True).phases
         else:
             phases = {}
     start: dict[str, str | None] = {"encoder": None, "checkpoint": None}

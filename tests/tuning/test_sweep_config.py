@@ -179,3 +179,34 @@ def test_pbt_perturbations_stay_inside_the_space(tmp_path: Path) -> None:
         "master.ppo.lr": 1e-3,
         "master.ppo.clip_param": 0.2,
     }
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"), [(None, "none"), ("sqlite:///s.db", "sqlite:///s.db")]
+)
+def test_the_base_pipeline_logs_where_the_sweep_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str | None, expected: str
+) -> None:
+    """`multiagent tune --tracking-uri none` switches tracking off for the phases trained once
+    before the trials too; a sweep's store is the base pipeline's store."""
+    from types import SimpleNamespace
+
+    import multiagent.training.pipeline as pipeline_module
+    from multiagent.tuning.config import load_sweep
+    from multiagent.tuning.sweep import _prepare_base
+
+    seen: list[str | None] = []
+
+    class Recording:
+        def __init__(self, config: RunConfig, run_dir: Path, **options: Any) -> None:
+            seen.append(options.get("tracking_uri"))
+
+        def run(self, phases: list[str], resume: bool) -> Any:
+            return SimpleNamespace(phases={})
+
+    monkeypatch.setattr(pipeline_module, "Pipeline", Recording)
+    root = Path(__file__).resolve().parents[2]
+    sweep, base = load_sweep(root / "tune_configs" / "symbols_pbt.yaml")
+    base = base.model_copy(update={"cache_dir": str(tmp_path / "cache")})
+    _prepare_base(sweep, base, tmp_path, lambda text: None, uri)
+    assert seen == [expected]
