@@ -93,6 +93,28 @@ def block_length(difference: np.ndarray) -> float:
     return max(estimate, 1.0) if math.isfinite(estimate) else 1.0
 
 
+def resample(
+    series: tuple[np.ndarray, ...],
+    statistics: Callable[..., list[float]],
+    block: float,
+    *,
+    seed: int,
+    replications: int,
+) -> np.ndarray:
+    """(replications x statistics) of ``statistics`` over stationary-bootstrap resamples of
+    ``series``, the same bar indices for every series (paired), mean block length ``block``."""
+    bootstrap = StationaryBootstrap(
+        block,  # type: ignore[arg-type]  # arch uses 1 / block only: a float is exact
+        *series,
+        seed=np.random.default_rng(seed),
+    )
+    rows = []
+    for resampled, _ in bootstrap.bootstrap(replications):
+        # ndarrays in, ndarrays out (arch annotates any array-like); asarray copies nothing.
+        rows.append(statistics(*(np.asarray(x, dtype=float) for x in resampled)))
+    return np.asarray(rows, dtype=float).reshape(replications, -1)
+
+
 def _summary(
     value_a: float, value_b: float, replicates: np.ndarray, level: float
 ) -> dict[str, float]:
@@ -135,17 +157,13 @@ def paired_difference(
     block = block_length(a - b)
     # arch annotates block_size as int, but the stationary bootstrap only uses 1 / block_size
     # (the geometric blocks' mean length), so the estimate is passed unrounded.
-    bootstrap = StationaryBootstrap(
-        block,  # type: ignore[arg-type]
-        a,
-        b,
-        seed=np.random.default_rng(seed),
+    replicates = resample(
+        (a, b),
+        lambda a_star, b_star: [metric(a_star) - metric(b_star) for metric in metrics.values()],
+        block,
+        seed=seed,
+        replications=replications,
     )
-    replicates = np.empty((replications, len(metrics)))
-    for i, (resampled, _) in enumerate(bootstrap.bootstrap(replications)):
-        # ndarrays in, ndarrays out (arch annotates any array-like); asarray copies nothing.
-        a_star, b_star = (np.asarray(series, dtype=float) for series in resampled)
-        replicates[i] = [metric(a_star) - metric(b_star) for metric in metrics.values()]
     summaries = {
         name: _summary(metric(a), metric(b), replicates[:, j], level)
         for j, (name, metric) in enumerate(metrics.items())

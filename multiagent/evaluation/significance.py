@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import SPA, StationaryBootstrap
+from arch.bootstrap import SPA
 
 from multiagent.config.evaluation import POLICY_STATISTICS
 from multiagent.evaluation.metrics import max_drawdown, sharpe, total_return
@@ -36,6 +36,7 @@ from multiagent.evaluation.paired import (
     MIN_BARS_FOR_BLOCK_ESTIMATE,
     block_length,
     paired_difference,
+    resample,
 )
 from multiagent.evaluation.sharpe_stats import (
     annualized,
@@ -54,15 +55,13 @@ def metric_intervals(
     stationary block-bootstrap percentile intervals."""
     series = np.asarray(returns, dtype=float)
     block = block_length(series)
-    bootstrap = StationaryBootstrap(
-        block,  # type: ignore[arg-type]  # arch uses 1 / block only: a float is exact
-        series,
-        seed=np.random.default_rng(seed),
+    replicates = resample(
+        (series,),
+        lambda star: [sharpe(star, periods), total_return(star), max_drawdown(star)],
+        block,
+        seed=seed,
+        replications=replications,
     )
-    replicates = np.empty((replications, 3))
-    for i, (resampled, _) in enumerate(bootstrap.bootstrap(replications)):
-        star = np.asarray(resampled[0], dtype=float)
-        replicates[i] = [sharpe(star, periods), total_return(star), max_drawdown(star)]
     tail = (1.0 - level) / 2.0
     out: dict[str, Any] = {"block_length": block}
     for j, (name, value) in enumerate(
