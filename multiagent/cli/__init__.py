@@ -17,7 +17,7 @@ from multiagent.cli.evaluate import evaluate, report
 from multiagent.cli.main_job import panel_table, print_notes
 from multiagent.cli.train import pretrain, train_app
 from multiagent.cli.tune import tune_command
-from multiagent.config import with_curriculum_file
+from multiagent.config import RunConfig, validate_mapping, with_curriculum_file
 from multiagent.data.bundled import BUNDLED, load_bundled
 from multiagent.data.errors import DataFixWarning
 from multiagent.data.loaders import Layout, load_panel
@@ -29,7 +29,7 @@ from multiagent.data.synthetic import (
     generate_sessions,
 )
 from multiagent.data.validation_options import ValidationOptions
-from multiagent.errors import MultiagentError
+from multiagent.errors import ConfigError, MultiagentError
 
 app = typer.Typer(help="Hierarchical multi-agent RL trading on Ray.", no_args_is_help=True)
 data_app = typer.Typer(
@@ -255,11 +255,25 @@ def run(
         str | None,
         typer.Option(help="MLflow URI (default: SQLite in the run folder; 'none': off)."),
     ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Single-agent presets (portfolio, regimes, sessions): the policy's core, "
+            "mlp, lstm or gru (agent.policy.recurrent; agent.policy.max_seq_len is the BPTT "
+            "sequence length)."
+        ),
+    ] = None,
+    episodes: Annotated[
+        int | None,
+        typer.Option(
+            help="Single-agent presets: test episodes each policy runs (agent.evaluation.episodes)."
+        ),
+    ] = None,
 ) -> None:
     """The main job: load + validate data, build features, split, cut episode views, roll a
-    seeded baseline through the hierarchical env, then the training pipeline (pretrain the
-    shared encoder, PPO symbol policy, MAPPO master, joint fine-tuning) and the test-split
-    reports."""
+    seeded baseline through the system's env, then the training pipeline (hierarchy: pretrain
+    the shared encoder, PPO symbol policy, MAPPO master, joint fine-tuning; single-agent
+    presets: pretrain, then PPO on the agent) and the test-split reports."""
     from multiagent.cli.main_job import ConsoleView
     from multiagent.training.main_job import run_main_job
 
@@ -267,6 +281,7 @@ def run(
         run_config, run_name = run_config_from(config, preset)
         if curriculum is not None:
             run_config = with_curriculum_file(run_config, curriculum)
+        run_config = with_agent_options(run_config, policy, episodes)
         run_main_job(
             run_config,
             run_name,
@@ -278,6 +293,26 @@ def run(
         )
     except (MultiagentError, ValueError) as error:
         fail(error)
+
+
+def with_agent_options(config: RunConfig, policy: str | None, episodes: int | None) -> RunConfig:
+    """``--policy`` / ``--episodes`` applied to a single-agent system's config (validated)."""
+    if policy is None and episodes is None:
+        return config
+    if config.system == "hierarchy":
+        raise ConfigError(
+            "--policy and --episodes configure the single-agent presets (portfolio, regimes, "
+            "sessions); the hierarchy's policy is symbols.policy in a config file"
+        )
+    cores = {"mlp": "none", "none": "none", "lstm": "lstm", "gru": "gru"}
+    if policy is not None and policy not in cores:
+        raise ConfigError(f"--policy must be mlp, lstm or gru, not {policy!r}")
+    data = config.model_dump(mode="json")
+    if policy is not None:
+        data["agent"]["policy"]["recurrent"] = cores[policy]
+    if episodes is not None:
+        data["agent"]["evaluation"]["episodes"] = episodes
+    return validate_mapping(RunConfig, data, file="command line")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -136,10 +136,13 @@ class ConsoleView:
         )
 
     def baseline(self, rollout: RolloutReport, config: RunConfig) -> None:
-        env = config.env
-        table = Table(
-            title=f"Baseline: {env.n_symbols} random symbol agents + neutral master, train views"
+        env = config.env if config.system == "hierarchy" else config.agent.env
+        who = (
+            f"{config.env.n_symbols} random symbol agents + neutral master"
+            if config.system == "hierarchy"
+            else f"a random {config.system} agent"
         )
+        table = Table(title=f"Baseline: {who}, train views")
         for column in (
             "ep",
             "bars",
@@ -159,7 +162,7 @@ class ConsoleView:
                 f"{summary['return']:+.1%}",
                 f"{summary['max_drawdown']:.1%}",
                 str(summary["trades"]),
-                str(summary["forced_trades"]),
+                str(summary.get("forced_trades", 0)),
                 f"{summary['turnover']:.1%}",
                 f"{summary['costs']:,.0f}",
                 f"{summary['mean_exposure']:.0%}",

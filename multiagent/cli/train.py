@@ -12,6 +12,7 @@ from rich.table import Table
 from multiagent.cli.common import console, fail, run_config_from
 from multiagent.cli.main_job import print_pipeline
 from multiagent.config import with_curriculum_file
+from multiagent.config.phases import PHASES
 from multiagent.errors import ConfigError, MultiagentError
 
 train_app = typer.Typer(help="Train agents on Ray (RLlib PPO).", no_args_is_help=True)
@@ -177,7 +178,7 @@ def train_pipeline_command(
     from multiagent.training.pipeline import phase_range, run_pipeline
 
     try:
-        phase_range(from_phase, to_phase)  # a bad name fails before any folder is made
+        phase_range(from_phase, to_phase, (*PHASES, "agent"))  # a bad name fails early
         if resume is not None:
             folder, run_config = resume, None
         elif from_phase is not None:

@@ -44,7 +44,7 @@ def with_curriculum_file(config: RunConfig, path: str | Path) -> RunConfig:
     return config.model_copy(update={"curriculum": curriculum.curriculum})
 
 
-PRESETS = ("default", "quick", "cluster")
+PRESETS = ("default", "quick", "cluster", "portfolio", "regimes", "sessions")
 
 
 def _preset_mapping(name: str) -> dict[str, Any]:

@@ -10,10 +10,13 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from multiagent.config.agent import AGENT_PHASES, AgentTrainConfig, System
 from multiagent.config.evaluation import EvaluationConfig
 from multiagent.config.phases import (
+    PHASES,
     JointTrainConfig,
     MasterTrainConfig,
+    PolicyNetConfig,
     ResourceConfig,
     SymbolTrainConfig,
 )
@@ -21,10 +24,10 @@ from multiagent.curriculum.config import CurriculumConfig
 from multiagent.data.featurize import FeaturePipelineConfig
 from multiagent.data.loaders import Layout
 from multiagent.data.splits import SplitConfig
-from multiagent.data.synthetic import SyntheticMarketConfig
+from multiagent.data.synthetic import SessionConfig, SyntheticMarketConfig
 from multiagent.data.validation_options import ValidationOptions
 from multiagent.encoder.config import EncoderConfig, PretrainConfig
-from multiagent.envs.config import HierarchicalEnvConfig
+from multiagent.envs.config import HierarchicalEnvConfig, ObservationConfig
 from multiagent.schema import Settings
 
 
@@ -42,21 +45,35 @@ class DataConfig(Settings):
     synthetic: SyntheticMarketConfig | None = Field(
         None, description="Generate a seeded synthetic market instead of loading data."
     )
+    sessions: SessionConfig | None = Field(
+        None,
+        description="Generate seeded synthetic prediction-market sessions (one symbol each) "
+        "instead of loading data.",
+    )
     validation: ValidationOptions = Field(default_factory=ValidationOptions)
 
     @model_validator(mode="before")
     @classmethod
     def _other_source_replaces_default(cls, data: Any) -> Any:
-        other = isinstance(data, dict) and (data.get("paths") or data.get("synthetic") is not None)
+        other = isinstance(data, dict) and (
+            data.get("paths")
+            or data.get("synthetic") is not None
+            or data.get("sessions") is not None
+        )
         if other and "bundled" not in data:
             return {**data, "bundled": None}
         return data
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        sources = [self.bundled is not None, bool(self.paths), self.synthetic is not None]
+        sources = [
+            self.bundled is not None,
+            bool(self.paths),
+            self.synthetic is not None,
+            self.sessions is not None,
+        ]
         if sum(sources) != 1:
-            raise ValueError("set exactly one of `bundled`, `paths` and `synthetic`")
+            raise ValueError("set exactly one of `bundled`, `paths`, `synthetic` and `sessions`")
         return self
 
 
@@ -86,6 +103,12 @@ class RunConfig(Settings):
     """The main job's configuration (grows with the training issues)."""
 
     seed: int = Field(0, description="Seed of every random draw of the run.")
+    system: System = Field(
+        "hierarchy",
+        description="What the run trains: hierarchy (symbol agents + master, the pipeline's "
+        "four phases) or one of the single-agent seed systems portfolio, regimes, sessions "
+        "(pretrain + one `agent` phase; see docs/presets/).",
+    )
     # Every section's default is its model's own defaults (no parent restates one), so a
     # partial section in a YAML file changes only the keys it names.
     data: DataConfig = Field(default_factory=DataConfig, description="The market data.")
@@ -117,6 +140,11 @@ class RunConfig(Settings):
     joint: JointTrainConfig = Field(
         default_factory=JointTrainConfig,
         description="Phase 4: joint fine-tuning (joint.ppo has the joint phase's own defaults).",
+    )
+    agent: AgentTrainConfig = Field(
+        default_factory=AgentTrainConfig,
+        description="The single-agent systems' phase and env (read when system is not "
+        "hierarchy; the hierarchy reads env, symbols, master and joint).",
     )
     evaluation: EvaluationConfig = Field(
         default_factory=EvaluationConfig,
@@ -162,12 +190,59 @@ class RunConfig(Settings):
                 )
         return data
 
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The pipeline's phases of this run's system, in order."""
+        return PHASES if self.system == "hierarchy" else AGENT_PHASES
+
+    @property
+    def observation(self) -> ObservationConfig:
+        """The observation settings of the system's env (window: the encoder's input)."""
+        return self.env.observation if self.system == "hierarchy" else self.agent.env.observation
+
+    @property
+    def first_policy(self) -> PolicyNetConfig:
+        """The policy the pretrained encoder feeds (its ``encoder`` mode decides pretraining)."""
+        return self.symbols.policy if self.system == "hierarchy" else self.agent.policy
+
+    @model_validator(mode="after")
+    def _system_fits(self) -> RunConfig:
+        if self.system == "hierarchy":
+            if self.data.sessions is not None:
+                raise ValueError(
+                    "data.sessions makes one-symbol session episodes: use system: sessions"
+                )
+            return self
+        kind = self.agent.env.scheme.kind
+        if self.system == "regimes" and kind != "regimes":
+            raise ValueError(
+                f"system regimes trades target-weight regimes: set agent.env.scheme.kind: "
+                f"regimes (it is {kind})"
+            )
+        if self.system != "regimes" and kind == "regimes":
+            raise ValueError(
+                f"agent.env.scheme.kind regimes is for system regimes, not {self.system}"
+            )
+        for phase in ("symbols", "master", "joint", "env"):
+            if getattr(self, phase) != type(getattr(self, phase))():
+                section = "agent.env" if phase == "env" else "agent"
+                raise ValueError(
+                    f"`{phase}` configures the hierarchy; system {self.system} reads `{section}` "
+                    "instead: move its keys there"
+                )
+        if self.system == "sessions" and self.features.normalization.method == "train":
+            raise ValueError(
+                "features.normalization.method train pools statistics over every session up "
+                "to a date, held-out ones included: use expanding (per session) for sessions"
+            )
+        return self
+
     @model_validator(mode="after")
     def _minibatches_fit(self) -> RunConfig:
         """A minibatch is rows of one module; an iteration holds ``train_batch_size`` bars, so
         phase 2's vector env gives its one module N rows a bar (RLlib refuses a minibatch
         larger than the rows it counts, and the multi-agent phases count bars)."""
-        for phase in ("symbols", "master", "joint"):
+        for phase in ("symbols", "master", "joint", "agent"):
             ppo = getattr(self, phase).ppo
             vector = phase == "symbols" and self.symbols.vector_env
             rows = ppo.train_batch_size * (self.env.n_symbols if vector else 1)

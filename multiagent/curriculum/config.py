@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from multiagent.errors import ConfigError
 from multiagent.schema import Settings
 
-Phase = Literal["symbols", "master", "joint"]
+Phase = Literal["symbols", "master", "joint", "agent"]
 SamplingMode = Literal["uniform", "balanced", "worst"]
 
 

@@ -4,7 +4,7 @@ Spec, version 1
 ---------------
 **PortfolioEnv.** An episode draws a pool of ``pool_size`` symbols (default 2 x
 ``max_open_positions``) over one window. The agent decides for one symbol at a time, in
-round-robin order over the pool; when every symbol of the pool has had its decision for bar t the
+round-robin order over the pool (clamped to the market's symbols); when every symbol of the pool has had its decision for bar t the
 orders fill together on bar t+1 (`multiagent.envs.simulator`) and the rotation starts again on the
 next bar. Each position gets ``1 / max_open_positions`` of equity as its budget and is tracked on
 its own (size, entry, hold steps, P&L); at most ``max_open_positions`` are open at once.
@@ -40,6 +40,7 @@ from multiagent.envs.config import PortfolioEnvConfig, SchemeConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.observations import ObservationBuilder
+from multiagent.envs.orders import Fills
 from multiagent.envs.rewards import REGIME_TERMS, TERM_DTYPE, regime_reward
 from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
 from multiagent.envs.schemes import RegimeScheme
@@ -51,16 +52,29 @@ VERSION = 1
 REGIME_TERM_DTYPE = np.dtype([(name, np.float64) for name in REGIME_TERMS])
 
 
+def pool_size(config: PortfolioEnvConfig, market: EnvMarket) -> int:
+    """Symbols per episode: ``pool_size``, or by default 2 x ``max_open_positions`` clamped to
+    the market's symbols (as the original bot did); an explicit pool larger than the market is
+    an error."""
+    if config.pool_size is None:
+        return min(config.resolved_pool_size, market.n_symbols)
+    if config.pool_size > market.n_symbols:
+        raise ValueError(
+            f"pool_size {config.pool_size} but the market has {market.n_symbols} symbols"
+        )
+    return config.pool_size
+
+
 class _PoolEnv(CurriculumHooks, gym.Env[Any, np.int64]):
     # gymnasium declares metadata as an instance attribute, hence no ClassVar
     metadata = {"render_modes": ["ansi"], "version": VERSION}  # noqa: RUF012
+    last_fills: Fills | None = None
+    """The last completed bar's fills (what an evaluator books trades from)."""
 
     def _make_sampler(
         self, market: EnvMarket, views: Sequence[EpisodeView] | None, config: PortfolioEnvConfig
     ) -> EpisodeSampler:
-        pool = config.resolved_pool_size
-        if pool > market.n_symbols:
-            raise ValueError(f"a pool of {pool} symbols but the market has {market.n_symbols}")
+        pool = pool_size(config, market)
         return EpisodeSampler(
             market,
             views if views is not None else whole_market_views(market),
@@ -83,7 +97,7 @@ class PortfolioEnv(_PoolEnv):
         limits = config.limits.model_copy(update={"max_open_positions": config.max_open_positions})
         config = config.model_copy(update={"limits": limits})
         self.sampler = self._make_sampler(market, views, config)
-        self.pool = config.resolved_pool_size
+        self.pool = pool_size(config, market)
         self.core = TradingCore(
             market, config, 1, self.pool, budget=1.0 / config.max_open_positions
         )
@@ -149,6 +163,7 @@ class PortfolioEnv(_PoolEnv):
         if self._focus < self.pool:
             return self._observation(), 0.0, False, False, info
         result = self.core.step(self._pending, self._masks)
+        self.last_fills = result.fills
         self.core.telemetry.sanitized[0] += self._sanitized
         self._sanitized[:] = False
         fills = result.fills
@@ -190,7 +205,7 @@ class RegimePortfolioEnv(_PoolEnv):
         if config.scheme.kind != "regimes":
             raise ValueError("RegimePortfolioEnv needs scheme.kind: regimes")
         self.sampler = self._make_sampler(market, views, config)
-        self.pool = config.resolved_pool_size
+        self.pool = pool_size(config, market)
         self.scheme = RegimeScheme(config.scheme, self.pool)
         self.sim = Simulator(
             market,
@@ -226,7 +241,7 @@ class RegimePortfolioEnv(_PoolEnv):
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(np.int64(action)):
             raise ValueError(f"action {action!r} is outside {self.action_space}")
-        fills = self.sim.step(self.scheme.orders(np.array([int(action)])))
+        fills = self.last_fills = self.sim.step(self.scheme.orders(np.array([int(action)])))
         self.telemetry.record(fills)
         self.telemetry.actions[0, int(action)] += 1
         reward, terms = regime_reward(fills, self.config.reward.scale)

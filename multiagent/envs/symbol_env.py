@@ -38,6 +38,7 @@ from multiagent.data.episodes import EpisodeView
 from multiagent.envs.config import SymbolEnvConfig
 from multiagent.envs.core import TradingCore
 from multiagent.envs.market import EnvMarket
+from multiagent.envs.orders import Fills
 from multiagent.envs.rewards import TERM_DTYPE
 from multiagent.envs.sampling import CurriculumHooks, EpisodeSampler, whole_market_views
 
@@ -56,6 +57,8 @@ def masked_observation_space(dim: int, n_actions: int) -> gym.spaces.Dict:
 class SymbolTradingEnv(CurriculumHooks, gym.Env[dict[str, np.ndarray], np.int64]):
     # gymnasium declares metadata as an instance attribute, hence no ClassVar
     metadata = {"render_modes": ["ansi"], "version": VERSION}  # noqa: RUF012
+    last_fills: Fills | None = None
+    """The last step's fills (what an evaluator books trades from)."""
 
     def __init__(
         self,
@@ -106,7 +109,7 @@ class SymbolTradingEnv(CurriculumHooks, gym.Env[dict[str, np.ndarray], np.int64]
         if not self.action_space.contains(np.int64(action)):
             raise ValueError(f"action {action!r} is outside {self.action_space}")
         result = self.core.step(np.array([[int(action)]]), self._masks)
-        fills = result.fills
+        fills = self.last_fills = result.fills
         sim = self.core.sim
         terms = np.ascontiguousarray(result.terms[0])
         info: dict[str, Any] = {

@@ -35,7 +35,9 @@ def _baseline_value(
     if gate.baseline == "equal_weight":
         candidates = {n: m for n, m in baselines.items() if n == "equal_weight"}
     elif gate.baseline == "best_buy_and_hold":
-        candidates = {n: m for n, m in baselines.items() if n.startswith("ALL_")}
+        candidates = {
+            n: m for n, m in baselines.items() if n.startswith("ALL_") or n == "buy_and_hold"
+        }
     else:
         candidates = baselines
     scored = {n: m[gate.metric] for n, m in candidates.items() if m.get(gate.metric) is not None}

@@ -28,10 +28,16 @@ def to_symbol_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
     return SYMBOL_MODULE
 
 
-def symbol_model_config(config: RunConfig, n_features: int) -> SymbolModuleSettings:
-    policy = config.symbols.policy
+def symbol_model_config(
+    config: RunConfig, n_features: int, *, assets: int = 1
+) -> SymbolModuleSettings:
+    """The symbol RLModule of the run's system: the hierarchy's symbol agents (``symbols``), or
+    a single-agent system's policy (``agent``; ``assets`` blocks per observation for regimes)."""
+    policy = config.first_policy
+    window = config.observation.window
     return SymbolModuleSettings(
-        window=config.env.observation.window,
+        assets=assets,
+        window=window,
         n_features=n_features,
         encoder=config.encoder,
         encoder_mode=policy.encoder,
@@ -86,6 +92,31 @@ def ppo_training(
     curriculum = config.curriculum
     source = curriculum.name if curriculum is not None else ""
     return with_curriculum(algo_config, curriculum, phase, source=source)
+
+
+def build_agent_ppo_config(
+    config: RunConfig,
+    observation_space: gym.Space[Any],
+    action_space: gym.Space[Any],
+    n_features: int,
+    assets: int,
+) -> PPOConfig:
+    """The single-agent systems' ``agent`` phase: RLlib's single-agent stack on the system's
+    env (`agent_env.AgentEnv`, ``num_envs_per_env_runner`` copies per runner) and the symbol
+    RLModule under RLlib's default module id."""
+    from multiagent.rllib.agent_env import AGENT_ENV_NAME
+
+    agent = config.agent
+    spec = RLModuleSpec(
+        module_class=SymbolRLModule,
+        observation_space=observation_space,
+        action_space=action_space,
+        model_config=symbol_model_config(config, n_features, assets=assets).to_rllib(),
+    )
+    env_config = {"part": "train", "balanced": agent.balanced_sampling}
+    return ppo_training(config, agent.ppo, env_config, "agent", AGENT_ENV_NAME).rl_module(
+        rl_module_spec=spec
+    )
 
 
 def build_ppo_config(

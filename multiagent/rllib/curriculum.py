@@ -232,6 +232,17 @@ class CurriculumCallbacks(TelemetryCallbacks):
                 self.curriculum.observe_views(*stats)
 
 
+def episode_slots(run: RunConfig, n_symbols: int) -> int:
+    """Symbols an episode of the run's env trades at once: the hierarchy's slots, a session,
+    or the portfolio / regimes pool (clamped to the market as the env clamps it)."""
+    if run.system == "hierarchy":
+        return run.env.n_symbols
+    if run.system == "sessions":
+        return 1
+    pool = run.agent.env.pool_size
+    return pool if pool is not None else min(run.agent.env.resolved_pool_size, n_symbols)
+
+
 def build_curriculum(env_config: Mapping[str, Any]) -> Curriculum | None:
     """The `Curriculum` of an algorithm's ``env_config`` (None without ``"curriculum"``)."""
     dump = env_config.get(CURRICULUM_KEY)
@@ -244,7 +255,7 @@ def build_curriculum(env_config: Mapping[str, Any]) -> Curriculum | None:
         config,
         prepared.views(env_config.get("part", "train")),
         prepared.panel,
-        run.env.n_symbols,
+        episode_slots(run, prepared.panel.n_symbols),
         source=str(env_config.get(SOURCE_KEY, config.name)),
     )
 

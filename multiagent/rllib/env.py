@@ -264,14 +264,21 @@ MARKET_KEYS = ("data", "features", "split", "episodes", "cache_dir", "seal_test"
 def market_for(config: RunConfig) -> tuple[EnvMarket, PreparedData]:
     """The env market of a run config, built once per process (training settings aside)."""
     dump = config.model_dump(mode="json")
+    hierarchy = config.system == "hierarchy"
+    costs = config.env.costs if hierarchy else config.agent.env.costs
+    keyed = {k: dump[k] for k in MARKET_KEYS}
+    if config.system == "sessions":  # its views are a seeded split of the sessions
+        keyed.update(
+            seed=config.seed, holdout=[config.agent.holdout, config.agent.validation_holdout]
+        )
     payload = json.dumps(
-        {**{k: dump[k] for k in MARKET_KEYS}, "costs": dump["env"]["costs"]}, sort_keys=True
+        {**keyed, "system": config.system, "costs": costs.model_dump(mode="json")}, sort_keys=True
     )
     key = hashlib.sha256(payload.encode()).hexdigest()
     if key not in _MARKETS:
         prepared = prepare(config)
         _MARKETS[key] = (
-            build_market(prepared.panel, prepared.features, config.env.costs),
+            build_market(prepared.panel, prepared.features, costs),
             prepared,
         )
     return _MARKETS[key]
@@ -312,5 +319,8 @@ def make_slots_env(env_config: dict[str, Any]) -> Any:
 
 
 def register() -> None:
+    from multiagent.rllib.agent_env import AGENT_ENV_NAME, make_agent_env
+
     register_env(ENV_NAME, make_agents_env)
     register_env(VECTOR_ENV_NAME, make_slots_env)
+    register_env(AGENT_ENV_NAME, make_agent_env)

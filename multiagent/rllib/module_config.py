@@ -57,6 +57,12 @@ class SymbolModuleSettings(ModuleSettings):
     centralized_critic: bool = Field(
         False, description='The value head also reads obs["state"] (MAPPO), the actor never.'
     )
+    assets: int = Field(
+        1,
+        ge=1,
+        description="Asset blocks in one observation (the regimes system: every asset's "
+        "window goes through the one encoder, the embeddings side by side).",
+    )
 
 
 class MasterModuleSettings(ModuleSettings):

@@ -42,14 +42,22 @@ def mlp(sizes: list[int], out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def head_inputs(encoder: MarketEncoder, observations: torch.Tensor) -> torch.Tensor:
+def head_inputs(
+    encoder: MarketEncoder, observations: torch.Tensor, assets: int = 1
+) -> torch.Tensor:
     """(B, D) observations -> (B, E + D - W*F): the window's embedding next to the other fields.
+
+    With ``assets`` blocks per observation (D = assets x block, each block one asset's layout)
+    every block is encoded alike: (B, assets x (E + block - W*F)).
 
     The one place that knows the observation layout on the policy side (the RLModule and the
     exported policy both call it)."""
+    batch = observations.shape[0]
+    blocks = observations.reshape(batch * assets, -1)
     feature_dim = encoder.window * encoder.n_features
-    windows = observations[:, :feature_dim].reshape(-1, encoder.window, encoder.n_features)
-    return torch.cat([encoder(windows), observations[:, feature_dim:]], dim=-1)
+    windows = blocks[:, :feature_dim].reshape(-1, encoder.window, encoder.n_features)
+    encoded = torch.cat([encoder(windows), blocks[:, feature_dim:]], dim=-1)
+    return encoded.reshape(batch, -1)
 
 
 def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -89,7 +97,11 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
             self.encoder.requires_grad_(False)
         obs_dim = int(self.observation_space["observations"].shape[0])
         n_actions = int(self.action_space.n)
-        in_dim = self.encoder.embedding_dim + obs_dim - self.feature_dim
+        self.assets = cfg.assets
+        if obs_dim % self.assets:
+            raise ValueError(f"observations of {obs_dim} values are not {self.assets} blocks")
+        block = obs_dim // self.assets
+        in_dim = self.assets * (self.encoder.embedding_dim + block - self.feature_dim)
         self.recurrent = cfg.recurrent
         self.recurrent_size = cfg.recurrent_size
         self.core: nn.Module | None = None
@@ -121,7 +133,8 @@ class SymbolRLModule(TorchRLModule, ValueFunctionAPI):
         """Per-step input of the heads (and the recurrent state out, when recurrent)."""
         obs = batch[Columns.OBS]["observations"].float()
         lead = obs.shape[:-1]
-        x = head_inputs(self.encoder, obs.reshape(-1, obs.shape[-1])).reshape(*lead, -1)
+        x = head_inputs(self.encoder, obs.reshape(-1, obs.shape[-1]), self.assets)
+        x = x.reshape(*lead, -1)
         if self.core is None:
             return x, {}
         state = batch[Columns.STATE_IN]

@@ -42,6 +42,7 @@ class InferencePolicy(nn.Module):
         self.pi = module.pi
         self.recurrent = module.recurrent
         self.recurrent_size = module.recurrent_size
+        self.assets = module.assets
 
     @property
     def state_size(self) -> int:
@@ -50,7 +51,7 @@ class InferencePolicy(nn.Module):
     def forward(
         self, observations: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = head_inputs(self.encoder, observations)
+        x = head_inputs(self.encoder, observations, self.assets)
         if self.core is not None:
             r = self.recurrent_size
             if self.recurrent == "gru":

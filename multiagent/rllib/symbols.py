@@ -30,49 +30,38 @@ if TYPE_CHECKING:
     from multiagent.tracking import Tracker
 
 
-class SymbolTrainer(PhaseTrainer):
-    """Phase 2: PPO on the shared symbol policy, master neutral, with the entropy guard."""
+class PolicyTrainer(PhaseTrainer):
+    """A phase that trains one encoder policy from scratch or a pretrained encoder (phase 2,
+    and the single-agent systems' ``agent`` phase): the encoder's loading and the entropy
+    guard, read from the phase's ``policy`` and ``entropy_guard`` settings."""
 
-    def __init__(
-        self,
-        config: RunConfig,
-        run_dir: Path,
-        *,
-        encoder_path: Path | None = None,
-        console: Console | None = None,
-        resuming: bool = False,
-    ) -> None:
-        super().__init__(config, run_dir, config.symbols, console=console)
-        if config.symbols.vector_env:
-            self.symbol_id = SYMBOL_VECTOR_MODULE
-            self.modules = (SYMBOL_VECTOR_MODULE,)
-        env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
-        self.n_actions = env.env.core.scheme.n_actions
+    n_actions: int
+    boost = 1.0
+
+    def read_encoder(self, encoder_path: Path | None, resuming: bool) -> None:
+        """The pretrained encoder the policy starts from (none for ``scratch`` or a resume)."""
         self.encoder_state: dict[str, torch.Tensor] | None = None
-        mode = config.symbols.policy.encoder
-        if mode != "scratch" and not resuming:
-            if encoder_path is None:
-                raise ConfigError(
-                    f"symbols.policy.encoder is {mode!r}: give a pretrained encoder "
-                    "(--encoder PATH, or run `multiagent pretrain` first), or set it to 'scratch'"
-                )
-            self.encoder_state, meta = read_encoder(encoder_path)
-            check_features(
-                meta,
-                self.market.feature_names,
-                config.env.observation.window,
-                source=str(encoder_path),
-            )
         self.encoder_path = encoder_path
-        ppo_config = build_ppo_config(
-            config, env.observation_space, env.action_space, self.market.n_features
+        mode = self.settings.policy.encoder  # type: ignore[attr-defined]
+        if mode == "scratch" or resuming:
+            return
+        if encoder_path is None:
+            raise ConfigError(
+                f"{self.phase}.policy.encoder is {mode!r}: give a pretrained encoder "
+                "(--encoder PATH, or run `multiagent pretrain` first), or set it to 'scratch'"
+            )
+        self.encoder_state, meta = read_encoder(encoder_path)
+        check_features(
+            meta,
+            self.market.feature_names,
+            self.config.observation.window,
+            source=str(encoder_path),
         )
-        self.algo = ppo_config.build_algo()
-        self.boost = 1.0
-        if self.encoder_state is not None:
-            self._load_encoder(self.encoder_state)
 
-    def _load_encoder(self, state: dict[str, torch.Tensor]) -> None:
+    def load_encoder(self) -> None:
+        if self.encoder_state is None:
+            return
+        state = self.encoder_state
         module_id = self.symbol_id  # not self: the function travels to remote learners
 
         def load(learner: Any) -> None:
@@ -100,14 +89,8 @@ class SymbolTrainer(PhaseTrainer):
         self._guard(row["policy_entropy"])
         row["entropy_boost"] = self.boost
 
-    def status(self, row: dict[str, Any]) -> str:
-        return (
-            f"reward {row['reward_mean']:.2f} entropy {row['policy_entropy']:.3f} "
-            f"trades/step {row.get('voluntary_trade_rate', float('nan')):.3f}"
-        )
-
     def _guard(self, entropy: float) -> None:
-        guard = self.config.symbols.entropy_guard
+        guard = self.settings.entropy_guard  # type: ignore[attr-defined]
         if not guard.enabled or self.iteration <= guard.warmup_iterations or math.isnan(entropy):
             return
         if entropy < guard.min_entropy * math.log(self.n_actions):
@@ -116,6 +99,38 @@ class SymbolTrainer(PhaseTrainer):
             boost = max(1.0, self.boost * guard.decay)
         if boost != self.boost:
             self._set_boost(boost)
+
+
+class SymbolTrainer(PolicyTrainer):
+    """Phase 2: PPO on the shared symbol policy, master neutral, with the entropy guard."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        *,
+        encoder_path: Path | None = None,
+        console: Console | None = None,
+        resuming: bool = False,
+    ) -> None:
+        super().__init__(config, run_dir, config.symbols, console=console)
+        if config.symbols.vector_env:
+            self.symbol_id = SYMBOL_VECTOR_MODULE
+            self.modules = (SYMBOL_VECTOR_MODULE,)
+        env = SymbolAgentsEnv(self.market, self.prepared.train_views, config.env)
+        self.n_actions = env.env.core.scheme.n_actions
+        self.read_encoder(encoder_path, resuming)
+        ppo_config = build_ppo_config(
+            config, env.observation_space, env.action_space, self.market.n_features
+        )
+        self.algo = ppo_config.build_algo()
+        self.load_encoder()
+
+    def status(self, row: dict[str, Any]) -> str:
+        return (
+            f"reward {row['reward_mean']:.2f} entropy {row['policy_entropy']:.3f} "
+            f"trades/step {row.get('voluntary_trade_rate', float('nan')):.3f}"
+        )
 
 
 def train_symbols(

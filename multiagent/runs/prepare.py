@@ -12,9 +12,9 @@ from multiagent.data.episodes import EpisodeView, make_views
 from multiagent.data.featurize import FeatureSet, build_features
 from multiagent.data.loaders import load_panel
 from multiagent.data.panel import MarketPanel
-from multiagent.data.splits import ChronologicalSplit, Window, chronological_split
-from multiagent.data.synthetic import SyntheticMarket, generate_market
-from multiagent.errors import LeakageError
+from multiagent.data.splits import ChronologicalSplit, Window, chronological_split, held_out
+from multiagent.data.synthetic import SyntheticMarket, generate_market, generate_sessions
+from multiagent.errors import ConfigError, LeakageError
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +48,8 @@ class PreparedData:
 def load_data(config: DataConfig) -> MarketPanel:
     if config.synthetic is not None:
         return generate_market(config.synthetic).panel
+    if config.sessions is not None:
+        return generate_sessions(config.sessions)
     symbols = list(config.symbols) if config.symbols is not None else None
     if config.bundled is not None:
         return load_bundled(
@@ -75,7 +77,7 @@ def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
     panel = synthetic.panel if synthetic is not None else load_data(config.data)
     timings["load"] = time.perf_counter() - began
     split = chronological_split(panel.n_bars, config.split)
-    if config.seal_test:
+    if config.seal_test and config.system != "sessions":
         # The split is drawn on the full panel, then everything after validation is dropped:
         # the test bars are not in memory, so no feature, normalizer or view can reach them.
         # Features are causal, so every kept bar's features equal the unsealed run's.
@@ -110,6 +112,19 @@ def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
             found = make_views(panel, window=window, min_length=min(2, len(window)))
         return found
 
+    if config.system == "sessions":
+        train, validation, test = session_views(panel, config)
+        return PreparedData(
+            panel,
+            features,
+            split,
+            train,
+            validation,
+            [] if config.seal_test else test,
+            None,
+            timings,
+            sealed=config.seal_test,
+        )
     return PreparedData(
         panel,
         features,
@@ -120,4 +135,28 @@ def prepare(config: RunConfig, *, use_cache: bool = True) -> PreparedData:
         None if config.seal_test else synthetic,  # its hidden truth spans the test period
         timings,
         sealed=config.seal_test,
+    )
+
+
+def session_views(
+    panel: MarketPanel, config: RunConfig
+) -> tuple[list[EpisodeView], list[EpisodeView], list[EpisodeView]]:
+    """(train, validation, test) of a sessions run: every session with ``episodes.min_length``
+    observed bars is one view over its whole span, and the split is by session, not by time:
+    ``agent.holdout`` of them are the test set, ``agent.validation_holdout`` of the rest
+    validate (seeded by ``seed``; a session is in exactly one part). Features are normalized
+    per session (expanding), so no statistic crosses sessions."""
+    views = make_views(panel, min_length=config.episodes.min_length)
+    by_name = {view.symbols[0]: view for view in views}
+    if len(by_name) < 3:
+        raise ConfigError(
+            f"system sessions needs at least 3 sessions with {config.episodes.min_length}+ "
+            f"observed bars (episodes.min_length); the data has {len(by_name)}"
+        )
+    rest, test = held_out(list(by_name), config.agent.holdout, config.seed)
+    train, validation = held_out(list(rest), config.agent.validation_holdout, config.seed + 1)
+    return (
+        [by_name[n] for n in train],
+        [by_name[n] for n in validation],
+        [by_name[n] for n in test],
     )

@@ -110,9 +110,37 @@ def run_main_job(
     )
     view.trained(job.training)
     if job.training.symbol_policy is not None:
-        job.report = _evaluate(config, run_dir, prepared, uri, console)
+        evaluate = _evaluate if config.system == "hierarchy" else _evaluate_agent
+        job.report = evaluate(config, run_dir, prepared, uri, console)
         view.reported(job.report)
     return job
+
+
+def _evaluate_agent(
+    config: RunConfig,
+    run_dir: Path,
+    prepared: PreparedData,
+    tracking_uri: str | None,
+    console: Console | None,
+) -> ReportFiles:
+    """A single-agent system's trained policy vs its baselines on the held-out episodes."""
+    from multiagent.evaluation.agent_report import (
+        agent_policy_path,
+        evaluate_agent,
+        write_agent_report,
+    )
+    from multiagent.evaluation.episodes import NetAgent
+
+    agent = NetAgent.load(str(agent_policy_path(run_dir)), config.system)
+    evaluation = evaluate_agent(agent, config, prepared, source=str(run_dir))
+    return write_agent_report(
+        evaluation,
+        run_dir / "report",
+        config,
+        run_dir=run_dir,
+        tracking_uri=tracking_uri,
+        console=console,
+    )
 
 
 def _evaluate(

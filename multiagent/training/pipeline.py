@@ -51,7 +51,13 @@ from multiagent.tracking import Tracker, end_status, resolve_tracking_uri, run_t
 
 PIPELINE_FILE = "pipeline.json"
 EXPERIMENT = "multiagent-training"
-PHASE_DIRS = {"pretrain": "encoder", "symbols": "symbols", "master": "master", "joint": "joint"}
+PHASE_DIRS = {
+    "pretrain": "encoder",
+    "symbols": "symbols",
+    "master": "master",
+    "joint": "joint",
+    "agent": "agent",
+}
 
 
 @dataclass
@@ -62,20 +68,24 @@ class PipelineResult:
 
     @property
     def symbol_policy(self) -> Path | None:
-        """The phase-2 symbol policy export (the independent agents), when trained."""
-        path = self.phases.get("symbols", {}).get("policy")
+        """The phase-2 symbol policy export (the independent agents), or a single-agent
+        system's policy, when trained."""
+        path = self.phases.get("symbols", self.phases.get("agent", {})).get("policy")
         return run_path(self.run_dir, path) if path else None
 
 
-def phase_range(from_phase: str | None, to_phase: str | None) -> list[str]:
+def phase_range(
+    from_phase: str | None, to_phase: str | None, phases: tuple[str, ...] = PHASES
+) -> list[str]:
+    """The phases ``from_phase..to_phase`` of ``phases`` (a run config's ``phases``)."""
     for name in (from_phase, to_phase):
-        if name is not None and name not in PHASES:
-            raise ConfigError(f"no phase {name!r}; the phases are {', '.join(PHASES)}")
-    first = PHASES.index(from_phase) if from_phase else 0
-    last = PHASES.index(to_phase) if to_phase else len(PHASES) - 1
+        if name is not None and name not in phases:
+            raise ConfigError(f"no phase {name!r}; this run's phases are {', '.join(phases)}")
+    first = phases.index(from_phase) if from_phase else 0
+    last = phases.index(to_phase) if to_phase else len(phases) - 1
     if first > last:
         raise ConfigError(f"--from-phase {from_phase} comes after --to-phase {to_phase}")
-    return list(PHASES[first : last + 1])
+    return list(phases[first : last + 1])
 
 
 def latest_checkpoint(phase_dir: Path) -> Path | None:
@@ -169,7 +179,8 @@ class Pipeline:
             self._write()
             if on_phase is not None:
                 on_phase(phase, outcome)
-        for later in PHASES[PHASES.index(phases[-1]) + 1 :]:
+        order = self.config.phases
+        for later in order[order.index(phases[-1]) + 1 :]:
             stale = self.phases.get(later)
             if stale is not None and stale.get("status") == "done" and not resume:
                 stale["status"] = "stale"  # built on the outputs this run replaced
@@ -235,11 +246,12 @@ class Pipeline:
 
     def _check_inputs(self, first: str) -> None:
         """A phase needs the phase before it finished (its output is the starting point)."""
-        index = PHASES.index(first)
+        order = self.config.phases
+        index = order.index(first)
         if index == 0:
             return
-        before = PHASES[index - 1]
-        if before == "pretrain" and self.config.symbols.policy.encoder == "scratch":
+        before = order[index - 1]
+        if before == "pretrain" and self.config.first_policy.encoder == "scratch":
             return
         if self.phases.get(before, {}).get("status") != "done":
             raise ConfigError(
@@ -267,8 +279,9 @@ class Pipeline:
         from multiagent.training.pretrain_phase import run_pretrain
 
         out = self.run_dir / PHASE_DIRS["pretrain"]
-        if self.config.symbols.policy.encoder == "scratch":
-            return {"output": None, "note": "symbols.policy.encoder is scratch: no pretraining"}
+        if self.config.first_policy.encoder == "scratch":
+            section = "symbols" if self.config.system == "hierarchy" else "agent"
+            return {"output": None, "note": f"{section}.policy.encoder is scratch: no pretraining"}
         output = run_pretrain(self.config, self.prepared, out, console=self.console)
         result = output.result
         best = result.history[result.best_epoch - 1]
@@ -295,6 +308,20 @@ class Pipeline:
             resuming=continuing,
         )
         return self._train(trainer, "symbols", continuing)
+
+    def _run_agent(self, continuing: bool) -> dict[str, Any]:
+        from multiagent.rllib.agent import AgentTrainer
+
+        encoder = self.run_dir / PHASE_DIRS["pretrain"] / "encoder.pt"
+        scratch = self.config.first_policy.encoder == "scratch"
+        trainer = AgentTrainer(
+            self.config,
+            self.run_dir,
+            encoder_path=None if scratch else encoder,
+            console=self.console,
+            resuming=continuing,
+        )
+        return self._train(trainer, "agent", continuing)
 
     def _run_master(self, continuing: bool) -> dict[str, Any]:
         return self._run_hierarchy("master", "symbols", continuing)
@@ -402,7 +429,7 @@ def run_pipeline(
         config = stored
     if config is None:
         raise ConfigError("a run config is needed unless continuing a run")
-    phases = phase_range(from_phase, to_phase)
+    phases = phase_range(from_phase, to_phase, config.phases)
     init_ray()
     pipeline = Pipeline(
         config, run_dir, prepared=prepared, console=console, tracking_uri=tracking_uri

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -29,12 +30,18 @@ def run_pretrain(
     *,
     console: Console | None = None,
 ) -> PretrainOutput:
+    valid, train_stop = prepared.features.valid, prepared.split.train.stop
+    if config.system == "sessions":
+        # Split by session, not by time: only the training sessions' bars, all of them.
+        train = {view.symbols[0] for view in prepared.train_views}
+        rows = np.array([name in train for name in prepared.panel.symbols])
+        valid, train_stop = valid & rows[:, None], prepared.panel.n_bars
     data = build_pretrain_data(
         prepared.features.values,
-        prepared.features.valid,
+        valid,
         prepared.panel.close,
-        prepared.split.train.stop,
-        config.env.observation.window,
+        train_stop,
+        config.observation.window,
         config.pretrain,
     )
     progress = Progress(
@@ -68,7 +75,7 @@ def run_pretrain(
         "fit_windows": result.n_fit_windows,
         "validation_windows": result.n_validation_windows,
         "return_std": result.return_std,
-        "train_bars": [0, prepared.split.train.stop],
+        "train_bars": [0, train_stop],
     }
     path = save_encoder(
         out_dir / ENCODER_FILE,

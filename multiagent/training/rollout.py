@@ -32,6 +32,8 @@ class RolloutReport:
 
 
 def random_rollout(prepared: PreparedData, config: RunConfig, episodes: int = 3) -> RolloutReport:
+    if config.system != "hierarchy":
+        return random_agent_rollout(prepared, config, episodes)
     market = build_market(prepared.panel, prepared.features, config.env.costs)
     env = HierarchicalTradingEnv(market, prepared.train_views, config.env)
     rng = np.random.default_rng(config.seed)
@@ -47,3 +49,24 @@ def random_rollout(prepared: PreparedData, config: RunConfig, episodes: int = 3)
             steps += 1
         summaries.append(infos[MASTER]["episode"])
     return RolloutReport(summaries, steps, time.perf_counter() - began)
+
+
+def random_agent_rollout(prepared: PreparedData, config: RunConfig, episodes: int) -> RolloutReport:
+    """The same smoke check for a single-agent system: a seeded random agent in its own env."""
+    from multiagent.evaluation.episodes import RandomAgent, run_policies
+    from multiagent.evaluation.metrics import max_drawdown
+
+    market = build_market(prepared.panel, prepared.features, config.agent.env.costs)
+    agent = RandomAgent(config.seed)
+    began = time.perf_counter()
+    records = run_policies(config, market, prepared.train_views, [agent], episodes=episodes)
+    seconds = time.perf_counter() - began
+    summaries = [
+        {
+            **record.summary,
+            "return": float(record.equity[-1] / record.equity[0] - 1.0),
+            "max_drawdown": max_drawdown(record.returns),
+        }
+        for record in records[agent.name]
+    ]
+    return RolloutReport(summaries, sum(int(s["steps"]) for s in summaries), seconds)
