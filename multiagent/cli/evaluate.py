@@ -142,15 +142,31 @@ def evaluate(
     tracking_uri: TrackingOption = None,
     fail_on_gates: FailOption = True,
     system: SystemOption = None,
+    episodes: Annotated[
+        int | None,
+        typer.Option(
+            help="Single-agent runs (portfolio, regimes, sessions): test episodes each policy "
+            "runs (default: agent.evaluation.episodes)."
+        ),
+    ] = None,
 ) -> None:
     """Backtest the trained systems (independent agents, the hierarchy, the joint tuning)
     against baselines on the held-out split, walk-forward folds and stress scenarios; write
-    report.json, report.md and plots; exit 3 when the lead system fails a gate."""
+    report.json, report.md and plots; exit 3 when the lead system fails a gate. A
+    single-agent run (portfolio, regimes, sessions) is scored on its own env's episodes."""
     import multiagent.rllib  # noqa: F401  (registers RLlib checkpoint folders with evaluation)
     from multiagent.evaluation.run import evaluate_source
     from multiagent.evaluation.sources import resolve, run_config_for, trained_symbols
 
     try:
+        agent_files = _evaluate_agent_run(
+            checkpoint, config, out, part, gates, overwrite, tracking_uri, episodes
+        )
+        if agent_files is not None:
+            print_summary(agent_files)
+            if fail_on_gates and not agent_files.passed:
+                raise typer.Exit(code=GATE_EXIT)
+            return
         source = resolve(checkpoint, system)
         run_config = run_config_for(source, config)
         trained = trained_symbols(source, run_config) if config is not None else None
@@ -173,6 +189,85 @@ def evaluate(
     print_summary(files)
     if fail_on_gates and not files.passed:
         raise typer.Exit(code=GATE_EXIT)
+
+
+def _evaluate_agent_run(
+    checkpoint: Path,
+    config: Path | None,
+    out: Path | None,
+    part: str | None,
+    gates: Path | None,
+    overwrite: bool,
+    tracking_uri: str | None,
+    episodes: int | None,
+) -> ReportFiles | None:
+    """A single-agent system's run folder (or its exported policy.pt) evaluated on its env;
+    None when ``checkpoint`` belongs to a hierarchy run."""
+    from multiagent.config import load_config
+    from multiagent.evaluation.agent_report import (
+        agent_policy_path,
+        evaluate_agent,
+        write_agent_report,
+    )
+    from multiagent.evaluation.episodes import NetAgent
+    from multiagent.evaluation.gates import load_gates
+    from multiagent.evaluation.sources import find_run_dir
+    from multiagent.runs.folders import load_run_config
+    from multiagent.runs.prepare import prepare
+
+    run_dir = find_run_dir(checkpoint)
+    run_config: RunConfig
+    if config is not None:
+        run_config = load_config(config)
+    elif run_dir is not None:
+        run_config = load_run_config(run_dir)
+    else:
+        return None
+    if run_config.system == "hierarchy":
+        return None
+    if part not in (None, "validation", "test"):
+        raise MultiagentError(f"--part must be validation or test, got {part!r}")
+    update: dict[str, object] = {}
+    if gates is not None:
+        update["gates"] = load_gates(gates)
+    if update:
+        run_config = run_config.model_copy(
+            update={"evaluation": run_config.evaluation.model_copy(update=update)}
+        )
+    if episodes is not None:
+        agent = run_config.agent
+        run_config = run_config.model_copy(
+            update={
+                "agent": agent.model_copy(
+                    update={
+                        "evaluation": agent.evaluation.model_copy(update={"episodes": episodes})
+                    }
+                )
+            }
+        )
+    policy = checkpoint if checkpoint.suffix == ".pt" else None
+    if policy is None:
+        if run_dir is None:
+            raise MultiagentError(f"{checkpoint}: give a run folder or its agent/policy.pt")
+        policy = agent_policy_path(run_dir)
+    agent_policy = NetAgent.load(str(policy), run_config.system)
+    evaluation = evaluate_agent(
+        agent_policy,
+        run_config,
+        prepare(run_config),
+        part=part or "test",
+        source=str(checkpoint),
+    )
+    default = (run_dir or Path.cwd()) / "report"
+    return write_agent_report(
+        evaluation,
+        out or default,
+        run_config,
+        run_dir=run_dir,
+        overwrite=overwrite,
+        tracking_uri=tracking_uri,
+        console=console,
+    )
 
 
 def report(

@@ -251,12 +251,29 @@ class SessionConfig(Settings):
     )
     spread: tuple[float, float] = Field((0.005, 0.05), description="Spread range, price units.")
     volatility: tuple[float, float] = Field((0.02, 0.2), description="Logit-volatility range.")
+    autocorrelation: float = Field(
+        0.0,
+        gt=-1,
+        lt=1,
+        description="Planted serial dependence: AR(1) coefficient of each session's logit "
+        "increments (0 = a random walk, > 0 momentum, < 0 mean reversion).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SessionConfig:
         if self.min_bars > self.max_bars:
             raise ValueError(f"min_bars {self.min_bars} > max_bars {self.max_bars}")
         return self
+
+
+def _ar1(noise: np.ndarray, phi: float) -> np.ndarray:
+    """An AR(1) series with the variance of ``noise``: x[t] = phi x[t-1] + sqrt(1-phi^2) e[t]."""
+    out = np.empty_like(noise)
+    scale = np.sqrt(1.0 - phi * phi)
+    out[0] = noise[0]
+    for t in range(1, len(noise)):
+        out[t] = phi * out[t - 1] + scale * noise[t]
+    return out
 
 
 def generate_sessions(config: SessionConfig | None = None) -> MarketPanel:
@@ -280,7 +297,11 @@ def generate_sessions(config: SessionConfig | None = None) -> MarketPanel:
     volume = np.full(shape, np.nan)
     for i, (begin, length) in enumerate(zip(starts, lengths, strict=True)):
         sigma = rng.uniform(*config.volatility)
-        logit = rng.normal(0, 1) + np.cumsum(rng.normal(0, sigma, length))
+        level = rng.normal(0, 1)  # drawn first: the same draws as before momentum existed
+        steps = rng.normal(0, sigma, length)
+        if config.autocorrelation:
+            steps = _ar1(steps, config.autocorrelation)
+        logit = level + np.cumsum(steps)
         price = 1 / (1 + np.exp(-logit))
         half = rng.uniform(*config.spread) / 2
         price = np.clip(price, half + 1e-3, 1 - half - 1e-3)

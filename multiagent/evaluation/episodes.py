@@ -31,6 +31,7 @@ from multiagent.config.agent import agent_env_config
 from multiagent.data.episodes import EpisodeView
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.presets import env_class
+from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import return_metrics, trade_stats
 
 
@@ -67,16 +68,33 @@ class NetAgent:
 
     kind = "agent"
 
-    def __init__(self, net: object, state_size: int, name: str = "agent") -> None:
+    def __init__(
+        self,
+        net: object,
+        state_size: int,
+        name: str = "agent",
+        *,
+        observation_dim: int | None = None,
+        n_actions: int | None = None,
+    ) -> None:
         import torch
 
         self.torch = torch
         self.net = net
         self.state_size = state_size
         self.name = name
+        self.observation_dim = observation_dim
+        self.n_actions = n_actions
         self.state = torch.zeros(1, state_size)
 
     def reset(self, env: Any) -> None:
+        dim, actions = observation_shape(env), int(env.action_space.n)
+        if (self.observation_dim or dim, self.n_actions or actions) != (dim, actions):
+            raise ConfigError(
+                f"policy {self.name!r} expects observations of {self.observation_dim} values "
+                f"and {self.n_actions} actions; this config's env gives {dim} and {actions} "
+                "(evaluate with the config the policy was trained with)"
+            )
         self.state = self.torch.zeros(1, self.state_size)
 
     def act(self, observation: np.ndarray, mask: np.ndarray, env: Any) -> int:
@@ -95,7 +113,13 @@ class NetAgent:
         from multiagent.evaluation.policies import GreedyNetPolicy
 
         policy = GreedyNetPolicy.load(path, name)
-        return cls(policy.net, policy.state_size, name)
+        return cls(
+            policy.net,
+            policy.state_size,
+            name,
+            observation_dim=policy.observation_dim,
+            n_actions=policy.n_actions,
+        )
 
 
 class FixedAction:
@@ -196,6 +220,51 @@ class BuyAndHoldAgent:
             return 0
         buy = 1  # every scheme's first buy action
         return buy if mask[buy] else 0
+
+
+class SignOracle:
+    """The sign oracle of a market with a planted signal, in a single-agent env: privileged,
+    it reads the hidden ``signal`` (S, T) of the symbol in focus at the decision bar, the
+    yardstick of the learn checks. Per symbol (portfolio, sessions) it buys where the signal
+    says up and sells where it says down, through the env's scheme (`directional_actions`);
+    regimes: all in the asset with the strongest upward signal, cash when none is up."""
+
+    kind = "oracle"
+
+    def __init__(self, signal: np.ndarray, name: str = "oracle") -> None:
+        self.signal = np.nan_to_num(np.asarray(signal, dtype=float))
+        self.name = name
+
+    def reset(self, env: Any) -> None:
+        pass
+
+    def act(self, observation: np.ndarray, mask: np.ndarray, env: Any) -> int:
+        from multiagent.evaluation.policies import directional_actions
+
+        inner = env.unwrapped
+        sim = _simulator(inner)
+        t = int(sim.t[0])
+        if hasattr(inner, "scheme") and hasattr(inner.scheme, "table"):
+            strength = self.signal[sim.symbol[0], t]
+            if strength.max() <= 0:
+                return int(np.flatnonzero(inner.scheme.table.sum(axis=1) == 0)[0])
+            target = np.zeros_like(strength)
+            target[int(strength.argmax())] = 1.0
+            return int(np.argmin(np.abs(inner.scheme.table - target).sum(axis=1)))
+        focus = getattr(inner, "_focus", 0)
+        direction = np.sign(self.signal[sim.symbol[0, focus], t])
+        names = inner.scheme.names
+        return int(directional_actions(np.array([direction]), mask[None].astype(bool), names)[0])
+
+
+def momentum_signal(close: np.ndarray) -> np.ndarray:
+    """(S, T) each symbol's last log return at each bar (0 where unknown): the planted signal
+    of a momentum market (``signal: momentum``, `SessionConfig.momentum`), from prices alone."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_close = np.log(close)
+    out = np.zeros_like(log_close)
+    out[:, 1:] = log_close[:, 1:] - log_close[:, :-1]
+    return np.nan_to_num(out)
 
 
 @dataclass

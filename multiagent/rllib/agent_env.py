@@ -77,7 +77,8 @@ class AgentEnv(PoolCurriculum, gym.Env[dict[str, np.ndarray], np.int64]):
         self.episode_source = _EpisodeSource(self.env)
         self._init_pool(views, balanced)
         self._capital = float(self.env.config.execution.initial_cash)
-        self._equity = self._capital
+        self._equity = self._peak = self._capital
+        self._drawdown = 0.0
 
     def _masked(self, observation: Any) -> dict[str, np.ndarray]:
         if isinstance(observation, dict):
@@ -92,7 +93,8 @@ class AgentEnv(PoolCurriculum, gym.Env[dict[str, np.ndarray], np.int64]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         observation, _ = self.env.reset(seed=seed, options=options)
-        self._equity = self._capital
+        self._equity = self._peak = self._capital
+        self._drawdown = 0.0
         return self._masked(observation), {}
 
     def step(
@@ -101,12 +103,21 @@ class AgentEnv(PoolCurriculum, gym.Env[dict[str, np.ndarray], np.int64]):
         observation, reward, terminated, truncated, info = self.env.step(action)
         if "equity" in info:
             self._equity = float(info["equity"])
+            self._peak = max(self._peak, self._equity)
+            self._drawdown = max(self._drawdown, 1.0 - self._equity / self._peak)
         out: dict[str, Any] = {}
         if terminated or truncated:
             # Per view, the episode's portfolio return (as the hierarchy's env records it).
-            self.env.record_episode_return(self._equity / self._capital - 1.0)
+            episode_return = self._equity / self._capital - 1.0
+            self.env.record_episode_return(episode_return)
             if "episode" in info:
-                out["episode"] = info["episode"]
+                # The telemetry callback's fields (`callbacks.episode_telemetry`).
+                out["episode"] = {
+                    **info["episode"],
+                    "n_agents": 1,
+                    "return": episode_return,
+                    "max_drawdown": self._drawdown,
+                }
         return self._masked(observation), float(reward), terminated, truncated, out
 
 

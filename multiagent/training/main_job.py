@@ -95,7 +95,8 @@ def run_main_job(
     with view.working("loading data and building features..."):
         prepared = prepare(config, use_cache=use_cache)
     view.prepared(prepared, config)
-    with view.working("rolling the baseline through the hierarchical env..."):
+    env_name = "hierarchical" if config.system == "hierarchy" else config.system
+    with view.working(f"rolling the baseline through the {env_name} env..."):
         baseline = random_rollout(prepared, config)
     view.baseline(baseline, config)
     job = MainJob(prepared, baseline)

@@ -107,7 +107,7 @@ class BaseRun(Settings):
         return self
 
 
-Target = Literal["symbols", "master", "joint"]
+Target = Literal["symbols", "master", "joint", "agent"]
 
 
 class SweepConfig(Settings):
@@ -170,6 +170,14 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, RunConfig]:
     else:
         assert sweep.base.config is not None
         base = load_config(path.parent / sweep.base.config)
+    if (sweep.target == "agent") != (base.system != "hierarchy"):
+        wanted = "agent" if base.system != "hierarchy" else "symbols, master or joint"
+        raise ConfigError(
+            f"{path}: target {sweep.target} does not train a {base.system} run; its trials "
+            f"train target {wanted}"
+        )
+    if base.system == "sessions" and sweep.folds > 1:
+        raise ConfigError(f"{path}: a sessions run is split by session, not by time: use folds: 1")
     check_space(sweep, base, source=str(path))
     if sweep.init_from is not None:
         init = (path.parent / sweep.init_from).resolve()
@@ -177,7 +185,7 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, RunConfig]:
     return sweep, base
 
 
-PHASE_SECTIONS = {"symbols": "symbols", "master": "master", "joint": "joint"}
+PHASE_SECTIONS = {"symbols": "symbols", "master": "master", "joint": "joint", "agent": "agent"}
 
 
 def check_space(sweep: SweepConfig, base: RunConfig, *, source: str) -> None:

@@ -45,6 +45,8 @@ def final_evaluation(
     from multiagent.evaluation.run import evaluate_systems
     from multiagent.evaluation.sources import PHASE_SYSTEMS, resolve
 
+    if sweep.target == "agent":
+        return _final_agent_evaluation(chosen, checkpoint, directory)
     system = PHASE_SYSTEMS[sweep.target]
     settings = chosen.evaluation.model_copy(
         update={
@@ -59,6 +61,31 @@ def final_evaluation(
         "system": system,
         "checkpoint": str(checkpoint),
         "metrics": evaluation.report["policies"][system]["metrics"],
+    }
+    write_json(directory / "final_test.json", final)
+    return final
+
+
+def _final_agent_evaluation(chosen: RunConfig, checkpoint: Path, directory: Path) -> dict[str, Any]:
+    """A single-agent system's chosen checkpoint on its env's test episodes."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from multiagent.evaluation.agent_report import evaluate_agent
+    from multiagent.evaluation.episodes import NetAgent
+    from multiagent.rllib.checkpoints import SYMBOL_VECTOR_MODULE, module_path
+    from multiagent.rllib.policy import InferencePolicy
+    from multiagent.runs.prepare import prepare
+
+    module = RLModule.from_checkpoint(str(module_path(checkpoint, SYMBOL_VECTOR_MODULE).resolve()))
+    net = InferencePolicy(module).eval()
+    agent = NetAgent(net, net.state_size, chosen.system)
+    unsealed = chosen.model_copy(update={"seal_test": False})
+    evaluation = evaluate_agent(agent, unsealed, prepare(unsealed), source=str(checkpoint))
+    final = {
+        "part": "test",
+        "system": chosen.system,
+        "checkpoint": str(checkpoint),
+        "metrics": evaluation.report["policies"][chosen.system]["metrics"],
     }
     write_json(directory / "final_test.json", final)
     return final

@@ -50,7 +50,7 @@ class SweepFailed(MultiagentError):
     """Every trial of a sweep failed: there is nothing to choose."""
 
 
-PHASES_BEFORE = {"symbols": "pretrain", "master": "symbols", "joint": "master"}
+PHASES_BEFORE = {"symbols": "pretrain", "master": "symbols", "joint": "master", "agent": "pretrain"}
 
 
 @dataclass
@@ -231,7 +231,7 @@ def _prepare_base(
         needed = ["pretrain", "symbols", "master"][
             : ["pretrain", "symbols", "master"].index(before) + 1
         ]
-        if needed == ["pretrain"] and base.symbols.policy.encoder == "scratch":
+        if needed == ["pretrain"] and base.first_policy.encoder == "scratch":
             needed = []
         if needed:
             say(f"[sweep] training {', '.join(needed)} once (sealed) into {run_dir}")

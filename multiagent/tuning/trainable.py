@@ -59,6 +59,11 @@ def build_trainer(
 ) -> PhaseTrainer:
     """The phase trainer of one fold, initialized like the pipeline would (encoder or the
     previous phase's best checkpoint of the sweep's base run)."""
+    if target == "agent":
+        from multiagent.rllib.agent import AgentTrainer
+
+        encoder = start["encoder"]
+        return AgentTrainer(config, run_dir, encoder_path=Path(encoder) if encoder else None)
     if target == "symbols":
         from multiagent.rllib.symbols import SymbolTrainer
 

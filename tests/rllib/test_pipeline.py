@@ -73,8 +73,16 @@ def test_phase_range_and_its_errors() -> None:
     assert phase_range("master", None) == ["master", "joint"]
     assert phase_range(None, "symbols") == ["pretrain", "symbols"]
     assert phase_range("master", "master") == ["master"]
-    with pytest.raises(ConfigError, match=r"no phase 'mastr'; the phases are pretrain, symbols"):
+    with pytest.raises(
+        ConfigError, match=r"no phase 'mastr'; this run's phases are pretrain, symbols"
+    ):
         phase_range("mastr", None)
+    agent_phases = ("pretrain", "agent")
+    assert phase_range(None, None, agent_phases) == ["pretrain", "agent"]
+    with pytest.raises(
+        ConfigError, match=r"no phase 'master'; this run's phases are pretrain, agent"
+    ):
+        phase_range("master", None, agent_phases)
     with pytest.raises(ConfigError, match="no phase 'all'"):
         phase_range(None, "all")
     with pytest.raises(ConfigError, match="--from-phase joint comes after --to-phase symbols"):

@@ -317,3 +317,39 @@ def test_trials_reserve_and_use_their_env_runners(tmp_path: Path, ray_session: N
     assert result.best_config is not None
     assert load_config(result.best_config).selection.trials == 1
     assert (result.directory / "pbo.json").is_file() and (result.directory / "summary.md").is_file()
+
+
+def test_an_optuna_sweep_tunes_a_single_agent_preset(tmp_path: Path, ray_session: None) -> None:
+    """`target: agent` trains the portfolio system's agent in every trial; the chosen config
+    is exported and scored once on its env's test episodes."""
+    from support.agent_systems import agent_payload
+
+    from multiagent.tuning.sweep import run_sweep
+
+    payload = agent_payload("portfolio", tmp_path, iterations=2)
+    payload["cache_dir"] = str(tmp_path / "cache")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(payload))
+    sweep = {
+        "name": "agent",
+        "base": {"config": "base.yaml"},
+        "target": "agent",
+        "search": "optuna",
+        "num_samples": 2,
+        "iterations": 2,
+        "space": {"agent.ppo.lr": {"loguniform": [1e-4, 1e-3]}},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    outcome = run_sweep(tmp_path / "sweep.yaml", best_dir=tmp_path / "best")
+    assert len(outcome.trials) == 2
+    final = outcome.final_test
+    assert final is not None and final["system"] == "portfolio" and final["part"] == "test"
+    assert "sharpe" in final["metrics"] and "in_position" in final["metrics"]
+    assert outcome.best_config is not None
+    chosen = load_config(outcome.best_config)
+    assert chosen.system == "portfolio" and chosen.selection.trials == 2
+    # A hierarchy target on a single-agent base is refused, naming the right one.
+    sweep["target"] = "symbols"
+    sweep["space"] = {"symbols.ppo.lr": {"loguniform": [1e-4, 1e-3]}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    with pytest.raises(ConfigError, match="its trials train target agent"):
+        load_sweep(tmp_path / "sweep.yaml")
