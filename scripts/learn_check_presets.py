@@ -94,7 +94,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "agent": {
             "env": {"scheme": {"kind": "regimes", "regime_step": 0.25}, "costs": FRICTIONLESS},
             # The preset's GRU policy.
-            "policy": {"recurrent": "gru", "recurrent_size": 112, "max_seq_len": 20},
+            "policy": {"recurrent": "gru", "recurrent_size": 120, "max_seq_len": 20},
             "evaluation": {"episodes": 20},
         },
     },

@@ -114,7 +114,14 @@ class ConsoleView:
             table.add_row(f"[dim]{name}[/]", "-", f"skipped: {reason}")
         console.print(table)
         times = pd.DatetimeIndex(panel.timestamps)
-        for part in ("train", "validation", "test"):
+        if config.system == "sessions":
+            console.print(
+                f"sessions (split by session): {len(prepared.train_views)} train, "
+                f"{len(prepared.validation_views)} validation, {len(prepared.test_views)} "
+                "held out (test)",
+                highlight=False,
+            )
+        for part in ("train", "validation", "test") if config.system != "sessions" else ():
             window = getattr(split, part)
             if len(window):
                 console.print(
@@ -125,7 +132,8 @@ class ConsoleView:
         if views:
             vols = np.array([v.volatility for v in views])
             console.print(
-                f"episode views (train): {len(views)} of {config.episodes.length} bars, "
+                f"episode views (train): {len(views)} of "
+                f"{config.episodes.length or 'whole-span'} bars, "
                 f"volatility {vols.min():.4f}-{vols.max():.4f} per bar"
             )
         console.print(
