@@ -45,7 +45,9 @@ def test_bad_yaml_gives_line(tmp_path: Path) -> None:
 def test_data_source_must_be_one(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("data:\n  bundled: null\n")
-    with pytest.raises(ConfigError, match="exactly one of `bundled`, `paths` and `synthetic`"):
+    with pytest.raises(
+        ConfigError, match="exactly one of `bundled`, `paths`, `synthetic` and `sessions`"
+    ):
         load_config(path)
     path.write_text("data:\n  bundled: sp500\n  synthetic: {n_symbols: 2}\n")
     with pytest.raises(ConfigError, match="exactly one of"):

@@ -68,17 +68,19 @@ def final_evaluation(
 
 def _final_agent_evaluation(chosen: RunConfig, checkpoint: Path, directory: Path) -> dict[str, Any]:
     """A single-agent system's chosen checkpoint on its env's test episodes."""
-    from ray.rllib.core.rl_module.rl_module import RLModule
-
     from multiagent.evaluation.agent_report import evaluate_agent
     from multiagent.evaluation.episodes import NetAgent
-    from multiagent.rllib.checkpoints import SYMBOL_VECTOR_MODULE, module_path
-    from multiagent.rllib.policy import InferencePolicy
+    from multiagent.rllib.policy import load_rllib_policy
     from multiagent.runs.prepare import prepare
 
-    module = RLModule.from_checkpoint(str(module_path(checkpoint, SYMBOL_VECTOR_MODULE).resolve()))
-    net = InferencePolicy(module).eval()
-    agent = NetAgent(net, net.state_size, chosen.system)
+    policy = load_rllib_policy(checkpoint, chosen.system)
+    agent = NetAgent(
+        policy.net,
+        policy.state_size,
+        chosen.system,
+        observation_dim=policy.observation_dim,
+        n_actions=policy.n_actions,
+    )
     unsealed = chosen.model_copy(update={"seal_test": False})
     evaluation = evaluate_agent(agent, unsealed, prepare(unsealed), source=str(checkpoint))
     final = {
