@@ -33,33 +33,19 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np
+from learn_check_symbols import CONFIG as SYMBOLS_CHECK  # scripts/ is on sys.path
 from rich.console import Console
 from rich.table import Table
 
 from multiagent.config import RunConfig
 
-FEATURES: dict[str, Any] = {
-    "features": {
-        "returns": [1, 5, 20],
-        "volatility": [20],
-        "momentum": [20],
-        "rsi": [14],
-        "macd": None,
-        "zscore": [20],
-        "volume": [],
-        "range_volatility": [],
-        "regime": None,
-        "cross_sectional": [],
-    },
-    "normalization": {"method": "expanding", "min_periods": 20, "clip": 5.0},
-}
+FEATURES: dict[str, Any] = SYMBOLS_CHECK["features"]
+"""The symbol learn check's features (returns, volatility, momentum, RSI, z-score)."""
 MOMENTUM_MARKET: dict[str, Any] = {
-    "n_bars": 3000,
-    "signal": "momentum",
-    "signal_r2": 0.05,
-    # One driftless regime: the sign oracle is then the rule the signal rewards.
-    "regimes": {"calm": {"vol": 0.01, "drift": 0.0, "mean_duration": 1000}},
+    key: value for key, value in SYMBOLS_CHECK["data"]["synthetic"].items() if key != "n_symbols"
 }
+"""The symbol learn check's market: next-bar returns follow the last one's sign (R2 0.05), one
+driftless regime, 3,000 bars."""
 PPO: dict[str, Any] = {
     "train_batch_size": 2000,
     "minibatch_size": 1000,

@@ -31,8 +31,8 @@ from multiagent.config.agent import agent_env_config
 from multiagent.data.episodes import EpisodeView
 from multiagent.envs.market import EnvMarket
 from multiagent.envs.presets import env_class
-from multiagent.errors import ConfigError
 from multiagent.evaluation.metrics import return_metrics, trade_stats
+from multiagent.evaluation.policies import GreedyNetPolicy
 
 
 def agent_env(config: RunConfig, market: EnvMarket, views: Sequence[EpisodeView]) -> Any:
@@ -62,64 +62,35 @@ class AgentPolicy(Protocol):
 
 
 class NetAgent:
-    """A trained policy: argmax of the masked logits of ``net`` ``(obs (B, D), mask (B, A),
-    state (B, S)) -> (logits, state)`` (an exported TorchScript file or an RLModule's inference
-    path), its recurrent state carried across the episode's decisions."""
+    """A trained policy in a single-agent env: `GreedyNetPolicy`'s net (an exported TorchScript
+    file or an RLModule's inference path), argmax of its masked logits, the recurrent state
+    carried across the episode's decisions."""
 
     kind = "agent"
 
-    def __init__(
-        self,
-        net: object,
-        state_size: int,
-        name: str = "agent",
-        *,
-        observation_dim: int | None = None,
-        n_actions: int | None = None,
-    ) -> None:
-        import torch
-
-        self.torch = torch
-        self.net = net
-        self.state_size = state_size
-        self.name = name
-        self.observation_dim = observation_dim
-        self.n_actions = n_actions
-        self.state = torch.zeros(1, state_size)
+    def __init__(self, policy: GreedyNetPolicy) -> None:
+        self.policy = policy
+        self.name = policy.name
 
     def reset(self, env: Any) -> None:
-        dim, actions = observation_shape(env), int(env.action_space.n)
-        if (self.observation_dim or dim, self.n_actions or actions) != (dim, actions):
-            raise ConfigError(
-                f"policy {self.name!r} expects observations of {self.observation_dim} values "
-                f"and {self.n_actions} actions; this config's env gives {dim} and {actions} "
-                "(evaluate with the config the policy was trained with)"
-            )
-        self.state = self.torch.zeros(1, self.state_size)
+        self.policy.check(observation_shape(env), tuple(env.unwrapped.scheme.names))
+        self.policy.reset(1, 1)
 
     def act(self, observation: np.ndarray, mask: np.ndarray, env: Any) -> int:
-        torch = self.torch
+        policy = self.policy
+        torch = policy.torch
         with torch.no_grad():
-            logits, self.state = self.net(  # type: ignore[operator]
+            logits, policy.state = policy.net(  # type: ignore[operator]
                 torch.from_numpy(np.ascontiguousarray(observation, np.float32)[None]),
                 torch.from_numpy(np.asarray(mask, np.float32)[None]),
-                self.state,
+                policy.state,
             )
         return int(logits[0].argmax())
 
     @classmethod
     def load(cls, path: str, name: str = "agent") -> NetAgent:
         """A policy written by the export (`multiagent.rllib.policy.export_torchscript`)."""
-        from multiagent.evaluation.policies import GreedyNetPolicy
-
-        policy = GreedyNetPolicy.load(path, name)
-        return cls(
-            policy.net,
-            policy.state_size,
-            name,
-            observation_dim=policy.observation_dim,
-            n_actions=policy.n_actions,
-        )
+        return cls(GreedyNetPolicy.load(path, name))
 
 
 class FixedAction:

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from multiagent.config import RunConfig
 from multiagent.evaluation.episodes import NetAgent, episode_metrics, run_policies
+from multiagent.evaluation.policies import GreedyNetPolicy
 from multiagent.rllib.agent_env import AgentEnv
 from multiagent.rllib.algo import build_agent_ppo_config
 from multiagent.rllib.checkpoints import SYMBOL_VECTOR_MODULE
@@ -62,7 +63,7 @@ class AgentTrainer(PolicyTrainer):
 
     def greedy_agent(self) -> NetAgent:
         net = InferencePolicy(self.algo.get_module(self.symbol_id)).eval()
-        return NetAgent(net, net.state_size, self.system)
+        return NetAgent(GreedyNetPolicy(net, net.state_size, self.system))
 
     def evaluate(self, part: str = "validation") -> dict[str, Any]:
         agent = self.greedy_agent()

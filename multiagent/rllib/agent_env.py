@@ -80,6 +80,11 @@ class AgentEnv(PoolCurriculum, gym.Env[dict[str, np.ndarray], np.int64]):
         self._equity = self._peak = self._capital
         self._drawdown = 0.0
 
+    @property
+    def scheme(self) -> Any:
+        """The system env's action scheme (its action names)."""
+        return self.env.scheme
+
     def _masked(self, observation: Any) -> dict[str, np.ndarray]:
         if isinstance(observation, dict):
             return observation

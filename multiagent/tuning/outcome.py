@@ -73,14 +73,7 @@ def _final_agent_evaluation(chosen: RunConfig, checkpoint: Path, directory: Path
     from multiagent.rllib.policy import load_rllib_policy
     from multiagent.runs.prepare import prepare
 
-    policy = load_rllib_policy(checkpoint, chosen.system)
-    agent = NetAgent(
-        policy.net,
-        policy.state_size,
-        chosen.system,
-        observation_dim=policy.observation_dim,
-        n_actions=policy.n_actions,
-    )
+    agent = NetAgent(load_rllib_policy(checkpoint, chosen.system))
     unsealed = chosen.model_copy(update={"seal_test": False})
     evaluation = evaluate_agent(agent, unsealed, prepare(unsealed), source=str(checkpoint))
     final = {
