@@ -111,18 +111,22 @@ def yardstick(config: RunConfig) -> Any:
     return SignOracle(np.asarray(prepared.synthetic.signal))
 
 
-def scores(config: RunConfig, policies: list[Any], part: str) -> dict[str, dict[str, Any]]:
+def scores(
+    config: RunConfig, policies: list[Any], part: str, episodes: int | None = None
+) -> dict[str, dict[str, Any]]:
     from multiagent.evaluation.episodes import episode_metrics, run_policies
     from multiagent.evaluation.metrics import periods_per_year
     from multiagent.rllib.env import market_for
 
     market, prepared = market_for(config)
-    records = run_policies(config, market, prepared.views(part), policies)
+    records = run_policies(config, market, prepared.views(part), policies, episodes=episodes)
     periods = periods_per_year(prepared.panel)
     return {name: episode_metrics(episodes, periods) for name, episodes in records.items()}
 
 
-def one_seed(config: RunConfig, run_dir: Path, ratio: float, console: Console) -> dict[str, Any]:
+def one_seed(
+    config: RunConfig, run_dir: Path, ratio: float, test_episodes: int, console: Console
+) -> dict[str, Any]:
     from multiagent.evaluation.episodes import NetAgent
     from multiagent.rllib.agent import AgentTrainer
     from multiagent.rllib.env import market_for
@@ -131,7 +135,10 @@ def one_seed(config: RunConfig, run_dir: Path, ratio: float, console: Console) -
 
     _, prepared = market_for(config)
     oracle = yardstick(config)
-    bounds = {part: scores(config, [oracle], part)["oracle"] for part in ("validation", "test")}
+    bounds = {
+        "validation": scores(config, [oracle], "validation")["oracle"],
+        "test": scores(config, [oracle], "test", test_episodes)["oracle"],
+    }
     threshold = ratio * bounds["validation"]["sharpe"]
     encoder = run_pretrain(config, prepared, run_dir / "encoder").path
     init_ray()
@@ -150,7 +157,7 @@ def one_seed(config: RunConfig, run_dir: Path, ratio: float, console: Console) -
         trainer.stop()
     assert result.policy_path is not None
     agent = NetAgent.load(str(result.policy_path), config.system)  # the best checkpoint
-    test = scores(config, [agent], "test")[config.system]
+    test = scores(config, [agent], "test", test_episodes)[config.system]
     best = next(r for r in result.ranking if not r.get("deleted"))
     return {
         "oracle": {part: figures["sharpe"] for part, figures in bounds.items()},
@@ -177,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=24)
     parser.add_argument("--ratio", type=float, default=0.7)
+    parser.add_argument(
+        "--test-episodes",
+        type=int,
+        default=50,
+        help="test episodes the agent and the oracle run (portfolio: random pools; regimes: "
+        "capped by the test views); validation keeps agent.evaluation.episodes (20)",
+    )
     parser.add_argument("--as-test", action="store_true", help="exit 1 when a seed misses")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--runs-dir", default=None, help="keep run folders here (default: temp)")
@@ -192,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         config = run_config(args.preset, seed, args.iterations, runs_dir)
         console.rule(f"{args.preset}: seed {seed}")
         row = one_seed(
-            config, new_run_dir(runs_dir, f"{args.preset}-seed{seed}"), args.ratio, console
+            config,
+            new_run_dir(runs_dir, f"{args.preset}-seed{seed}"),
+            args.ratio,
+            args.test_episodes,
+            console,
         )
         row["seed"] = seed
         row["passed"] = row["ratio"] >= args.ratio
@@ -217,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "ratio_required": args.ratio,
         "iterations": args.iterations,
+        "test_episodes": args.test_episodes,
         "passed": passed,
         "seeds": rows,
     }

@@ -72,6 +72,21 @@ def test_main_job_trains_evaluates_and_reports_the_system(
     )
     names = {r.info.run_name for r in runs}
     assert {f"{system}/agent", f"{system}/evaluate-test"} <= names
+    # `multiagent evaluate` on the run folder: its own env's episodes, a new report folder.
+    from typer.testing import CliRunner
+
+    from multiagent.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--checkpoint", str(job.run_dir), "--part", "validation",
+            "--episodes", "2", "--no-fail-on-gates", "--tracking-uri", "none",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    again = json.loads((job.run_dir / "report-2" / "report.json").read_text())
+    assert again["window"]["part"] == "validation" and again["system"] == system
 
 
 class Killed(Exception):
