@@ -121,12 +121,15 @@ def test_session_momentum_is_planted_and_zero_keeps_the_old_draws() -> None:
 
 
 def test_agent_options_apply_to_single_agent_presets_only() -> None:
-    config = with_agent_options(load_preset("portfolio"), "lstm", 7)
+    config = with_agent_options(load_preset("portfolio"), "lstm", 7, 32)
     assert config.agent.policy.recurrent == "lstm" and config.agent.evaluation.episodes == 7
-    with pytest.raises(ConfigError, match="--policy and --episodes configure the single-agent"):
+    assert config.agent.policy.max_seq_len == 32
+    with pytest.raises(ConfigError, match="--seq-len configure the single-agent presets"):
         with_agent_options(load_preset("quick"), "lstm", None)
     with pytest.raises(ConfigError, match="--policy must be mlp, lstm or gru"):
         with_agent_options(load_preset("portfolio"), "transformer", None)
+    with pytest.raises(ConfigError, match="max_seq_len"):
+        with_agent_options(load_preset("portfolio"), None, None, 1)
     result = CliRunner().invoke(app, ["run", "--preset", "quick", "--policy", "lstm"])
     assert result.exit_code == 1 and "single-agent presets" in result.output
 

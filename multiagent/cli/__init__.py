@@ -269,6 +269,13 @@ def run(
             help="Single-agent presets: test episodes each policy runs (agent.evaluation.episodes)."
         ),
     ] = None,
+    seq_len: Annotated[
+        int | None,
+        typer.Option(
+            help="Single-agent presets with an lstm/gru policy: the BPTT sequence length "
+            "(agent.policy.max_seq_len)."
+        ),
+    ] = None,
 ) -> None:
     """The main job: load + validate data, build features, split, cut episode views, roll a
     seeded baseline through the system's env, then the training pipeline (hierarchy: pretrain
@@ -281,7 +288,7 @@ def run(
         run_config, run_name = run_config_from(config, preset)
         if curriculum is not None:
             run_config = with_curriculum_file(run_config, curriculum)
-        run_config = with_agent_options(run_config, policy, episodes)
+        run_config = with_agent_options(run_config, policy, episodes, seq_len)
         run_main_job(
             run_config,
             run_name,
@@ -295,13 +302,17 @@ def run(
         fail(error)
 
 
-def with_agent_options(config: RunConfig, policy: str | None, episodes: int | None) -> RunConfig:
-    """``--policy`` / ``--episodes`` applied to a single-agent system's config (validated)."""
-    if policy is None and episodes is None:
+def with_agent_options(
+    config: RunConfig, policy: str | None, episodes: int | None, seq_len: int | None = None
+) -> RunConfig:
+    """``--policy`` / ``--episodes`` / ``--seq-len`` applied to a single-agent system's config
+    (validated like the file)."""
+    if policy is None and episodes is None and seq_len is None:
         return config
     if config.system == "hierarchy":
         raise ConfigError(
-            "--policy and --episodes configure the single-agent presets (portfolio, regimes, "
+            "--policy, --episodes and --seq-len configure the single-agent presets (portfolio, "
+            "regimes, "
             "sessions); the hierarchy's policy is symbols.policy in a config file"
         )
     cores = {"mlp": "none", "none": "none", "lstm": "lstm", "gru": "gru"}
@@ -312,6 +323,8 @@ def with_agent_options(config: RunConfig, policy: str | None, episodes: int | No
         data["agent"]["policy"]["recurrent"] = cores[policy]
     if episodes is not None:
         data["agent"]["evaluation"]["episodes"] = episodes
+    if seq_len is not None:
+        data["agent"]["policy"]["max_seq_len"] = seq_len
     return validate_mapping(RunConfig, data, file="command line")
 
 
