@@ -35,8 +35,10 @@ def _baseline_value(
     if gate.baseline == "equal_weight":
         candidates = {n: m for n, m in baselines.items() if n == "equal_weight"}
     elif gate.baseline == "best_buy_and_hold":
-        candidates = {
-            n: m for n, m in baselines.items() if n.startswith("ALL_") or n == "buy_and_hold"
+        # Each symbol held alone; a report without those (the portfolio system's) has its
+        # pool's buy-and-hold.
+        candidates = {n: m for n, m in baselines.items() if n.startswith("ALL_")} or {
+            n: m for n, m in baselines.items() if n == "buy_and_hold"
         }
     else:
         candidates = baselines
