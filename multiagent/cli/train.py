@@ -175,10 +175,15 @@ def train_pipeline_command(
     """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
     frozen), then fine-tune both; each phase checkpointed and resumable."""
     from multiagent.runs.folders import claim_run_dir, new_run_dir
-    from multiagent.training.pipeline import phase_range, run_pipeline
+    from multiagent.training.pipeline import run_pipeline
 
     try:
-        phase_range(from_phase, to_phase, (*PHASES, "agent"))  # a bad name fails early
+        for name in (from_phase, to_phase):  # a bad name fails before any folder is made
+            if name is not None and name not in (*PHASES, "agent"):
+                raise ConfigError(
+                    f"no phase {name!r}; the phases are {', '.join(PHASES)} (hierarchy) or "
+                    "pretrain, agent (portfolio, regimes, sessions)"
+                )
         if resume is not None:
             folder, run_config = resume, None
         elif from_phase is not None:
