@@ -319,6 +319,15 @@ def _view_name(inner: Any, info: dict[str, Any]) -> str:
     return f"{'+'.join(names)}@{int(sim.start[0])}-{int(sim.stop[0])}"
 
 
+def distinct_windows(views: Sequence[EpisodeView]) -> list[EpisodeView]:
+    """One view per window: a regimes episode trades every asset, so the per-symbol views of
+    one window are the same episode (each would count it again)."""
+    seen: dict[tuple[int, int], EpisodeView] = {}
+    for view in views:
+        seen.setdefault((view.window.start, view.window.stop), view)
+    return list(seen.values())
+
+
 def run_policies(
     config: RunConfig,
     market: EnvMarket,
@@ -331,6 +340,8 @@ def run_policies(
     ``episodes`` overrides ``agent.evaluation.episodes``."""
     if not views:
         raise ValueError("no episode views to evaluate on")
+    if config.system == "regimes":
+        views = distinct_windows(views)
     env = agent_env(config, market, views)
     options = _episode_options(config, len(views), episodes)
     return {
