@@ -128,3 +128,14 @@ def test_a_report_without_gates_says_so(tmp_path: Path) -> None:
     evaluation = evaluate_agent(RandomAgent(0, name="portfolio"), config, prepared)
     files = write_agent_report(evaluation, tmp_path / "r", config, tracking_uri="none", plots=False)
     assert "No gates configured" in files.markdown.read_text()
+
+
+def test_a_regimes_window_is_one_episode_however_many_assets_lead_a_view(tmp_path: Path) -> None:
+    config = agent_config("regimes", tmp_path)
+    prepared = prepare(config, use_cache=False)
+    market = build_market(prepared.panel, prepared.features, config.agent.env.costs)
+    views = prepared.views("test")
+    windows = {(v.window.start, v.window.stop) for v in views}
+    assert len(views) == 2 * len(windows)  # one view per asset and window
+    records = run_policies(config, market, views, [FixedAction("cash", 0)])
+    assert len(records["cash"]) == len(windows)
