@@ -92,7 +92,9 @@ def save_run_config(config: RunConfig, run_dir: Path) -> Path:
     path = run_dir / "config.yaml"
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     if path.exists():
-        if path.read_text() != text:
+        # Same text, or the same config written by an older version (keys added since take
+        # their defaults): the run goes on and its file is left as it was.
+        if path.read_text() != text and load_config(path) != config:
             raise ConfigError(
                 f"{path} holds another config; start a new run instead of mixing two configs"
             )

@@ -49,3 +49,26 @@ def test_train_pipeline_refuses_an_existing_run_before_any_work(tmp_path: Path) 
     assert result.exit_code == 1
     assert "already holds a run" in result.output and "--overwrite" in result.output
     assert sorted(p.name for p in run.iterdir()) == ["pipeline.json"]
+
+
+def test_a_run_folder_from_an_older_version_goes_on_and_another_config_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A config.yaml written before keys were added (here `system` and `agent`) is the same
+    config: resuming it is allowed and leaves the file as it was; a different one is refused."""
+    import yaml
+
+    from multiagent.config import load_preset
+    from multiagent.errors import ConfigError
+    from multiagent.runs.folders import load_run_config, save_run_config
+
+    config = load_preset("quick")
+    old = config.model_dump(mode="json")
+    del old["system"], old["agent"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    before = (tmp_path / "config.yaml").read_text()
+    assert load_run_config(tmp_path) == config
+    save_run_config(config, tmp_path)
+    assert (tmp_path / "config.yaml").read_text() == before
+    with pytest.raises(ConfigError, match="holds another config"):
+        save_run_config(config.model_copy(update={"seed": 1}), tmp_path)
