@@ -19,7 +19,7 @@ import numpy as np
 from multiagent.config import RunConfig
 from multiagent.data.episodes import EpisodeView
 from multiagent.envs.market import EnvMarket
-from multiagent.evaluation.episodes import agent_env
+from multiagent.evaluation.episodes import agent_env, masked
 from multiagent.rllib.env import PoolCurriculum, market_for
 
 AGENT_ENV_NAME = "multiagent_agent"
@@ -86,12 +86,8 @@ class AgentEnv(PoolCurriculum, gym.Env[dict[str, np.ndarray], np.int64]):
         return self.env.scheme
 
     def _masked(self, observation: Any) -> dict[str, np.ndarray]:
-        if isinstance(observation, dict):
-            return observation
-        return {
-            "observations": np.asarray(observation, np.float32),
-            "action_mask": np.ones(self.n_actions, np.int8),
-        }
+        vector, mask = masked(observation, self.n_actions)
+        return {"observations": np.asarray(vector, np.float32), "action_mask": mask}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
