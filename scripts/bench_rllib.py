@@ -39,20 +39,45 @@ from rich.console import Console
 from rich.table import Table
 
 from multiagent.config import RunConfig
+from multiagent.encoder.config import EncoderConfig
 from multiagent.rllib.algo import build_hierarchy_config, build_ppo_config
 from multiagent.rllib.env import SymbolAgentsEnv, market_for
 
+SERIAL_FEATURES: dict[str, Any] = {
+    "autocorrelation": {"windows": [60], "lags": [1, 2]},
+    "variance_ratio": {"window": 120, "periods": [2, 5]},
+    "hurst": {"window": 120, "scales": [1, 2, 4, 8]},
+}
+"""The serial-dependence families as the mixed learn check turns them on."""
+
+
+def parse_context(text: str) -> tuple[int, bool]:
+    """``"8"`` -> window 8; ``"8+serial"`` -> window 8 plus the serial-dependence features."""
+    window, _, extra = text.partition("+")
+    if not window.isdigit() or extra not in ("", "serial"):
+        raise argparse.ArgumentTypeError(f"a context is WINDOW or WINDOW+serial, got {text!r}")
+    return int(window), extra == "serial"
+
 
 def symbol_config(
-    n_symbols: int, args: argparse.Namespace, *, vector_env: bool = True
+    n_symbols: int,
+    args: argparse.Namespace,
+    *,
+    vector_env: bool = True,
+    context: tuple[int, bool] = (8, False),
 ) -> RunConfig:
     """The symbol phase over ``args.envs`` books of ``n_symbols`` slots; through the vector
-    env with ``args.batch`` agent steps (rows) per iteration, as many as CartPole's env steps."""
+    env with ``args.batch`` agent steps (rows) per iteration, as many as CartPole's env steps.
+    ``context``: the observation window and whether the serial features are on."""
+    window, serial = context
     return RunConfig.model_validate(
         {
             "data": {"synthetic": {"n_symbols": n_symbols, "n_bars": 1500, "seed": 0}},
+            "features": {"features": SERIAL_FEATURES if serial else {}},
             "episodes": {"length": 250},
-            "env": {"n_symbols": n_symbols},
+            "env": {"n_symbols": n_symbols, "observation": {"window": window}},
+            # The dilated stack deep enough to read the whole window (3 layers: 8 bars).
+            "encoder": {"layers": max(3, EncoderConfig().layers_to_read(window))},
             "cache_dir": args.cache_dir,
             "resources": {"num_env_runners": 0, "num_envs_per_env_runner": args.envs},
             "symbols": {
@@ -219,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the symbol phase through the multi-agent env (one agent per slot)",
     )
+    parser.add_argument(
+        "--contexts",
+        type=parse_context,
+        nargs="+",
+        default=[],
+        help="also the tuned symbol rows with these observations: WINDOW or WINDOW+serial "
+        "(e.g. 8+serial 32 64), the cost of a longer context",
+    )
     parser.add_argument("--quick", action="store_true", help="1 iteration, 1 sample round")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the driver")
     parser.add_argument("--json", type=Path)
@@ -242,8 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         runs = [("vector env", args, True), ("vector env, tuned", books, True)]
         if args.agents:
             runs.append(("one agent per slot", args, False))
-        for label, settings, vector in runs:
-            config = symbol_config(n, settings, vector_env=vector)
+        contexts: list[tuple[int, bool]] = [(8, False)] * len(runs)
+        for window, serial in args.contexts:
+            runs.append((f"tuned, window {window}{' + serial' if serial else ''}", books, True))
+            contexts.append((window, serial))
+        for (label, settings, vector), context in zip(runs, contexts, strict=True):
+            config = symbol_config(n, settings, vector_env=vector, context=context)
             market, prepared = market_for(config)
             env = SymbolAgentsEnv(market, prepared.train_views, config.env)
             ppo = build_ppo_config(

@@ -1,18 +1,29 @@
 """Learning check of the symbol agents on a synthetic market with a planted signal.
 
-For each seed: generate a market whose next-bar returns follow the sign of the last bar's return
-(``signal: momentum``, the features' ``ret_1`` carries it), pretrain the encoder on the training
+Two markets (``--market``):
+
+- ``uniform``: every symbol's next-bar return follows the sign of its last bar's return
+  (``signal: momentum``, the features' ``ret_1`` carries it). Pass: >= 0.8 of the oracle.
+- ``mixed``: 8 symbols whose dependence differs: momentum on some, mean reversion on others,
+  none on two (``signal_sign: mixed``), with each symbol's strength redrawn every ~500 bars
+  (``signal_switching``). The shared policy never sees which symbol it trades, so it must read
+  the sign from the symbol's own past: the serial-dependence features (``autocorrelation``,
+  ``variance_ratio``, ``hurst``) measure it over 60-120 bars. Pass: >= 0.5 of the oracle.
+  ``--no-serial-features`` runs the same market without them (the failure they fix).
+
+For each seed: generate the market, pretrain the encoder on the training
 split, train the shared symbol policy with PPO, pick the checkpoint with the best validation
 Sharpe, and evaluate it on the unseen test split. The yardstick is the sign oracle acting through
 the same backtester (same scheme, costs, limits, fills, books of N symbols over the whole test
 split): the best any symbol policy can do there. Every figure comes from the backtester every
 report uses (`multiagent.evaluation.scoring.score_policy`).
 
-The check passes when, on every seed, the trained policy's test Sharpe is >= ``--ratio`` (0.8)
-of the oracle's. It also trains a from-scratch encoder per seed (``--compare-scratch``) and
+The check passes when, on every seed, the trained policy's test Sharpe is >= ``--ratio`` of the
+oracle's. It also trains a from-scratch encoder per seed (``--compare-scratch``) and
 reports the agent steps each needed to first reach the threshold on validation.
 
     python scripts/learn_check_symbols.py --as-test            # 3 seeds; exit 1 on a miss
+    python scripts/learn_check_symbols.py --market mixed --as-test
     python scripts/learn_check_symbols.py --seeds 0 --iterations 10 --json out.json
 """
 
@@ -35,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiagent.config import RunConfig
+from multiagent.encoder.config import EncoderConfig
 from multiagent.evaluation.policies import GreedyNetPolicy, OraclePolicy
 from multiagent.evaluation.scoring import score_policy
 
@@ -95,8 +107,48 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def run_config(seed: int, encoder: str, iterations: int, runs_dir: str) -> RunConfig:
+SERIAL_FEATURES: dict[str, Any] = {
+    "autocorrelation": {"windows": [60], "lags": [1, 2]},
+    "variance_ratio": {"window": 120, "periods": [2, 5]},
+    "hurst": {"window": 120, "scales": [1, 2, 4, 8]},
+}
+"""The serial-dependence feature families (docs/data.md), as the mixed market turns them on."""
+
+MIXED: dict[str, Any] = {
+    "n_symbols": 8,
+    "signal_sign": "mixed",  # +1, -1, 0 cycling: 3 momentum, 3 mean-reverting, 2 without signal
+    # Strength drifts: each symbol's R2 is redrawn from these values every ~500 bars.
+    "signal_r2": [0.03, 0.05, 0.08, 0.03, 0.05, 0.08, 0.05, 0.05],
+    "signal_switching": 500,
+}
+RATIO = {"uniform": 0.8, "mixed": 0.5}
+
+
+def market_config(market: str, serial_features: bool) -> dict[str, Any]:
+    """The uniform check's config, or the mixed market's changes to it."""
     payload = json.loads(json.dumps(CONFIG))
+    if market == "mixed":
+        payload["data"]["synthetic"].update(MIXED)
+        payload["env"]["n_symbols"] = MIXED["n_symbols"]
+    if serial_features:
+        payload["features"]["features"].update(SERIAL_FEATURES)
+    return payload
+
+
+def run_config(
+    seed: int,
+    encoder: str,
+    iterations: int,
+    runs_dir: str,
+    market: str = "uniform",
+    serial_features: bool = False,
+    window: int | None = None,
+) -> RunConfig:
+    payload = market_config(market, serial_features)
+    if window is not None:
+        # A longer window needs the dilated stack to reach it (RunConfig refuses one it cannot).
+        payload["env"]["observation"] = {"window": window}
+        payload["encoder"] = {"layers": max(3, EncoderConfig().layers_to_read(window))}
     payload["seed"] = seed
     payload["data"]["synthetic"]["seed"] = seed
     payload["symbols"]["iterations"] = iterations
@@ -167,29 +219,46 @@ def oracle(config: RunConfig) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--market", choices=sorted(RATIO), default="uniform")
+    parser.add_argument(
+        "--serial-features",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the serial-dependence features (default: on for mixed, off for uniform)",
+    )
+    parser.add_argument("--window", type=int, default=None, help="observation window, bars")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=32)
-    parser.add_argument("--ratio", type=float, default=0.8)
+    parser.add_argument("--ratio", type=float, default=None, help="default: 0.8 / 0.5 (mixed)")
     parser.add_argument("--compare-scratch", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--as-test", action="store_true", help="exit 1 when a seed misses")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--runs-dir", default=None, help="keep run folders here (default: temp)")
     args = parser.parse_args(argv)
+    if args.serial_features is None:
+        args.serial_features = args.market == "mixed"
+    if args.ratio is None:
+        args.ratio = RATIO[args.market]
     console = Console(stderr=True)
     import ray
+
+    def configure(seed: int, mode: str) -> RunConfig:
+        return run_config(
+            seed, mode, args.iterations, runs_dir, args.market, args.serial_features, args.window
+        )
 
     runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="learn_check_")
     rows: list[dict[str, Any]] = []
     from multiagent.runs.folders import new_run_dir
 
     for seed in args.seeds:
-        base = run_config(seed, "finetune", args.iterations, runs_dir)
+        base = configure(seed, "finetune")
         bounds = oracle(base)
         threshold = args.ratio * bounds["validation"]
         row: dict[str, Any] = {"seed": seed, "oracle": bounds, "threshold_val_sharpe": threshold}
         modes = ["finetune", "scratch"] if args.compare_scratch else ["finetune"]
         for mode in modes:
-            config = run_config(seed, mode, args.iterations, runs_dir)
+            config = configure(seed, mode)
             console.rule(f"seed {seed}, encoder {mode}")
             run_dir = new_run_dir(runs_dir, f"seed{seed}-{mode}")
             row[mode] = one_run(config, run_dir, threshold, console)
@@ -199,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ray.shutdown()
 
     table = Table(
-        title=f"Symbol agents vs the in-env sign oracle (pass: test ratio >= {args.ratio})"
+        title=f"Symbol agents vs the in-env sign oracle, {args.market} market"
+        f"{'' if args.serial_features else ', no serial features'} "
+        f"(pass: test ratio >= {args.ratio})"
     )
     for column in (
         "seed",
@@ -224,11 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{scratch['test_sharpe']:.2f}" if scratch else "-",
             "yes" if row["passed"] else "NO",
         )
-    Console().print(table)
+    Console(width=150).print(table)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=float) + "\n")
     passed = all(row["passed"] for row in rows)
-    print(f"learn check {'PASSED' if passed else 'FAILED'} on seeds {args.seeds}")
+    print(f"{args.market} learn check {'PASSED' if passed else 'FAILED'} on seeds {args.seeds}")
     return 0 if passed or not args.as_test else 1
 
 

@@ -139,3 +139,102 @@ def test_corrupt_cache_file_is_recomputed(tmp_path: Path, caplog: pytest.LogCapt
     np.testing.assert_array_equal(first.values, again.values)
     assert "unreadable" in caplog.text
     assert not list(tmp_path.glob("*.tmp")), "no temp files left behind"
+
+
+SERIAL = FeatureConfig(
+    autocorrelation={"windows": (30,), "lags": (1, 2)},
+    variance_ratio={"window": 40, "periods": (2, 4)},
+    hurst={"window": 40, "scales": (1, 2, 4)},
+)
+
+
+def _series(name: str, raw: object) -> np.ndarray:
+    values = raw.values[..., raw.names.index(name)]  # type: ignore[attr-defined]
+    valid = raw.valid[..., raw.names.index(name)]  # type: ignore[attr-defined]
+    return np.where(valid, values, np.nan)
+
+
+def test_autocorrelation_matches_a_hand_computed_pearson_correlation() -> None:
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 120)))
+    raw = compute_raw_features(_panel(close), SERIAL)
+    r = np.diff(np.log(close), prepend=np.nan)
+    for lag in (1, 2):
+        acf = _series(f"acf_30_{lag}", raw)[0]
+        t = 90
+        expected = np.corrcoef(r[t - 29 : t + 1], r[t - 29 - lag : t + 1 - lag])[0, 1]
+        assert acf[t] == pytest.approx(expected, rel=1e-9)
+        assert np.isnan(acf[: 30 + lag]).all() and np.isfinite(acf[30 + lag :]).all()
+
+
+def test_variance_ratio_of_q_bar_returns_matches_its_definition() -> None:
+    rng = np.random.default_rng(1)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 150)))
+    raw = compute_raw_features(_panel(close), SERIAL)
+    log_close = np.log(close)
+    t = 120
+    one = np.diff(log_close)[t - 40 : t]
+    four = (log_close[4:] - log_close[:-4])[t - 4 - 39 : t - 4 + 1]
+    expected = np.log(np.var(four, ddof=1) / (4 * np.var(one, ddof=1)))
+    assert _series("vr_40_4", raw)[0, t] == pytest.approx(expected, rel=1e-9)
+
+
+def test_serial_features_tell_momentum_from_mean_reversion_and_a_random_walk() -> None:
+    """The point of the family: a policy that never sees which market it trades can read the
+    sign of the market's own dependence (random walk ~0, momentum > 0, reversion < 0)."""
+    from multiagent.data.synthetic import SyntheticMarketConfig, generate_market
+
+    market = generate_market(
+        SyntheticMarketConfig(
+            n_symbols=3,
+            n_bars=4000,
+            signal="momentum",
+            signal_r2=0.09,
+            signal_sign=(1, -1, 0),
+            regimes={"calm": {"vol": 0.01, "drift": 0.0, "mean_duration": 10}},
+        )
+    )
+    raw = compute_raw_features(
+        market.panel,
+        FeatureConfig(
+            autocorrelation={"windows": (120,), "lags": (1,)},
+            variance_ratio={"window": 120, "periods": (2,)},
+            hurst={"window": 120},
+        ),
+    )
+    for name in ("acf_120_1", "vr_120_2", "hurst_120"):
+        mean = np.nanmean(_series(name, raw), axis=1)
+        assert mean[0] > 0.05 and mean[1] < -0.05 and abs(mean[2]) < 0.04, (name, mean)
+        # Read bar by bar, the sign is right most of the time on the planted symbols.
+        signs = np.sign(_series(name, raw)[:2, 200:])
+        assert (signs == np.array([[1], [-1]])).mean() > 0.85, name
+
+
+def test_serial_features_are_not_normalized_per_symbol() -> None:
+    """An expanding per-symbol z-score would subtract each market's own level of dependence."""
+    raw = compute_raw_features(_panel(np.linspace(1, 2, 200)), SERIAL)
+    flags = dict(zip(raw.names, raw.normalize, strict=True))
+    assert not any(flags[n] for n in ("acf_30_1", "acf_30_2", "vr_40_2", "vr_40_4", "hurst_40"))
+
+
+def test_a_constant_stretch_gives_invalid_not_infinite_values() -> None:
+    close = np.concatenate([np.linspace(1, 2, 60), np.full(80, 2.0)])
+    raw = compute_raw_features(_panel(close), SERIAL)
+    for name in ("acf_30_1", "vr_40_2", "hurst_40"):
+        f = raw.names.index(name)
+        assert np.isfinite(raw.values[0, raw.valid[0, :, f], f]).all()
+        assert not raw.valid[0, -1, f], f"{name} valid on a flat price"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("autocorrelation", {"windows": (2,)}, "windows of 3 bars or more"),
+        ("autocorrelation", {"lags": (0,)}, "lags are 1 bar or more"),
+        ("variance_ratio", {"periods": (1,)}, "q >= 2"),
+        ("hurst", {"scales": (4, 4)}, "two or more distinct horizons"),
+    ],
+)
+def test_bad_serial_settings_are_refused(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FeatureConfig.model_validate({field: value})

@@ -36,6 +36,9 @@ SMALL = FeatureConfig(
     range_volatility=(4,),
     regime={"short": 4, "long": 8},
     cross_sectional=("ret_3", "vol_5"),
+    autocorrelation={"windows": (6,), "lags": (1, 2)},
+    variance_ratio={"window": 6, "periods": (2, 3)},
+    hurst={"window": 6, "scales": (1, 2, 4)},
 )
 
 

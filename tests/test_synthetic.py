@@ -147,3 +147,52 @@ def test_without_switching_the_market_and_its_r2_path_are_unchanged() -> None:
 def test_switching_needs_a_mean_duration_of_a_bar_or_more() -> None:
     with pytest.raises(ValueError, match="signal_switching"):
         SyntheticMarketConfig(signal_switching=0.5)
+
+
+def _lag1_autocorrelation(market_returns: np.ndarray) -> np.ndarray:
+    r = market_returns[:, 1:]
+    return np.array([np.corrcoef(row[:-1], row[1:])[0, 1] for row in r])
+
+
+def test_mixed_signs_plant_momentum_reversion_and_nothing_and_the_oracle_follows() -> None:
+    config = SyntheticMarketConfig(
+        n_symbols=6,
+        n_bars=20_000,
+        signal="momentum",
+        signal_r2=0.05,
+        signal_sign="mixed",
+        regimes={"calm": {"vol": 0.01, "drift": 0.0, "mean_duration": 10}},
+    )
+    market = generate_market(config)
+    np.testing.assert_array_equal(config.signs(), [1, -1, 0, 1, -1, 0])
+    rho = _lag1_autocorrelation(market.log_returns)
+    assert rho[[0, 3]] == pytest.approx(np.sqrt(0.05), abs=0.03)
+    assert rho[[1, 4]] == pytest.approx(-np.sqrt(0.05), abs=0.03)
+    assert rho[[2, 5]] == pytest.approx(0.0, abs=0.03)
+    # No signal: no published strength, and the oracle stays out.
+    assert (market.signal_r2[[2, 5]] == 0).all() and (market.oracle_positions()[[2, 5]] == 0).all()
+    # Where there is one, the oracle's positions earn the planted edge on every symbol.
+    pnl = (market.oracle_positions()[:, :-1] * market.log_returns[:, 1:]).mean(axis=1)
+    assert (pnl[[0, 1, 3, 4]] > 0).all()
+    assert market.oracle_sharpe() > 5
+
+
+def test_explicit_signs_and_the_positive_default_keeps_the_old_market() -> None:
+    base = SyntheticMarketConfig(n_symbols=3, n_bars=400, signal="momentum")
+    explicit = generate_market(base.model_copy(update={"signal_sign": (1, 1, 1)}))
+    assert explicit.panel.fingerprint() == generate_market(base).panel.fingerprint()
+    flipped = generate_market(base.model_copy(update={"signal_sign": (-1, 1, 0)}))
+    assert _lag1_autocorrelation(flipped.log_returns)[0] < 0
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"signal": "ar1", "signal_sign": "mixed"}, "applies to signal 'momentum' only"),
+        ({"signal": "momentum", "signal_sign": (1, -1)}, "signal_sign lists 2 values for 3"),
+        ({"signal": "momentum", "signal_sign": (1, 2, 0)}, "signal_sign"),
+    ],
+)
+def test_bad_signs_are_refused(update: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SyntheticMarketConfig.model_validate({"n_symbols": 3, **update})

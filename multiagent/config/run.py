@@ -238,6 +238,22 @@ class RunConfig(Settings):
         return self
 
     @model_validator(mode="after")
+    def _encoder_reads_the_window(self) -> RunConfig:
+        """The policy sees the encoder's embedding of a window's last bar, which reads the last
+        ``receptive_field`` bars only: bars before them would be carried and never read."""
+        window, reach = self.observation.window, self.encoder.receptive_field
+        if window > reach:
+            layers = self.encoder.layers_to_read(window)
+            section = "env" if self.system == "hierarchy" else "agent.env"
+            raise ValueError(
+                f"{section}.observation.window is {window} bars but the encoder reads the last "
+                f"{reach} "
+                f"(kernel {self.encoder.kernel}, {self.encoder.layers} layers): set "
+                f"encoder.layers: {layers} or a window of {reach} or fewer"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _minibatches_fit(self) -> RunConfig:
         """A minibatch is rows of one module; an iteration holds ``train_batch_size`` bars, so
         phase 2's vector env gives its one module N rows a bar (RLlib refuses a minibatch

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from multiagent.data.panel import MarketPanel
 from multiagent.schema import Settings
@@ -36,6 +36,55 @@ class RegimeConfig(Settings):
     long: int = Field(120, ge=3, description="Long volatility and trend window, bars.")
 
 
+class AutocorrelationConfig(Settings):
+    windows: tuple[int, ...] = Field(
+        (60,), min_length=1, description="Bars of return pairs each correlation is taken over."
+    )
+    lags: tuple[int, ...] = Field((1, 2), min_length=1, description="Lags, bars.")
+
+    @field_validator("windows")
+    @classmethod
+    def _enough_pairs(cls, windows: tuple[int, ...]) -> tuple[int, ...]:
+        if min(windows) < 3:
+            raise ValueError(f"a correlation needs windows of 3 bars or more, got {windows}")
+        return windows
+
+    @field_validator("lags")
+    @classmethod
+    def _positive_lags(cls, lags: tuple[int, ...]) -> tuple[int, ...]:
+        if min(lags) < 1:
+            raise ValueError(f"lags are 1 bar or more, got {lags}")
+        return lags
+
+
+class VarianceRatioConfig(Settings):
+    window: int = Field(120, ge=3, description="Bars each variance is taken over.")
+    periods: tuple[int, ...] = Field(
+        (2, 5), min_length=1, description="Holding periods q (bars) of VR(q)."
+    )
+
+    @field_validator("periods")
+    @classmethod
+    def _periods_above_one(cls, periods: tuple[int, ...]) -> tuple[int, ...]:
+        if min(periods) < 2:
+            raise ValueError(f"VR(q) compares q-bar with 1-bar returns: q >= 2, got {periods}")
+        return periods
+
+
+class HurstConfig(Settings):
+    window: int = Field(120, ge=3, description="Bars each dispersion is taken over.")
+    scales: tuple[int, ...] = Field(
+        (1, 2, 4, 8), description="Return horizons (bars) the scaling slope is fitted over."
+    )
+
+    @field_validator("scales")
+    @classmethod
+    def _distinct_scales(cls, scales: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(scales)) < 2 or min(scales) < 1:
+            raise ValueError(f"the slope needs two or more distinct horizons >= 1, got {scales}")
+        return tuple(sorted(set(scales)))
+
+
 class FeatureConfig(Settings):
     """Which features to build; windows are in bars of the panel's frequency."""
 
@@ -50,6 +99,15 @@ class FeatureConfig(Settings):
         (14,), description="Parkinson high-low volatility windows (close-only: close-to-close)."
     )
     regime: RegimeConfig | None = Field(default_factory=RegimeConfig, description="Regime flags.")
+    autocorrelation: AutocorrelationConfig | None = Field(
+        None, description="Rolling autocorrelation of 1-bar returns; null = off."
+    )
+    variance_ratio: VarianceRatioConfig | None = Field(
+        None, description="Lo-MacKinlay variance ratio ln VR(q); null = off."
+    )
+    hurst: HurstConfig | None = Field(
+        None, description="Hurst-style persistence from the scaling of return dispersion."
+    )
     cross_sectional: tuple[str, ...] = Field(
         ("ret_5", "ret_20"), description="Features ranked across symbols at each bar."
     )
@@ -185,6 +243,56 @@ def _regime(cfg: RegimeConfig) -> list[FeatureDef]:
     ]
 
 
+# Serial dependence: how a symbol's returns follow each other. A shared policy never sees which
+# market it trades, so to trade momentum on one symbol and mean reversion on the next it must
+# measure the dependence from the symbol's own past. All three are scale-free and bounded in
+# practice, and are not normalized: a per-symbol z-score (the default `expanding` method) would
+# subtract each symbol's own level of dependence, the very thing that tells markets apart.
+
+
+def _autocorrelation(w: int, lag: int) -> FeatureDef:
+    def compute(x: Inputs) -> pd.Series:
+        returns = _one_bar_returns(x)
+        rho = returns.rolling(w, min_periods=w).corr(returns.shift(lag))
+        return rho.clip(-1.0, 1.0).where(np.isfinite(rho))
+
+    # r[t-w+1-lag] is the earliest return read; it needs the close one bar before it.
+    return FeatureDef(f"acf_{w}_{lag}", w + lag, compute, normalize=False)
+
+
+def _variance_ratio(w: int, q: int) -> FeatureDef:
+    """ln VR(q): VR = var(q-bar returns) / (q var(1-bar returns)), both over the last w bars;
+    0 for a random walk, > 0 trending, < 0 mean reverting."""
+
+    def compute(x: Inputs) -> pd.Series:
+        one = _one_bar_returns(x).rolling(w, min_periods=w).var()
+        many = _log_close(x).diff(q).rolling(w, min_periods=w).var()
+        ratio = _safe_ratio(many, q * one)
+        return pd.Series(np.log(ratio.where(ratio > 0).to_numpy()), index=ratio.index)
+
+    return FeatureDef(f"vr_{w}_{q}", w + q - 1, compute, normalize=False)
+
+
+def _hurst(cfg: HurstConfig) -> FeatureDef:
+    """H - 1/2 from the aggregated-dispersion law std(q-bar returns) ~ q^H, fitted by least
+    squares over the configured horizons on the last w bars: 0 for a random walk."""
+    scales = np.asarray(cfg.scales, dtype=float)
+    x_centered = np.log(scales) - np.log(scales).mean()
+    weights = x_centered / (x_centered**2).sum()
+
+    def compute(x: Inputs) -> pd.Series:
+        log_close = _log_close(x)
+        slope = pd.Series(0.0, index=log_close.index)
+        for q, weight in zip(cfg.scales, weights, strict=True):
+            std = log_close.diff(q).rolling(cfg.window, min_periods=cfg.window).std()
+            slope = slope + weight * np.log(std.where(std > 0))
+        return slope - 0.5
+
+    return FeatureDef(
+        f"hurst_{cfg.window}", cfg.window + max(cfg.scales) - 1, compute, normalize=False
+    )
+
+
 FAMILIES: dict[str, Callable[[FeatureConfig], list[FeatureDef]]] = {
     "returns": lambda c: [_returns(h) for h in c.returns],
     "volatility": lambda c: [_volatility(w) for w in c.volatility],
@@ -195,6 +303,17 @@ FAMILIES: dict[str, Callable[[FeatureConfig], list[FeatureDef]]] = {
     "volume": lambda c: [_volume(w) for w in c.volume],
     "range_volatility": lambda c: [_range_volatility(w) for w in c.range_volatility],
     "regime": lambda c: _regime(c.regime) if c.regime else [],
+    "autocorrelation": lambda c: (
+        [_autocorrelation(w, k) for w in c.autocorrelation.windows for k in c.autocorrelation.lags]
+        if c.autocorrelation
+        else []
+    ),
+    "variance_ratio": lambda c: (
+        [_variance_ratio(c.variance_ratio.window, q) for q in c.variance_ratio.periods]
+        if c.variance_ratio
+        else []
+    ),
+    "hurst": lambda c: [_hurst(c.hurst)] if c.hurst else [],
 }
 """Per-symbol feature families, keyed like the `FeatureConfig` fields that switch them on."""
 

@@ -11,6 +11,12 @@ of chosen strength in each symbol's next-bar return:
   price history alone (features ``ret_1`` carry it).
 - ``signal="none"``: a pure regime-switching GBM (no policy beats buy-and-hold in expectation).
 
+``signal_sign`` sets the direction of the momentum signal per symbol: ``positive`` (every
+symbol trends), ``mixed`` (symbols cycle through momentum, mean reversion and no signal:
++1, -1, 0, +1, ...) or an explicit tuple of -1/0/+1. With mixed signs no single rule works
+on every symbol: a policy that never sees a symbol's identity must read the sign from the
+symbol's own history, which is what the mixed learn check measures.
+
 With ``signal_switching`` set, each symbol's R2 is not fixed: it is redrawn from the listed
 ``signal_r2`` values at random times (mean ``signal_switching`` bars apart, per symbol), so the
 symbols' signal strengths differ at any time and change over time, and no fixed allocation
@@ -69,6 +75,12 @@ class SyntheticMarketConfig(Settings):
         0.02,
         description="Next-bar return variance explained by the signal; one value or per symbol.",
     )
+    signal_sign: Literal["positive", "mixed"] | tuple[Literal[-1, 0, 1], ...] = Field(
+        "positive",
+        description="Direction of the momentum signal per symbol: positive (trend), mixed "
+        "(+1, -1, 0 cycling over symbols: momentum, mean reversion, none) or one of -1/0/1 "
+        "per symbol.",
+    )
     signal_persistence: float = Field(0.9, ge=0, lt=1, description="AR(1) coefficient of x.")
     signal_switching: float | None = Field(
         None,
@@ -92,7 +104,24 @@ class SyntheticMarketConfig(Settings):
             raise ValueError(
                 f"signal_r2 lists {len(self.signal_r2)} values for {self.n_symbols} symbols"
             )
+        if isinstance(self.signal_sign, tuple) and len(self.signal_sign) != self.n_symbols:
+            raise ValueError(
+                f"signal_sign lists {len(self.signal_sign)} values for {self.n_symbols} symbols"
+            )
+        if self.signal != "momentum" and self.signal_sign != "positive":
+            raise ValueError(
+                f"signal_sign {self.signal_sign!r} applies to signal 'momentum' only "
+                f"(signal is {self.signal!r})"
+            )
         return self
+
+    def signs(self) -> np.ndarray:
+        """(S,) the direction of each symbol's momentum signal: +1, -1 or 0 (none)."""
+        if self.signal_sign == "positive":
+            return np.ones(self.n_symbols)
+        if self.signal_sign == "mixed":
+            return np.array([1.0, -1.0, 0.0])[np.arange(self.n_symbols) % 3]
+        return np.asarray(self.signal_sign, dtype=float)
 
     def r2_per_symbol(self) -> np.ndarray:
         if isinstance(self.signal_r2, tuple):
@@ -177,6 +206,8 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
     idio = rng.standard_normal((n_sym, n_bar))
     shocks = np.sqrt(config.correlation) * market + np.sqrt(1 - config.correlation) * idio
     r2 = config.r2_path()
+    if config.signal == "momentum":
+        r2 = r2 * (config.signs() != 0)[:, None]  # a symbol without a signal has none to explain
     signal = np.zeros((n_sym, n_bar))
     returns = np.zeros((n_sym, n_bar))
     if config.signal == "ar1":
@@ -189,15 +220,15 @@ def generate_market(config: SyntheticMarketConfig | None = None) -> SyntheticMar
         predictable[:, 1:] = np.sqrt(r2[:, 1:]) * signal[:, :-1]
         returns = drift + vol * (predictable + np.sqrt(1 - r2) * shocks)
     elif config.signal == "momentum":
-        phi_r = np.sqrt(r2)
+        phi_r = config.signs()[:, None] * np.sqrt(r2)
         unit = np.zeros((n_sym, n_bar))
         unit[:, 0] = shocks[:, 0]
         for t in range(1, n_bar):
             phi = phi_r[:, t]
             unit[:, t] = phi * unit[:, t - 1] + np.sqrt(1 - phi**2) * shocks[:, t]
         returns = drift + vol * unit
-        # The next return's predictable part has the sign of r[t] - drift where the next bar
-        # carries a signal, none where its R2 is 0.
+        # The next return's predictable part has the sign of phi * (r[t] - drift) where the
+        # next bar carries a signal (phi < 0: mean reversion), none where its R2 is 0.
         next_phi = np.concatenate([phi_r[:, 1:], phi_r[:, -1:]], axis=1)
         signal = np.sign(next_phi) * (returns - drift)
     else:

@@ -20,6 +20,18 @@ class EncoderConfig(Settings):
     )
     dropout: float = Field(0.0, ge=0, lt=1)
 
+    @property
+    def receptive_field(self) -> int:
+        """Bars the last bar's embedding reads: 1 + (kernel - 1)(1 + 2 + ... + 2^(layers-1))."""
+        return 1 + (self.kernel - 1) * (2**self.layers - 1)
+
+    def layers_to_read(self, window: int) -> int:
+        """The fewest layers (dilation doubling) whose receptive field covers ``window`` bars."""
+        layers = 1
+        while 1 + (self.kernel - 1) * (2**layers - 1) < window:
+            layers += 1
+        return layers
+
 
 class PretrainConfig(Settings):
     """Masked next-step pretraining on the training split (see `multiagent.encoder.pretrain`)."""

@@ -182,3 +182,40 @@ def test_traces_to_torchscript() -> None:
     x = windows(3, 8, 5)
     traced = torch.jit.trace(encoder, x)
     assert torch.allclose(traced(windows(3, 8, 5, seed=9)), encoder(windows(3, 8, 5, seed=9)))
+
+
+@pytest.mark.parametrize(("kernel", "layers"), [(2, 3), (2, 5), (3, 2), (4, 3)])
+def test_declared_receptive_field_is_what_the_last_bar_reads(kernel: int, layers: int) -> None:
+    config = EncoderConfig(hidden=8, embedding=6, layers=layers, kernel=kernel)
+    reach = config.receptive_field
+    encoder = make_encoder(window=reach + 4, config=config)
+    for block in encoder.blocks:
+        block.norm = nn.Identity()
+    x = windows(2, reach + 4, 5)
+    base = encoder(x)
+    inside, outside = x.clone(), x.clone()
+    inside[:, -reach] += 1.0  # the oldest bar it reads
+    outside[:, -reach - 1] += 1.0  # one bar older: never read
+    assert not torch.equal(base, encoder(inside))
+    assert torch.equal(base, encoder(outside))
+    assert config.layers_to_read(reach) == layers
+    assert config.layers_to_read(reach + 1) == layers + 1
+
+
+def test_a_window_longer_than_the_encoder_reads_is_refused_with_the_layers_to_set() -> None:
+    from multiagent.config import RunConfig
+
+    with pytest.raises(
+        ValueError,
+        match=r"window is 32 bars but the encoder reads the last 8 "
+        r".*set encoder.layers: 5",
+    ):
+        RunConfig.model_validate({"env": {"observation": {"window": 32}}})
+    config = RunConfig.model_validate(
+        {"env": {"observation": {"window": 32}}, "encoder": {"layers": 5}}
+    )
+    assert config.encoder.receptive_field == 32
+    with pytest.raises(ValueError, match=r"agent.env.observation.window is 12"):
+        RunConfig.model_validate(
+            {"system": "portfolio", "agent": {"env": {"observation": {"window": 12}}}}
+        )

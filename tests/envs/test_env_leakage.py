@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from multiagent.data.featurize import compute_features
+from multiagent.data.features import FeatureConfig
+from multiagent.data.featurize import FeaturePipelineConfig, compute_features
 from multiagent.data.panel import MarketPanel
 from multiagent.envs import (
     PRESETS,
@@ -120,3 +121,41 @@ def test_market_arrays_are_causal(synthetic_panel: MarketPanel) -> None:
             getattr(a, name)[:, :first_bar], getattr(b, name)[:, :first_bar], err_msg=name
         )
         assert not np.array_equal(getattr(a, name)[:, first_bar:], getattr(b, name)[:, first_bar:])
+
+
+SERIAL_FEATURES = FeaturePipelineConfig(
+    features=FeatureConfig(
+        autocorrelation={"windows": (30,), "lags": (1, 2)},
+        variance_ratio={"window": 40, "periods": (2, 5)},
+        hurst={"window": 40, "scales": (1, 2, 4, 8)},
+    )
+)
+
+
+@pytest.mark.parametrize("first_bar", [90, 170])
+def test_a_long_window_of_serial_features_does_not_look_ahead(
+    synthetic_panel: MarketPanel, first_bar: int
+) -> None:
+    """The longer context (a 32-bar window with the 30-40 bar serial-dependence features) reads
+    nothing after the bar it is built at."""
+    base_config = PRESETS["symbol_3"]
+    config = base_config.model_copy(
+        update={"observation": base_config.observation.model_copy(update={"window": 32})}
+    )
+    actions = np.random.default_rng(first_bar).integers(0, 1000, 250)
+
+    def run(panel: MarketPanel) -> list[tuple[int, Any, float, Any]]:
+        market = build_market(panel, compute_features(panel, SERIAL_FEATURES))
+        assert {"acf_30_1", "vr_40_5", "hurst_40"} <= set(market.feature_names)
+        return run_single(make_env(config, market), actions)
+
+    base, changed = run(synthetic_panel), run(perturbed(synthetic_panel, first_bar, 5))
+    compared = 0
+    for (bar, obs_a, reward_a, _), (_, obs_b, reward_b, _) in zip(base, changed, strict=True):
+        if bar >= first_bar:
+            break
+        np.testing.assert_array_equal(obs_a[0], obs_b[0])
+        assert reward_a == reward_b
+        compared += 1
+    assert compared >= first_bar // 2
+    assert not all(np.array_equal(a[1][0], b[1][0]) for a, b in zip(base, changed, strict=True))
