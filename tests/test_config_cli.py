@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from support.frames import ohlcv_frame, write
@@ -112,6 +113,23 @@ def test_cli_synth_writes_valid_data_and_refuses_to_overwrite(tmp_path: Path) ->
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "--overwrite" in again.output
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_cli_synth_mixed_signs_writes_trending_and_reverting_symbols(tmp_path: Path) -> None:
+    out = tmp_path / "mixed"
+    args = ["data", "synth", str(out), "--n-symbols", "3", "--n-bars", "3000", "--seed", "1"]
+    mixed = [*args, "--signal", "momentum", "--signal-r2", "0.05", "--signal-sign", "mixed"]
+    result = runner.invoke(app, mixed)
+    assert result.exit_code == 0, result.output
+    lag1 = []
+    for name in ("SYN000", "SYN001"):
+        returns = np.diff(np.log(pd.read_csv(out / f"{name}.csv")["close"].to_numpy()))
+        lag1.append(np.corrcoef(returns[:-1], returns[1:])[0, 1])
+    assert lag1[0] > 0.1 and lag1[1] < -0.1
+    refused = runner.invoke(app, [*args, "--overwrite", "--signal-sign", "mixed"])
+    assert refused.exit_code == 1 and "applies to signal 'momentum' only" in " ".join(
+        refused.output.split()
+    )
 
 
 def test_cli_synth_sessions_parquet(tmp_path: Path) -> None:

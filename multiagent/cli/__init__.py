@@ -184,6 +184,13 @@ def synth(
     signal_r2: Annotated[
         float, typer.Option(help="Return variance explained by the signal.")
     ] = 0.02,
+    signal_sign: Annotated[
+        str,
+        typer.Option(
+            help="momentum: positive (every symbol trends) or mixed (trend, reversion, none "
+            "cycling over the symbols)."
+        ),
+    ] = "positive",
     frequency: Annotated[str, typer.Option(help="Bar size, e.g. 1D, 1h, 5min.")] = "1D",
     file_format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     overwrite: Annotated[bool, typer.Option(help="Replace files already in OUT.")] = False,
@@ -201,6 +208,7 @@ def synth(
                         "seed": seed,
                         "signal": signal,
                         "signal_r2": signal_r2,
+                        "signal_sign": signal_sign,
                         "frequency": frequency,
                     }
                 )
