@@ -47,7 +47,7 @@ def _run(data: dict[str, Any]) -> RunConfig:
 def test_master_lr_alone_keeps_the_masters_value_clip(tmp_path: Path) -> None:
     """The trap of the issue: naming `lr` alone reset vf_clip_param from 1000 to 10."""
     path = tmp_path / "run.yaml"
-    path.write_text("master:\n  ppo:\n    lr: 0.0005\n")
+    path.write_text("extends: none\nmaster:\n  ppo:\n    lr: 0.0005\n")
     run: RunConfig = load_config(path)
     master = run.master
     assert master.ppo.lr == 5e-4

@@ -5,17 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from multiagent.config import RunConfig, load_config, load_preset
 from multiagent.data.errors import DataValidationError
+from multiagent.errors import ConfigError
+from multiagent.schema import describe_error
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
 def fail(error: Exception) -> None:
+    """Print ``error`` as the one message a user reads (no traceback), exit 1."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(describe_error(dict(e)) for e in error.errors())
+        errors.print(f"[bold red]error:[/] {escape(error.title)}: {escape(problems)}")
+        raise typer.Exit(code=1)
     if isinstance(error, DataValidationError):
         errors.print(f"[bold red]{len(error.problems)} problem(s) in market data:[/]")
         for problem in error.problems:
@@ -23,6 +31,23 @@ def fail(error: Exception) -> None:
     else:
         errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     raise typer.Exit(code=1)
+
+
+def options_error(
+    error: ValidationError, command: str, renamed: dict[str, str] | None = None
+) -> ConfigError:
+    """A settings model's validation error, told in the command's option names (``renamed``:
+    model field -> option where they differ)."""
+    problems = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        key = ".".join(str(part) for part in item["loc"])
+        if not key:  # a rule across options: its message names them
+            problems.append(message)
+            continue
+        option = "--" + (renamed or {}).get(key, key).replace("_", "-")
+        problems.append(f"{option}: {message} (got {item.get('input')!r})")
+    return ConfigError(f"{command}: " + "; ".join(problems))
 
 
 def run_config_from(config: Path | None, preset: str) -> tuple[RunConfig, str]:

@@ -123,6 +123,7 @@ def test_sigkilled_driver_resumes_from_its_last_checkpoint(tmp_path: Path) -> No
     most the iterations after it (one checkpoint interval)."""
     payload = {
         **TINY,
+        "extends": "none",  # the tiny run as it is, not over the default preset
         "runs_dir": str(tmp_path / "runs"),
         "cache_dir": str(tmp_path / "cache"),
         "symbols": {**TINY["symbols"], "iterations": 6, "checkpoint_every": 2, "eval_every": 2},

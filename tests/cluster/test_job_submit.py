@@ -80,6 +80,7 @@ def other_address() -> str | None:
 def test_training_evaluation_and_tuning_jobs_on_a_local_head_node(tmp_path: Path) -> None:
     payload = {
         **TINY,
+        "extends": "none",  # the tiny run as it is, not over the default preset
         "runs_dir": str(tmp_path / "runs"),
         "cache_dir": str(tmp_path / "cache"),
         "symbols": {**TINY["symbols"], "iterations": 2, "checkpoint_every": 1},

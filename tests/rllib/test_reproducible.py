@@ -32,6 +32,7 @@ PHASE = {"iterations": 2, "checkpoint_every": 1, "eval_every": 1, "ppo": TINY_PP
 def run_config(tmp_path: Path, **sections: Any) -> Path:
     payload: dict[str, Any] = json.loads(json.dumps(TINY))
     payload.update(runs_dir=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"))
+    payload["extends"] = "none"  # the tiny run as it is, not over the default preset
     for key, value in sections.items():
         payload[key] = {**payload.get(key, {}), **value}
     path = tmp_path / "run.yaml"

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 def tiny_base(tmp_path: Path) -> Path:
     payload: dict[str, Any] = json.loads(json.dumps(TINY))
+    payload["extends"] = "none"  # the tiny run as it is, not over the default preset
     payload["runs_dir"] = str(tmp_path / "runs")
     payload["cache_dir"] = str(tmp_path / "cache")
     payload["symbols"].update(iterations=4, checkpoint_every=2, eval_every=1)
@@ -328,6 +329,7 @@ def test_an_optuna_sweep_tunes_a_single_agent_preset(tmp_path: Path, ray_session
 
     payload = agent_payload("portfolio", tmp_path, iterations=2)
     payload["cache_dir"] = str(tmp_path / "cache")
+    payload["extends"] = "none"
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(payload))
     sweep = {
         "name": "agent",
