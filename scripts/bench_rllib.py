@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray
@@ -261,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         args.iterations, args.sample_rounds = 1, 1
     torch.set_num_threads(args.threads)
     trainable.DEFAULT_STORAGE_PATH = tempfile.mkdtemp(prefix="bench_rllib_")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from multiagent.rllib.ray_session import start_local_ray
+
+    start_local_ray(2, log_to_driver=False)
     console = Console(stderr=True)
     rows = []
     tuned = argparse.Namespace(**{**vars(args), **TUNED})

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray
@@ -219,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     trainable.DEFAULT_STORAGE_PATH = tempfile.mkdtemp(prefix="bench_sampling_")
-    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    from multiagent.rllib.ray_session import start_local_ray
+
+    start_local_ray(args.cpus, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0.0)
     console = Console(stderr=True)
     rows = []

@@ -28,7 +28,9 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     trainable.DEFAULT_STORAGE_PATH = str(tmp_path_factory.mktemp("ray_results"))
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        from multiagent.rllib.ray_session import start_local_ray
+
+        start_local_ray(2, log_to_driver=False)  # as a local run starts it: loopback only
     yield
     if started:
         ray.shutdown()

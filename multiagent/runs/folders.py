@@ -13,6 +13,7 @@ import yaml
 
 from multiagent.config import RunConfig, load_config
 from multiagent.errors import ConfigError
+from multiagent.logs import log_to
 
 
 def run_path(run_dir: Path, recorded: str | Path) -> Path:
@@ -72,23 +73,32 @@ def fresh_dir(path: Path, overwrite: bool = False) -> Path:
     return candidate
 
 
+def check_run_dir_free(path: Path, *, overwrite: bool = False) -> None:
+    """Refuse ``path`` for a new run, changing nothing: a file, or a folder that already holds
+    files (unless ``overwrite``). Asked before the run's checks, so a refusal costs nothing."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file, not a run folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"{path} already holds a run: continue it with --resume, redo phases with "
+            "--from-phase (their outputs are archived), or replace it with --overwrite"
+        )
+
+
 def claim_run_dir(path: Path, *, overwrite: bool = False) -> Path:
     """``path`` for a new run: refused when it already holds files, unless ``overwrite`` (then
     they are deleted: the user asked for it by name)."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{path} is a file, not a run folder")
+    check_run_dir_free(path, overwrite=overwrite)
     if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise ConfigError(
-                f"{path} already holds a run: continue it with --resume, redo phases with "
-                "--from-phase (their outputs are archived), or replace it with --overwrite"
-            )
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def save_run_config(config: RunConfig, run_dir: Path) -> Path:
+    """Write (or check) the run's config; from here on the run's log file is
+    ``run_dir/logs/run.log`` (`multiagent.logs`)."""
+    log_to(run_dir)
     path = run_dir / "config.yaml"
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     if path.exists():

@@ -35,6 +35,9 @@ def open_client(uri: str) -> MlflowClient:
         raise ConnectionError(f"no answer from {uri}/health within {PROBE_TIMEOUT} s")
     from mlflow.tracking import MlflowClient
 
+    from multiagent.logs import adopt
+
+    adopt("mlflow", "alembic")  # MLflow set up its own loggers on import: bring them back
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
     # Opening a store creates or migrates its schema, and processes doing that at once (Tune

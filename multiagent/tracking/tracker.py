@@ -278,10 +278,7 @@ class Tracker:
             self._call(self._terminate, status)
         self.enabled, self.finished = False, True
         if self.lost:
-            message = f"MLflow tracking lost {self.lost} call(s) after: {self.failure}"
-            log.warning(message)
-            if self.console is not None:
-                self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+            self._warn(f"MLflow tracking lost {self.lost} call(s) after: {self.failure}")
         return self.lost
 
     # -- the calls, run only while enabled ------------------------------------------------
@@ -307,9 +304,16 @@ class Tracker:
             f"MLflow tracking to {self.uri} is off for this run: {self.failure}; "
             "the job goes on and its files stay on disk"
         )
-        log.warning(message)
-        if self.console is not None:
-            self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        self._warn(message)
+
+    def _warn(self, message: str) -> None:
+        """Once on the terminal: on the console when there is one (the log file keeps it at
+        INFO), else as a logged warning."""
+        if self.console is None:
+            log.warning(message)
+            return
+        log.info(message)
+        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
     @property
     def _live(self) -> tuple[MlflowClient, str]:

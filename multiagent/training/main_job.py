@@ -18,7 +18,8 @@ from multiagent.config import RunConfig
 from multiagent.runs.folders import new_run_dir
 from multiagent.runs.prepare import PreparedData, prepare
 from multiagent.tracking import OFF, resolve_tracking_uri
-from multiagent.training.pipeline import PipelineResult, run_pipeline
+from multiagent.training.pipeline import PipelineResult, discard_unstarted, run_pipeline
+from multiagent.training.preflight import check_run
 from multiagent.training.rollout import RolloutReport, random_rollout
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ def run_main_job(
     with view.working("loading data and building features..."):
         prepared = prepare(config, use_cache=use_cache)
     view.prepared(prepared, config)
+    # Everything checkable, before the baseline, Ray or a run folder: one line naming the key.
+    check_run(config, config.phases if train else (), prepared)
     env_name = "hierarchical" if config.system == "hierarchy" else config.system
     with view.working(f"rolling the baseline through the {env_name} env..."):
         baseline = random_rollout(prepared, config)
@@ -106,9 +109,13 @@ def run_main_job(
     view.run_folder(run_dir)
     # One store for the pipeline and its report; "none" keeps both off.
     uri = resolve_tracking_uri(tracking_uri, run_dir) or OFF
-    job.training = run_pipeline(
-        config, run_dir, prepared=prepared, console=console, tracking_uri=uri
-    )
+    try:
+        job.training = run_pipeline(
+            config, run_dir, prepared=prepared, console=console, tracking_uri=uri
+        )
+    except BaseException:
+        discard_unstarted(run_dir)  # a start that failed leaves no folder behind
+        raise
     view.trained(job.training)
     if job.training.symbol_policy is not None:
         evaluate = _evaluate if config.system == "hierarchy" else _evaluate_agent

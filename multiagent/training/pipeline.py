@@ -16,7 +16,10 @@ alone. After the joint phase the three systems are compared on the test split by
 backtester every report uses (`evaluation.hierarchy`, ``RUN/hierarchy/comparison.md``).
 
 The entrypoint is Ray-native: it joins ``RAY_ADDRESS`` when set (``ray job submit``), otherwise it
-starts a private local Ray.
+starts a private local Ray. Before that, `checked_pipeline` checks everything it can (the config
+against the run folder, ``pipeline.json``, the data and the envs: `training.preflight`), so a
+mistake costs neither Ray's start nor a pretraining; ``--resume`` needs the ``pipeline.json``
+it continues.
 
 Why one module of ~400 lines: the phases, their archive and their nested MLflow runs all read
 and rewrite the one ``pipeline.json`` record, and keeping its writers together is what makes a
@@ -112,7 +115,7 @@ class Pipeline:
         self.tracker: Tracker | None = None
         self._prepared = prepared
         path = run_dir / PIPELINE_FILE
-        self.state: dict[str, Any] = read_json(path) if path.is_file() else {"phases": {}}
+        self.state: dict[str, Any] = read_state(path) if path.is_file() else {"phases": {}}
 
     @property
     def prepared(self) -> PreparedData:
@@ -243,6 +246,17 @@ class Pipeline:
             tags=lambda: {**self._tags(), "phase": phase},
             params=self.config.model_dump(mode="json"),
         )
+
+    def check(self, phases: list[str], resume: bool) -> None:
+        """Everything checkable before Ray starts: the phase before the first one finished, and
+        the data and envs of the phases still to run (`preflight.check_run`)."""
+        from multiagent.training.preflight import check_run
+
+        self._check_inputs(phases[0])
+        todo = [
+            p for p in phases if not (resume and self.phases.get(p, {}).get("status") == "done")
+        ]
+        self._prepared = check_run(self.config, todo, self._prepared)
 
     def _check_inputs(self, first: str) -> None:
         """A phase needs the phase before it finished (its output is the starting point)."""
@@ -415,10 +429,58 @@ def run_pipeline(
     console: Console | None = None,
     tracking_uri: str | None = None,
 ) -> PipelineResult:
-    """Run the phases ``from_phase..to_phase``; on ``resume`` the config is the run folder's."""
+    """Run the phases ``from_phase..to_phase``; on ``resume`` the config is the run folder's.
+    Ray starts only once `checked_pipeline` found nothing wrong."""
     from multiagent.rllib.ray_session import init_ray
 
-    if resume or from_phase is not None:
+    pipeline, phases = checked_pipeline(
+        config,
+        run_dir,
+        from_phase=from_phase,
+        to_phase=to_phase,
+        resume=resume,
+        prepared=prepared,
+        console=console,
+        tracking_uri=tracking_uri,
+    )
+    init_ray()
+    return pipeline.run(phases, resume=resume)
+
+
+def checked_pipeline(
+    config: RunConfig | None,
+    run_dir: Path,
+    *,
+    from_phase: str | None = None,
+    to_phase: str | None = None,
+    resume: bool = False,
+    prepared: PreparedData | None = None,
+    console: Console | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[Pipeline, list[str]]:
+    """The pipeline of ``run_dir`` and the phases to run, every check passed that needs no Ray:
+    the config against the run folder's, the phase names, ``pipeline.json`` (which ``resume``
+    needs), the data and the envs. Nothing is written."""
+    config = _run_config(config, run_dir, continuing=resume or from_phase is not None)
+    phases = phase_range(from_phase, to_phase, config.phases)
+    if resume and not (run_dir / PIPELINE_FILE).is_file():
+        raise ConfigError(
+            f"{run_dir} has no {PIPELINE_FILE}, so --resume does not know where it stood: "
+            f"start a new run, or redo phases with --run-dir {run_dir} --from-phase PHASE "
+            "(earlier outputs are archived)",
+            file=str(run_dir / PIPELINE_FILE),
+        )
+    pipeline = Pipeline(
+        config, run_dir, prepared=prepared, console=console, tracking_uri=tracking_uri
+    )
+    pipeline.check(phases, resume)
+    return pipeline, phases
+
+
+def _run_config(config: RunConfig | None, run_dir: Path, *, continuing: bool) -> RunConfig:
+    """The config a run goes on with: a continued run's own (``config``, when given, must be
+    the same), else ``config``."""
+    if continuing:
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no config.yaml) to continue")
         stored = load_run_config(run_dir)
@@ -426,12 +488,46 @@ def run_pipeline(
             raise ConfigError(
                 f"{run_dir} was made with another config; continue it without --config/--preset"
             )
-        config = stored
+        return stored
     if config is None:
         raise ConfigError("a run config is needed unless continuing a run")
-    phases = phase_range(from_phase, to_phase, config.phases)
-    init_ray()
-    pipeline = Pipeline(
-        config, run_dir, prepared=prepared, console=console, tracking_uri=tracking_uri
+    return config
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """``pipeline.json``, refused with the way out when it is not the record this module
+    writes (a JSON object whose ``phases`` maps phase names to objects)."""
+    way_out = (
+        f"restore it, or delete it and start over with --run-dir {path.parent} "
+        "--from-phase pretrain"
     )
-    return pipeline.run(phases, resume=resume)
+    try:
+        state = read_json(path)
+    except ConfigError as error:
+        raise ConfigError(f"{error}; {way_out}", file=str(path)) from None
+    phases = state.get("phases") if isinstance(state, dict) else None
+    if not isinstance(phases, dict) or not all(isinstance(r, dict) for r in phases.values()):
+        raise ConfigError(
+            f"{path}: not a pipeline record (expected a JSON object with a `phases` object of "
+            f"phase records); {way_out}",
+            file=str(path),
+            field="phases",
+        )
+    return dict(state)
+
+
+def discard_unstarted(run_dir: Path) -> bool:
+    """Delete ``run_dir`` when no phase has begun in it, and say whether it did.
+
+    For a folder its caller created for a run whose start failed: nothing there could be
+    resumed, and left behind it would make the next try need ``--overwrite``. A folder with a
+    phase recorded (even one that failed) is kept for ``--resume``."""
+    path = run_dir / PIPELINE_FILE
+    if path.is_file():
+        try:
+            if read_state(path)["phases"]:
+                return False
+        except ConfigError:
+            return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True

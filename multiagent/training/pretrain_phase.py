@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from multiagent.config import RunConfig
 from multiagent.encoder import PretrainResult, build_pretrain_data, pretrain_encoder, save_encoder
+from multiagent.encoder.pretrain import PretrainData
 from multiagent.runs.folders import write_json
 from multiagent.runs.prepare import PreparedData
 
@@ -23,6 +24,31 @@ class PretrainOutput:
     result: PretrainResult
 
 
+def data_train_stop(config: RunConfig, prepared: PreparedData) -> int:
+    """The bar the encoder's training data ends at: the training split's end, or every bar of
+    a sessions run (its split is by session, not by time)."""
+    return prepared.panel.n_bars if config.system == "sessions" else prepared.split.train.stop
+
+
+def pretrain_data(config: RunConfig, prepared: PreparedData) -> PretrainData:
+    """The encoder's training windows; a `ConfigError` when the data has too few (the pipeline
+    checks this before Ray starts)."""
+    valid = prepared.features.valid
+    if config.system == "sessions":
+        # Split by session, not by time: only the training sessions' bars, all of them.
+        train = {view.symbols[0] for view in prepared.train_views}
+        rows = np.array([name in train for name in prepared.panel.symbols])
+        valid = valid & rows[:, None]
+    return build_pretrain_data(
+        prepared.features.values,
+        valid,
+        prepared.panel.close,
+        data_train_stop(config, prepared),
+        config.observation.window,
+        config.pretrain,
+    )
+
+
 def run_pretrain(
     config: RunConfig,
     prepared: PreparedData,
@@ -30,20 +56,8 @@ def run_pretrain(
     *,
     console: Console | None = None,
 ) -> PretrainOutput:
-    valid, train_stop = prepared.features.valid, prepared.split.train.stop
-    if config.system == "sessions":
-        # Split by session, not by time: only the training sessions' bars, all of them.
-        train = {view.symbols[0] for view in prepared.train_views}
-        rows = np.array([name in train for name in prepared.panel.symbols])
-        valid, train_stop = valid & rows[:, None], prepared.panel.n_bars
-    data = build_pretrain_data(
-        prepared.features.values,
-        valid,
-        prepared.panel.close,
-        train_stop,
-        config.observation.window,
-        config.pretrain,
-    )
+    data = pretrain_data(config, prepared)
+    train_stop = data_train_stop(config, prepared)
     progress = Progress(
         TextColumn("pretrain encoder"),
         BarColumn(),

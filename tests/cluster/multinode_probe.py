@@ -72,7 +72,7 @@ def probe(args: argparse.Namespace, record: dict[str, Any]) -> None:
     tiny_config = importlib.import_module("support.tiny").tiny_config
     torch.set_num_threads(1)
     work = Path(args.work)
-    # A plain build_algo() makes a folder under ~/ray_results otherwise (RAY_NOTES.md).
+    # A plain build_algo() makes a folder under ~/ray_results otherwise (docs/ray_notes.md).
     trainable.DEFAULT_STORAGE_PATH = str(work / "ray_results")
     mark("imports")
 

@@ -3,7 +3,7 @@
 the cluster's totals.
 
 `multinode_probe.py` runs in its own process and session: `ray.cluster_utils.Cluster` cannot
-share a Ray this process may already have started (RAY_NOTES.md), and a private session and
+share a Ray this process may already have started (docs/ray_notes.md), and a private session and
 `RAY_TMPDIR` let the test find, and end, every process the probe started (a Ray worker makes
 its own process group, but stays in the session). One probe run (about 20 s; the cluster
 alone about 8 s) feeds every test here.
