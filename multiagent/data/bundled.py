@@ -19,11 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multiagent.data.errors import DataProblem, DataValidationError
-from multiagent.data.loaders import Layout, load_panel
-from multiagent.data.panel import MarketPanel
-from multiagent.data.validation_options import ValidationOptions
+
+if TYPE_CHECKING:  # loading imports pandas and pyarrow; listing the datasets must not
+    from multiagent.data.loaders import Layout
+    from multiagent.data.panel import MarketPanel
+    from multiagent.data.validation_options import ValidationOptions
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def load_bundled(
     options: ValidationOptions | None = None,
 ) -> MarketPanel:
     """Load a bundled dataset through the same loaders and validation as user data."""
+    from multiagent.data.loaders import load_panel
+
     if name not in BUNDLED:
         raise DataValidationError(
             [

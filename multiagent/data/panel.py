@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from multiagent.data.errors import DataProblem, DataValidationError
+from multiagent.data.readers import release_unused_memory
 from multiagent.data.schema import FIELDS
 from multiagent.data.timestamps import infer_bar
 from multiagent.data.validation import SymbolBars
@@ -135,10 +136,33 @@ def unknown_symbols_problem(
     )
 
 
+def _union_times(times: Sequence[np.ndarray]) -> np.ndarray:
+    """The sorted union of strictly increasing timestamp arrays, merged one at a time rather
+    than concatenated whole (a copy of every symbol's timestamps, then its sorted copy). A symbol
+    whose times are all in the union so far (the same clock, or fewer bars) adds nothing."""
+    if not times:
+        raise ValueError("a panel needs at least one symbol")
+    union = times[0].copy()  # the panel's own array, as np.unique would give
+    for values in times[1:]:
+        at = np.minimum(np.searchsorted(union, values), max(len(union) - 1, 0))
+        if not len(union) or not np.array_equal(union[at], values):
+            union = np.union1d(union, values)
+    return union
+
+
 def assemble_panel(
-    bars: Sequence[SymbolBars], *, source: str, notes: Sequence[str] = ()
+    bars: Sequence[SymbolBars],
+    *,
+    source: str,
+    notes: Sequence[str] = (),
+    release: bool = False,
 ) -> MarketPanel:
-    """Align validated symbols on the union of their timestamps; cross-symbol checks happen here."""
+    """Align validated symbols on the union of their timestamps; cross-symbol checks happen here.
+
+    With ``release`` each symbol's field arrays are taken out of its `SymbolBars` as they are
+    copied, field by field, so a large load holds its bars and its panel together only for one
+    field (issue 23); the bars keep their timestamps, fixes and notes.
+    """
     problems: list[DataProblem] = []
     seen: dict[str, str] = {}
     for item in bars:
@@ -183,15 +207,27 @@ def assemble_panel(
         )
     if problems:
         raise DataValidationError(problems)
-    timestamps = np.unique(np.concatenate([item.timestamps for item in bars]))
+    timestamps = _union_times([item.timestamps for item in bars])
     present = [name for name in FIELDS if all(name in item.fields for item in bars)]
-    shape = (len(bars), len(timestamps))
-    fields = {name: np.full(shape, np.nan) for name in present}
-    for row, item in enumerate(bars):
-        columns = np.searchsorted(timestamps, item.timestamps)
-        for name in present:
-            fields[name][row, columns] = item.fields[name]
     dropped = sorted({name for item in bars for name in item.fields} - set(present))
+    # A symbol with a bar at every time fills its whole row: no index array to hold.
+    columns = [
+        np.searchsorted(timestamps, item.timestamps)
+        if len(item.timestamps) < len(timestamps)
+        else slice(None)
+        for item in bars
+    ]
+    fields: dict[str, np.ndarray] = {}
+    for name in present:
+        array = np.full((len(bars), len(timestamps)), np.nan)
+        for row, item in enumerate(bars):
+            array[row, columns[row]] = item.fields.pop(name) if release else item.fields[name]
+        fields[name] = array
+        if release:
+            release_unused_memory()  # the next field's array takes the pages this one freed
+    if release:
+        for item in bars:
+            item.fields.clear()
     all_notes = list(notes)
     if dropped:
         all_notes.append(

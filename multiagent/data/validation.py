@@ -104,7 +104,11 @@ def _check_values(
         finite = np.isfinite(array)
         if name in PRICE_FIELDS:
             bad = finite & (array <= 0)
-            what, fix = "zero or negative prices", "prices must be > 0; remove or correct the rows"
+            what, fix = (
+                "zero or negative prices",
+                "prices must be > 0; remove or correct the rows, or load with repair=True "
+                "(--repair) to make them missing bars",
+            )
         else:
             bad = finite & (array < 0)
             what, fix = f"negative {name}", f"{name} must be >= 0"
@@ -142,7 +146,8 @@ def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -
             DataProblem(
                 "high_below_low",
                 f"{int(inverted.sum())} bars have high < low",
-                "swap or correct high and low",
+                "swap or correct high and low, or load with repair=True (--repair) to make "
+                "them missing bars",
                 column="high",
                 rows=_rows(frame, inverted),
                 timestamp=_first_time(times, inverted),
@@ -159,7 +164,8 @@ def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -
                 DataProblem(
                     f"{name}_outside_range",
                     f"{int(outside.sum())} bars have {name} outside [low, high]",
-                    f"correct {name}, high or low (is one of them unadjusted?)",
+                    f"correct {name}, high or low (is one of them unadjusted?), or load with "
+                    "repair=True (--repair) to make them missing bars",
                     column=name,
                     rows=_rows(frame, outside),
                     timestamp=_first_time(times, outside),
@@ -170,8 +176,14 @@ def _check_ohlc(frame: pd.DataFrame, times: pd.Series, file: str, symbol: str) -
 
 
 def _check_order(
-    frame: pd.DataFrame, times: pd.Series, options: ValidationOptions, file: str, symbol: str
+    frame: pd.DataFrame,
+    times: pd.Series,
+    options: ValidationOptions,
+    file: str,
+    symbol: str,
+    repairs: list[str],
 ) -> tuple[pd.DataFrame, pd.Series, list[DataProblem], list[str]]:
+    """Sort and de-duplicate when asked, else report; a repair's row notes go to ``repairs``."""
     where: dict[str, Any] = {"file": file, "symbol": symbol, "column": TIMESTAMP}
     problems: list[DataProblem] = []
     fixes: list[str] = []
@@ -196,7 +208,10 @@ def _check_order(
             )
             return frame, times, problems, fixes
     duplicated = times.duplicated(keep="last").to_numpy()
-    if duplicated.any():
+    if duplicated.any() and options.repair and not options.drop_duplicates:
+        frame, times, notes = repair_duplicates(frame, times, file, symbol)
+        repairs.extend(notes)
+    elif duplicated.any():
         if options.drop_duplicates:
             keep = ~duplicated
             frame, times = frame[keep], times[keep]
@@ -211,7 +226,8 @@ def _check_order(
                     f"{int(duplicated.sum())} duplicated timestamps "
                     f"(first: {show_time(times[duplicated].iloc[0])})",
                     "remove them, or load with drop_duplicates=True (--drop-duplicates) "
-                    "to keep the last row of each",
+                    "to keep the last row of each, or repair=True (--repair) to keep identical "
+                    "ones once and make conflicting ones a missing bar",
                     rows=_rows(frame, duplicated),
                     **where,
                 )
@@ -311,6 +327,96 @@ def _check_close_path(
     return problems
 
 
+def _repair_note(file: str, symbol: str, row: int, time: object, what: str) -> str:
+    return (
+        f"{file}: symbol {symbol}, row {row + 1}, at {show_time(time)}: {what}; made a missing bar"
+    )
+
+
+def repair_values(
+    frame: pd.DataFrame, times: pd.Series, file: str, symbol: str
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """Opt-in repair (issue 23): drop bars whose prices cannot be a trade (zero or negative,
+    high < low, open or close outside [low, high]); each becomes a missing bar, like a
+    holiday, and is reported row by row. Non-numbers, NaN and inf stay errors."""
+    prices = {
+        name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        for name in PRICE_FIELDS
+        if name in frame.columns
+    }
+    reasons: list[list[str]] = [[] for _ in range(len(frame))]
+    for name, values in prices.items():
+        for i in np.flatnonzero(np.isfinite(values) & (values <= 0)):
+            reasons[i].append(f"{name} {values[i]:g} is not a positive price")
+    if "high" in prices and "low" in prices:
+        high, low = prices["high"], prices["low"]
+        tolerance = 1e-9 * np.abs(high)
+        stacked = np.column_stack(list(prices.values()))
+        sound = np.isfinite(stacked).all(axis=1) & (stacked > 0).all(axis=1)
+        inverted = sound & (high < low - tolerance)
+        for i in np.flatnonzero(inverted):
+            reasons[i].append(f"high {high[i]:g} < low {low[i]:g}")
+        for name in ("open", "close"):
+            if name in prices:
+                value = prices[name]
+                outside = (
+                    sound & ~inverted & ((value > high + tolerance) | (value < low - tolerance))
+                )
+                for i in np.flatnonzero(outside):
+                    reasons[i].append(f"{name} {value[i]:g} outside [{low[i]:g}, {high[i]:g}]")
+    bad = np.array([bool(r) for r in reasons], dtype=bool)
+    if not bad.any():
+        return frame, times, []
+    rows = frame[ROW].to_numpy()
+    notes = [
+        _repair_note(file, symbol, int(rows[i]), times.iloc[i], ", ".join(reasons[i]))
+        for i in np.flatnonzero(bad)
+    ]
+    keep = ~bad
+    return frame[keep].reset_index(drop=True), times[keep].reset_index(drop=True), notes
+
+
+def repair_duplicates(
+    frame: pd.DataFrame, times: pd.Series, file: str, symbol: str
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """Opt-in repair of duplicated timestamps (issue 23). Identical rows are one bar sent twice:
+    the first is kept. Rows that disagree leave no way to know which is right, so picking one
+    would be arbitrary: the bar becomes missing. Either way each dropped row is reported."""
+    present = [name for name in FIELDS if name in frame.columns]
+    clash = times.duplicated(keep=False).to_numpy()
+    rows = frame[ROW].to_numpy()
+    values = frame[present].to_numpy(dtype=float)
+    drop = np.zeros(len(frame), dtype=bool)
+    notes: list[str] = []
+    positions = np.flatnonzero(clash)
+    for _, group in pd.Series(positions).groupby(times.to_numpy()[positions]):
+        members = group.to_numpy()
+        block = values[members]
+        same = bool(np.all((block == block[0]) | (np.isnan(block) & np.isnan(block[0]))))
+        shown = ", ".join(str(int(rows[i]) + 1) for i in members)
+        if same:
+            drop[members[1:]] = True
+            for i in members[1:]:
+                notes.append(
+                    f"{file}: symbol {symbol}, row {int(rows[i]) + 1}, at "
+                    f"{show_time(times.iloc[i])}: repeats row {int(rows[members[0]]) + 1} "
+                    "exactly; dropped"
+                )
+        else:
+            drop[members] = True
+            notes.append(
+                _repair_note(
+                    file,
+                    symbol,
+                    int(rows[members[0]]),
+                    times.iloc[members[0]],
+                    f"rows {shown} give different bars for the same time",
+                )
+            )
+    keep = ~drop
+    return frame[keep].reset_index(drop=True), times[keep].reset_index(drop=True), notes
+
+
 def validate_bars(
     frame: pd.DataFrame, *, file: str, symbol: str, options: ValidationOptions
 ) -> tuple[SymbolBars | None, list[DataProblem]]:
@@ -339,12 +445,26 @@ def validate_bars(
     if times is None:
         return None, problems
     present = [name for name in FIELDS if name in frame.columns]
+    repairs: list[str] = []
+    if options.repair:
+        frame, times, repairs = repair_values(frame, times, file, symbol)
     problems.extend(_check_values(frame, times, file, symbol))
     if problems:
         return None, problems
-    frame, times, order_problems, fixes = _check_order(frame, times, options, file, symbol)
+    frame, times, order_problems, fixes = _check_order(frame, times, options, file, symbol, repairs)
     if order_problems:
         return None, order_problems
+    if not len(frame):
+        return None, [
+            DataProblem(
+                "empty",
+                "no bars are left after repair",
+                "check the file: every row was a placeholder or a conflicting duplicate",
+                **where,
+            )
+        ]
+    if repairs:
+        fixes.append(f"{file} [{symbol}]: repaired {len(repairs)} rows into missing bars")
     values = times.to_numpy().astype("datetime64[ns]")
     bar = infer_bar(values)
     if bar is not None:
@@ -357,11 +477,13 @@ def validate_bars(
             symbol=symbol,
             file=file,
             timestamps=values,
-            fields={name: frame[name].to_numpy(dtype=np.float64) for name in present},
+            # Copies, not views of the table's one float block: the panel frees each field as
+            # soon as it is copied in, so bars and panel are never whole together (issue 23).
+            fields={name: frame[name].to_numpy(dtype=np.float64, copy=True) for name in present},
             timezone=tz,
             bar=bar,
             fixes=fixes,
-            notes=[note] if note else [],
+            notes=([note] if note else []) + repairs,
         ),
         [],
     )

@@ -43,6 +43,13 @@ class ValidationOptions(Settings):
     timestamp_format: str | None = Field(
         default=None, description="strftime format of the timestamp column when not ISO 8601."
     )
+    repair: bool = Field(
+        default=False,
+        description="Opt-in repair of exchange artifacts: bars with a zero or negative price, "
+        "high < low or open/close outside [low, high] become missing bars; of duplicated "
+        "timestamps identical rows keep the first, conflicting ones become a missing bar. "
+        "Each repaired row is reported in the panel's notes.",
+    )
 
     @field_validator("max_gap", mode="before")
     @classmethod
