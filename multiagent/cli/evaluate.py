@@ -13,11 +13,11 @@ import typer
 from rich.table import Table
 
 from multiagent.cli.common import console, fail
-from multiagent.config import RunConfig
-from multiagent.config.evaluation import EvaluationConfig
 from multiagent.errors import MultiagentError
 
 if TYPE_CHECKING:
+    from multiagent.config import RunConfig
+    from multiagent.config.evaluation import EvaluationConfig
     from multiagent.evaluation.run import ReportFiles
 
 GATE_EXIT = 3
@@ -76,6 +76,8 @@ def _settings(
 
 
 def print_summary(files: ReportFiles) -> None:
+    from multiagent.evaluation.gates import NO_GATES
+
     report = files.evaluation.report
     agents = set(report["agents"])
     table = Table(title=f"{report['window']['part']} split: ranking by Sharpe (top 10 + systems)")
@@ -108,7 +110,10 @@ def print_summary(files: ReportFiles) -> None:
         failed = [
             g["gate"] for group in ("go", "regression") for g in gates[group] if not g["passed"]
         ]
-        verdict = "[green]PASS[/]" if gates["passed"] else f"[red]FAIL[/] ({', '.join(failed)})"
+        if gates["passed"] is None:
+            verdict = f"[yellow]{NO_GATES}[/]"
+        else:
+            verdict = "[green]PASS[/]" if gates["passed"] else f"[red]FAIL[/] ({', '.join(failed)})"
         lead = " (lead: decides the exit code)" if name == report.get("lead") else ""
         console.print(f"gates of {name}{lead}: {verdict}", highlight=False)
     comparison = report.get("comparison") or {}
@@ -270,6 +275,25 @@ def _evaluate_agent_run(
     )
 
 
+def distinct_runs(run_dirs: list[Path]) -> None:
+    """Refuse a run folder given twice (``runs/x`` and ``./runs/x/`` alike, compared resolved):
+    the same seed twice reads as two agreeing seeds and narrows the intervals to nothing."""
+    spellings: dict[Path, list[str]] = {}
+    for run_dir in run_dirs:
+        spellings.setdefault(run_dir.resolve(), []).append(str(run_dir))
+    repeated = [
+        # typer's Path already reads ``./runs/x/`` as ``runs/x``: name the spellings left
+        f"{folder} is given {len(names)} times"
+        + (f" (as {', '.join(dict.fromkeys(names))})" if len(set(names)) > 1 else "")
+        for folder, names in spellings.items()
+        if len(names) > 1
+    ]
+    if repeated:
+        raise MultiagentError(
+            "; ".join(repeated) + ": give each run once (the runs of a report are its seeds)"
+        )
+
+
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run folders (several: seeds).")],
     out: Annotated[
@@ -299,6 +323,7 @@ def report(
 
     results = []
     try:
+        distinct_runs(run_dirs)
         for run_dir in run_dirs:
             if not (run_dir / "config.yaml").is_file():
                 raise MultiagentError(

@@ -28,7 +28,7 @@ from multiagent.evaluation.episodes import (
     run_policies,
 )
 from multiagent.evaluation.evaluate import Evaluation
-from multiagent.evaluation.gates import check_gates
+from multiagent.evaluation.gates import NO_GATES, check_gates, verdict
 from multiagent.evaluation.markdown import fmt, table
 from multiagent.evaluation.metrics import clean, periods_per_year
 from multiagent.evaluation.report import write_json
@@ -132,8 +132,8 @@ def render_agent_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> 
         f"episodes over {report['window']['views']} {part} views; seed {report['seed']}.",
         "",
         f"**{lead}**: rank {next(r['rank'] for r in report['ranking'] if r['policy'] == lead)} "
-        f"of {len(report['ranking'])} by Sharpe; gates "
-        f"**{'PASS' if gates['passed'] else 'FAIL'}**.",
+        f"of {len(report['ranking'])} by Sharpe; "
+        + ("no gates, no verdict." if gates["passed"] is None else f"gates **{verdict(gates)}**."),
         "",
         "## Policies",
         "",
@@ -156,7 +156,7 @@ def render_agent_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> 
     if gate_rows:
         lines += table(["group", "gate", "value", "threshold", "result"], gate_rows)
     else:
-        lines.append("No gates configured (evaluation.gates is empty).")
+        lines.append(NO_GATES)
     markets = report.get("per_market")
     if markets:
         lines += ["", f"## Held-out markets ({lead} vs staying in cash)", ""]
@@ -184,10 +184,9 @@ def render_agent_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> 
 def plot_equity(evaluation: Evaluation, directory: Path) -> list[Path]:
     """Growth of 1 over the evaluation episodes in sequence, one line per policy (the agent
     bold): what a quant looks at first."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from multiagent.evaluation.plots import REFERENCE_ZORDER, legend_beside, line_style
 
     records: dict[str, list[EpisodeRecord]] = evaluation.extra["episodes"]
     lead = evaluation.report["lead"]
@@ -195,17 +194,12 @@ def plot_equity(evaluation: Evaluation, directory: Path) -> list[Path]:
     for name, episodes in records.items():
         returns = np.concatenate([r.returns for r in episodes]) if episodes else np.zeros(0)
         growth = np.concatenate([[1.0], np.cumprod(1.0 + returns)])
-        ax.plot(
-            growth,
-            label=name,
-            linewidth=2.2 if name == lead else 1.0,
-            zorder=3 if name == lead else 2,
-        )
-    ax.axhline(1.0, color="grey", linewidth=0.6, zorder=1)
+        ax.plot(growth, label=name, **line_style(name, {lead}))
+    ax.axhline(1.0, color="grey", linewidth=0.6, zorder=REFERENCE_ZORDER)
     ax.set_xlabel("bar (evaluation episodes in sequence)")
     ax.set_ylabel("growth of 1")
     ax.set_title(f"{evaluation.report['system']}: {evaluation.report['window']['part']} episodes")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    legend_beside(ax, fontsize=8)
     fig.tight_layout()
     path = directory / "equity.png"
     fig.savefig(path, dpi=110)

@@ -1,13 +1,14 @@
 """Go/no-go and regression gates over a report's metrics.
 
 A gate whose metric is undefined (no closed trade gives no win rate) fails: a gate that cannot
-be checked is not a pass.
+be checked is not a pass. An empty gate set gives no verdict (``passed`` is None), never a PASS:
+nothing was checked.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
+
+
+NO_GATES = "No gates configured (evaluation.gates is empty): no verdict."
+"""What every report and the CLI say instead of PASS or FAIL when there was nothing to check."""
+
+
+def verdict(gates: Mapping[str, Any]) -> str:
+    """``PASS``, ``FAIL`` or ``NO GATES``: a `check_gates` result in one word."""
+    if gates["passed"] is None:
+        return "NO GATES"
+    return "PASS" if gates["passed"] else "FAIL"
 
 
 def load_gates(path: str | Path) -> GateSet:
@@ -58,7 +70,8 @@ def check_gates(
     report_figures: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """``report_figures``: what the agent is judged on that depends on the whole report rather
-    than on its own returns (the SPA p-value over the systems compared), like ``rank_fraction``."""
+    than on its own returns (the SPA p-value over the systems compared), like ``rank_fraction``.
+    ``passed`` is None when ``gates`` holds no gate (no verdict; see `verdict`)."""
     metrics = {**policies[agent]["metrics"], **(report_figures or {})}
     # Ranked among itself and the baselines: the other systems of the report do not count.
     field = [
@@ -91,4 +104,6 @@ def check_gates(
             )
             out["passed"] = out["passed"] and passed
         out[group] = results
+    if not (gates.go or gates.regression):
+        out["passed"] = None
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 from scipy import stats
 
+from multiagent.evaluation.gates import NO_GATES, verdict
 from multiagent.evaluation.markdown import fmt, table
 from multiagent.evaluation.metrics import clean
 from multiagent.evaluation.report_statistics import render_statistics
@@ -116,9 +117,10 @@ def _lead(report: dict[str, Any]) -> list[str]:
         return []
     metrics = report["policies"][lead]["metrics"]
     gates = report.get("gates")
-    verdict = "" if not gates else f": gates **{'PASS' if gates['passed'] else 'FAIL'}**"
+    word = verdict(gates) if gates else None
+    shown = {None: "", "NO GATES": ": no gates, no verdict"}.get(word, f": gates **{word}**")
     out = [
-        f"## Verdict: the {lead} system{verdict}",
+        f"## Verdict: the {lead} system{shown}",
         "",
         f"Sharpe {fmt(metrics['sharpe'])}, return {fmt(metrics['total_return'], 'pct')}, "
         f"max drawdown {fmt(metrics['max_drawdown'], 'frac')}, mean episode max drawdown "
@@ -132,7 +134,7 @@ def _lead(report: dict[str, Any]) -> list[str]:
         for name in report["agents"]:
             system_gates = (report.get("system_gates") or {}).get(name)
             if system_gates is not None:
-                verdicts.append(f"{name} {'PASS' if system_gates['passed'] else 'FAIL'}")
+                verdicts.append(f"{name} {verdict(system_gates)}")
         out += [f"Gates per system: {', '.join(verdicts)}.", ""]
     comparison = report.get("comparison")
     if comparison:
@@ -169,8 +171,10 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         *_lead(report),
     ]
     for name, gates in (report.get("system_gates") or {}).items():
-        verdict = "PASS" if gates["passed"] else "FAIL"
-        out += [f"## Gates of {name}: **{verdict}**", ""]
+        out += [f"## Gates of {name}: **{verdict(gates)}**", ""]
+        if gates["passed"] is None:
+            out += [NO_GATES, ""]
+            continue
         rows = [
             [
                 group,
@@ -331,13 +335,15 @@ def aggregate_seeds(reports: Sequence[dict[str, Any]], labels: Sequence[str]) ->
             row[key] = confidence_interval(finite) if finite else None
         table[policy] = row
     gates = [r.get("gates") or {} for r in reports]
+    # None: a run without gates, no verdict (not a failure, not a pass)
+    passed = [None if g.get("passed") is None else bool(g["passed"]) for g in gates]
     return {
         "schema": MULTISEED_SCHEMA,
         "runs": list(labels),
         "seeds": [r["seed"] for r in reports],
         "window": reports[0]["window"],
         "policies": table,
-        "gates_passed": [bool(g.get("passed")) for g in gates],
+        "gates_passed": passed,
     }
 
 
@@ -358,8 +364,13 @@ def render_multiseed(summary: dict[str, Any]) -> str:
 
     rows = [[p] + [cell(summary["policies"][p][k]) for k in keys] for p in summary["policies"]]
     out += table(["policy", *keys], rows)
-    passed = summary["gates_passed"]
-    out += [f"Gates passed in {sum(passed)} of {len(passed)} runs.", ""]
+    judged = [p for p in summary["gates_passed"] if p is not None]
+    if judged:
+        unjudged = len(summary["gates_passed"]) - len(judged)
+        rest = f" ({unjudged} without gates: no verdict)" if unjudged else ""
+        out += [f"Gates passed in {sum(judged)} of {len(judged)} runs{rest}.", ""]
+    else:
+        out += [NO_GATES, ""]
     return "\n".join(out)
 
 

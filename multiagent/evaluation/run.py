@@ -34,8 +34,9 @@ class ReportFiles:
 
     @property
     def passed(self) -> bool:
+        """No gate failed: true without gates too (no verdict is no failure to exit 3 on)."""
         gates = self.evaluation.report.get("gates")
-        return bool(gates is None or gates["passed"])
+        return gates is None or gates["passed"] is not False
 
 
 def evaluate_source(
@@ -172,8 +173,10 @@ def log_to_mlflow(
             for key, diff in entry["metrics"].items():
                 metrics[f"{system}.vs_independent.{key}"] = diff["difference"]
         tracker.log_metrics(metrics, step=0)
-        if report.get("gates") is not None:
-            tracker.set_tags(
-                {"gates_passed": str(report["gates"]["passed"]), "lead_system": report["lead"]}
-            )
+        gates = report.get("gates")
+        if gates is not None:
+            tags = {"lead_system": report["lead"]}
+            if gates["passed"] is not None:  # no gates: no verdict to tag
+                tags["gates_passed"] = str(gates["passed"])
+            tracker.set_tags(tags)
         tracker.log_artifact(files.directory, "report")

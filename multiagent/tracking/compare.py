@@ -27,6 +27,7 @@ from multiagent.tracking.client import reachable
 from multiagent.tracking.stores import resolve_tracking_uri
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
@@ -278,10 +279,18 @@ def write_comparison(comparison: Comparison, out: Path | None = None) -> tuple[P
 
 
 def plot_comparison(comparison: Comparison, path: Path) -> Path:
+    """``compare.png``: `comparison_figure` saved without a timestamp."""
+    figure = comparison_figure(comparison)
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    return path
+
+
+def comparison_figure(comparison: Comparison) -> Figure:
     """One panel per key metric: each run's history over steps, or bars when every run has a
     single point (a curve of one point is invisible)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     keys = list(comparison.histories) or list(comparison.metrics)
     columns = min(3, max(1, len(keys)))
@@ -315,9 +324,10 @@ def plot_comparison(comparison: Comparison, path: Path) -> Path:
                         label=labels[i],
                     )
             axis.set_xlabel("step")
+            # steps are iterations: a tick at 2.5 names no iteration (issue 23)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.legend(fontsize=7)
         axis.set_title(key)
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=100, metadata={"Software": None})
-    return path
+    return figure

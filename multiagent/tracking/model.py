@@ -11,7 +11,11 @@ through an episode with the env's action masks is `multiagent.rllib.policy.Greed
 (the same ``policy.pt`` sits in the model's ``artifacts/`` folder).
 
 The class is pickled by value (cloudpickle), so loading the model needs mlflow, torch and
-numpy but not this package.
+numpy but not this package (tested with ``multiagent`` unimportable). So ``requirements.txt``
+does not list it: `mlflow models serve` and ``env_manager="virtualenv"`` pip-install every line,
+and ``multiagent==X`` resolves on no package index, nor does the editable checkout's path
+elsewhere. Which multiagent wrote the model is recorded instead, in the ``MLmodel`` file's
+``metadata`` (`provenance`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 import torch
 from mlflow.pyfunc import PythonModel
 
+from multiagent import __version__
 from multiagent.errors import ConfigError
 
 
@@ -79,8 +84,15 @@ def policy_meta(policy_pt: Path, net: torch.jit.ScriptModule) -> dict[str, Any]:
 
 
 def requirements() -> list[str]:
-    """Pinned, explicit: MLflow's requirement inference would import and trace the model."""
+    """Pinned, explicit: MLflow's requirement inference would import and trace the model.
+    multiagent is not among them: the model loads without it (module docstring)."""
     return [f"{name}=={metadata.version(name)}" for name in ("torch", "numpy", "cloudpickle")]
+
+
+def provenance() -> dict[str, str]:
+    """The ``MLmodel`` metadata naming the multiagent that wrote the model: a record for the
+    reader (which version exported it), not a requirement (see the module docstring)."""
+    return {"multiagent_version": __version__}
 
 
 def save_policy_model(policy_pt: Path, folder: Path) -> Path:
@@ -123,6 +135,7 @@ def save_policy_model(policy_pt: Path, folder: Path) -> Path:
             signature=signature,
             input_example=example,
             pip_requirements=requirements(),
+            metadata=provenance(),
         )
     finally:
         cloudpickle.unregister_pickle_by_value(module)

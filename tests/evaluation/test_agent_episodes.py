@@ -129,7 +129,11 @@ def test_a_report_without_gates_says_so(tmp_path: Path) -> None:
     prepared = prepare(config, use_cache=False)
     evaluation = evaluate_agent(RandomAgent(0, name="portfolio"), config, prepared)
     files = write_agent_report(evaluation, tmp_path / "r", config, tracking_uri="none", plots=False)
-    assert "No gates configured" in files.markdown.read_text()
+    text = files.markdown.read_text()
+    assert "No gates configured" in text
+    # no gate checked: no verdict, neither PASS nor a failure (issue 23)
+    assert "no gates, no verdict" in text and "PASS" not in text
+    assert evaluation.report["gates"]["passed"] is None and files.passed
 
 
 def test_a_regimes_window_is_one_episode_however_many_assets_lead_a_view(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from multiagent.envs.schemes import make_slot_scheme
 from multiagent.errors import ConfigError
 from multiagent.evaluation.backtest import Backtester, PolicyRun, make_books, universe
 from multiagent.evaluation.evaluate import Evaluator
+from multiagent.evaluation.gates import NO_GATES
 from multiagent.evaluation.policies import (
     BacktestPolicy,
     BuyAndHoldPolicy,
@@ -1053,6 +1054,28 @@ def test_cli_gate_failure_exits_3(exported: tuple[Path, Path], tmp_path: Path) -
     assert result.exit_code == 0, result.output
 
 
+def test_cli_empty_gate_list_gives_no_verdict(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 23: no gates checked nothing, so no PASS; and nothing failed, so exit 0."""
+    pt, cfg = exported
+    gates = tmp_path / "no-gates.yaml"
+    gates.write_text("go: []\nregression: []\n")
+    out = tmp_path / "ungated"
+    args = ["--checkpoint", str(pt), "--config", str(cfg), "--out", str(out), *FAST]
+    result = invoke(*args, "--gates", str(gates), "--no-statistics")
+    assert result.exit_code == 0, result.output
+    assert "PASS" not in result.output and "FAIL" not in result.output
+    assert f"gates of independent (lead: decides the exit code): {NO_GATES}" in " ".join(
+        result.output.split()
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["gates"]["passed"] is None
+    assert report["system_gates"]["independent"]["passed"] is None
+    markdown = (out / "report.md").read_text()
+    assert "## Verdict: the independent system: no gates, no verdict" in markdown
+    assert "## Gates of independent: **NO GATES**" in markdown and NO_GATES in markdown
+    assert "PASS" not in markdown and "FAIL" not in markdown
+
+
 def test_cli_missing_checkpoint_is_one_line(exported: tuple[Path, Path], tmp_path: Path) -> None:
     _, cfg = exported
     missing = tmp_path / "nowhere" / "policy.pt"
@@ -1236,6 +1259,23 @@ def test_report_over_seeds_writes_confidence_intervals(
     assert result.exit_code == 1
     assert "no trained system to evaluate" in result.output
     assert "Traceback" not in result.output
+
+
+def test_report_refuses_a_run_given_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 23: the same seed twice reads as two agreeing seeds (zero-width intervals)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("x", "y"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "config.yaml").write_text("seed: 0\n")
+    spellings = ["runs/x", "runs/y", "./runs/x/", str(tmp_path / "runs" / "x")]
+    result = CliRunner().invoke(app, ["report", *spellings])
+    assert result.exit_code == 1
+    line = " ".join(result.output.split())  # one line, however the terminal wraps it
+    resolved = (tmp_path / "runs" / "x").resolve()
+    assert f"{resolved} is given 3 times (as runs/x, {tmp_path / 'runs' / 'x'})" in line
+    assert "give each run once" in line and "runs/y" not in line
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs" / "x" / "report").exists()  # refused before any work
 
 
 def test_report_is_logged_to_mlflow(

@@ -14,7 +14,7 @@ import pytest
 
 from multiagent.config.evaluation import Gate, GateSet
 from multiagent.errors import ConfigError
-from multiagent.evaluation.gates import check_gates, load_gates
+from multiagent.evaluation.gates import check_gates, load_gates, verdict
 from multiagent.evaluation.metrics import (
     annual_return,
     annual_volatility,
@@ -29,7 +29,12 @@ from multiagent.evaluation.metrics import (
     total_return,
     trade_stats,
 )
-from multiagent.evaluation.report import aggregate_seeds, confidence_interval, dumps
+from multiagent.evaluation.report import (
+    aggregate_seeds,
+    confidence_interval,
+    dumps,
+    render_multiseed,
+)
 
 # --- return metrics by hand ---------------------------------------------------------------------
 
@@ -284,7 +289,13 @@ def test_aggregate_seeds() -> None:
     assert row["win_rate"] == confidence_interval([0.5])  # undefined values are skipped
     assert row["profit_factor"] is None  # never defined
     assert row["turnover"] is None  # never reported
-    assert summary["gates_passed"] == [True, False, False]
+    # a run without gates has no verdict: neither a pass nor a failure
+    assert summary["gates_passed"] == [True, False, None]
+    assert "Gates passed in 1 of 2 runs (1 without gates: no verdict)." in render_multiseed(summary)
+    ungated = aggregate_seeds([reports[2], reports[2]], ["c", "d"])
+    assert ungated["gates_passed"] == [None, None]
+    assert "No gates configured" in render_multiseed(ungated)
+    assert "Gates passed" not in render_multiseed(ungated)
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -472,6 +483,19 @@ def test_rank_fraction_and_overall_verdict() -> None:
     crowded = [ranking[0], {"rank": 2, "policy": "joint"}, *ranking[1:]]
     result = check_gates(gates, "ppo", policies, crowded)
     assert result["regression"][0]["value"] == pytest.approx(3 / 4)
+
+
+def test_no_gates_is_no_verdict() -> None:
+    """An empty gate list checks nothing: no PASS (issue 23), and no failure either."""
+    result = check_gates(_gates(), "ppo", _policies({"sharpe": 1.0}), RANKING)
+    assert result["passed"] is None and result["go"] == [] and result["regression"] == []
+    assert verdict(result) == "NO GATES"
+    one = check_gates(
+        _gates({"metric": "sharpe", "op": ">", "value": 2.0}), "ppo", _policies({"sharpe": 1.0}),
+        RANKING,
+    )  # fmt: skip
+    assert verdict(one) == "FAIL"
+    assert verdict({**one, "passed": True}) == "PASS"
 
 
 # --- gates file ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from multiagent.tracking import Tracker
 from multiagent.tracking.compare import (
     MAX_RUNS,
     compare_runs,
+    comparison_figure,
     comparison_table,
     plot_comparison,
     write_comparison,
@@ -123,6 +124,20 @@ def test_single_point_metrics_plot_as_bars(store: str, tmp_path: Path) -> None:
     assert comparison.histories["val_sharpe"] == [[(0, 2.0)], [(0, 1.0)]]
     path = plot_comparison(comparison, tmp_path / "bars.png")
     assert path.read_bytes().startswith(PNG)
+
+
+def test_history_panels_tick_whole_steps(store: str, two_runs: tuple[str, str]) -> None:
+    """Steps are iterations: no tick at 2.5 (issue 23)."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = comparison_figure(compare_runs(store, list(two_runs)))
+    curves = [axis for axis in figure.axes if axis.get_xlabel() == "step"]
+    assert curves
+    for axis in curves:
+        locator = axis.xaxis.get_major_locator()
+        assert isinstance(locator, MaxNLocator)
+        # over 3 steps an untold locator ticks every 0.25
+        assert all(float(t).is_integer() for t in locator.tick_values(0, 2))
 
 
 def test_overfitting_statistics_only_when_logged(
