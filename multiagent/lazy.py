@@ -3,7 +3,8 @@ package (a settings schema) does not import its heavy siblings (torch, scipy, th
 
 The command line is the reason: `multiagent --help` and the data commands must not pay for torch
 and scipy. A package lists its exports as ``{name: submodule}``; type checkers read the same
-names from an ``if TYPE_CHECKING:`` import block.
+names from an ``if TYPE_CHECKING:`` import block. A submodule is relative to the package, or a
+full ``multiagent.`` module name for a re-export from elsewhere.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], objec
         submodule = exports.get(name)
         if submodule is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{submodule}"), name)
+        module = submodule if submodule.startswith("multiagent.") else f"{package}.{submodule}"
+        value = getattr(importlib.import_module(module), name)
         setattr(sys.modules[package], name, value)  # later reads skip this function
         return value
 

@@ -139,3 +139,16 @@ def test_an_agent_payload_validates() -> None:
 
     for system in ("portfolio", "regimes", "sessions"):
         assert RunConfig.model_validate(agent_payload(system, Path("/tmp"))).system == system
+
+
+@pytest.mark.parametrize("name", ["default", "quick", "portfolio", "regimes", "sessions"])
+def test_every_shipped_preset_loads_its_data(name: str) -> None:
+    """A preset naming a symbol its bundled file lacks fails only when run (the portfolio
+    preset once listed AMZN and INTC, which `sp500` does not hold)."""
+    from multiagent.config import load_preset
+    from multiagent.runs.prepare import load_data
+
+    config = load_preset(name)
+    panel = load_data(config.data)
+    wanted = config.data.symbols
+    assert panel.n_symbols >= (len(wanted) if wanted else 1)

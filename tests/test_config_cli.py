@@ -156,6 +156,11 @@ def test_cli_run_quick_preset_and_bad_config(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--preset", "quick", "--no-train"])
     assert result.exit_code == 0, result.output
     assert "train:" in result.output and "fingerprint" in result.output
+    # A smoke preset says what it can and cannot show, and what to run for a real result.
+    shown = " ".join(result.output.split())
+    assert "The quick preset is a smoke test" in shown and "learn_check_symbols.py" in shown
+    # Tables are not cut at 80 columns when the output is not a terminal.
+    assert "…" not in result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("sed: 1\n")
     result = runner.invoke(app, ["run", "--config", str(bad)])

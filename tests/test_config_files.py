@@ -42,16 +42,17 @@ def test_section_keys_override_one_by_one_over_a_named_preset(tmp_path: Path) ->
 def test_extends_a_file_relative_to_this_one_and_its_data_paths_stay_its_own(
     tmp_path: Path,
 ) -> None:
-    data = _write(tmp_path / "shared" / "prices.csv", "timestamp,close\n")
+    data = _write(tmp_path / "common" / "prices.csv", "timestamp,close\n")
     _write(
-        tmp_path / "shared" / "base.yaml",
+        tmp_path / "common" / "base.yaml",
         "extends: quick\ndata:\n  paths: [prices.csv]\nseed: 5\n",
     )
-    path = _write(tmp_path / "runs" / "run.yaml", "extends: ../shared/base.yaml\nseed: 6\n")
+    path = _write(tmp_path / "runs" / "run.yaml", "extends: ../common/base.yaml\nseed: 6\n")
     config = load_config(path)
     assert config.seed == 6
     assert config.data.paths == (str(data.resolve()),)
-    assert config.data.bundled is None  # the file's source replaced the preset's
+    assert config.data.bundled is None  # the file's source replaced the preset's data:
+    assert config.data.symbols is None and config.data.start is None  # quick's 5 stocks, 2015
     assert config.symbols == load_preset("quick").symbols
 
 

@@ -2,41 +2,54 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from multiagent.cli.common import console, errors, fail, run_config_from
+from multiagent import logs
+from multiagent.cli.common import console, errors, fail, options_error, run_config_from
 from multiagent.cli.compare import compare
+from multiagent.cli.configs import config_app
 from multiagent.cli.evaluate import evaluate, report
-from multiagent.cli.main_job import panel_table, print_notes
 from multiagent.cli.train import pretrain, train_app
 from multiagent.cli.tune import tune_command
-from multiagent.config import RunConfig, validate_mapping, with_curriculum_file
-from multiagent.data.bundled import BUNDLED, load_bundled
-from multiagent.data.errors import DataFixWarning
-from multiagent.data.loaders import Layout, load_panel
-from multiagent.data.panel import MarketPanel
-from multiagent.data.synthetic import (
-    SessionConfig,
-    SyntheticMarketConfig,
-    generate_market,
-    generate_sessions,
-)
-from multiagent.data.validation_options import ValidationOptions
 from multiagent.errors import ConfigError, MultiagentError
+
+if TYPE_CHECKING:
+    from multiagent.config import RunConfig
+    from multiagent.data.panel import MarketPanel
+    from multiagent.data.validation_options import ValidationOptions
+
+# The commands import what they use when they run: `multiagent --help` and the data commands
+# must not pay for torch, scipy or the simulator (docs/benchmarks.md, "CLI start-up").
 
 app = typer.Typer(help="Hierarchical multi-agent RL trading on Ray.", no_args_is_help=True)
 data_app = typer.Typer(
     help="Load, validate, inspect and synthesize market data.", no_args_is_help=True
 )
+
+
+@app.callback()
+def _everywhere(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Also print Ray, RLlib and MLflow output (a run keeps it in RUN/logs/run.log).",
+        ),
+    ] = False,
+) -> None:
+    """Hierarchical multi-agent RL trading on Ray."""
+    logs.configure(verbose)
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+app.add_typer(config_app, name="config")
 app.command("pretrain")(pretrain)
 app.command("evaluate")(evaluate)
 app.command("report")(report)
@@ -52,8 +65,12 @@ def _options(
     sort: bool,
     drop_duplicates: bool,
     timestamp_format: str | None,
+    repair: bool = False,
 ) -> ValidationOptions:
+    from multiagent.data.validation_options import ValidationOptions
+
     fields: dict[str, object] = {
+        "repair": repair,
         "allow_irregular": allow_irregular,
         "sort": sort,
         "drop_duplicates": drop_duplicates,
@@ -89,6 +106,13 @@ DedupeOpt = Annotated[
     bool, typer.Option(help="Auto-fix: keep the last of duplicated timestamps (reported).")
 ]
 FormatOpt = Annotated[str | None, typer.Option(help="strftime format of non-ISO timestamps.")]
+RepairOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Repair exchange artifacts into missing bars, each reported: zero prices, open/close "
+        "outside [low, high], high < low; duplicated times keep one identical row, else go missing."
+    ),
+]
 
 
 def _load(
@@ -98,13 +122,25 @@ def _load(
     frequency: str | None,
     options: ValidationOptions,
 ) -> MarketPanel:
+    from multiagent.cli.data_progress import read_progress
+    from multiagent.data.bundled import load_bundled
+    from multiagent.data.loaders import Layout, load_panel
+
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     if len(paths) == 1 and paths[0].startswith("bundled:"):
         return load_bundled(paths[0].split(":", 1)[1], symbols=wanted, options=options)
     if layout not in ("auto", "per_symbol", "long", "wide"):
         raise MultiagentError(f"--layout must be auto, per_symbol, long or wide, not {layout!r}")
     chosen: Layout = layout  # type: ignore[assignment]
-    return load_panel(paths, layout=chosen, symbols=wanted, frequency=frequency, options=options)
+    with read_progress() as progress:
+        return load_panel(
+            paths,
+            layout=chosen,
+            symbols=wanted,
+            frequency=frequency,
+            options=options,
+            progress=progress,
+        )
 
 
 @data_app.command("validate")
@@ -120,11 +156,22 @@ def validate(
     sort: SortOpt = False,
     drop_duplicates: DedupeOpt = False,
     timestamp_format: FormatOpt = None,
+    repair: RepairOpt = False,
 ) -> None:
     """Validate market data; exit 1 listing every problem (file, symbol, rows, column, fix)."""
+    from multiagent.cli.main_job import print_notes
+    from multiagent.data.errors import DataFixWarning
+
     try:
         options = _options(
-            max_gap, max_jump, max_stale, allow_irregular, sort, drop_duplicates, timestamp_format
+            max_gap,
+            max_jump,
+            max_stale,
+            allow_irregular,
+            sort,
+            drop_duplicates,
+            timestamp_format,
+            repair,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataFixWarning)  # fixes are printed as notes below
@@ -146,10 +193,14 @@ def info(
     layout: LayoutOpt = "auto",
     symbols: SymbolsOpt = None,
     frequency: FreqOpt = None,
+    repair: RepairOpt = False,
 ) -> None:
     """Summarize a dataset per symbol (it is validated first)."""
+    from multiagent.cli.main_job import panel_table, print_notes
+    from multiagent.data.validation_options import ValidationOptions
+
     try:
-        panel = _load(paths, layout, symbols, frequency, ValidationOptions())
+        panel = _load(paths, layout, symbols, frequency, ValidationOptions(repair=repair))
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
@@ -165,6 +216,8 @@ def info(
 @data_app.command("bundled")
 def bundled() -> None:
     """List the datasets shipped with the package (use them as bundled:NAME)."""
+    from multiagent.data.bundled import BUNDLED
+
     table = Table(title="bundled datasets")
     table.add_column("name")
     table.add_column("description")
@@ -196,6 +249,15 @@ def synth(
     overwrite: Annotated[bool, typer.Option(help="Replace files already in OUT.")] = False,
 ) -> None:
     """Write a seeded synthetic market (with its planted signal) or session episodes."""
+    from pydantic import ValidationError
+
+    from multiagent.data.synthetic import (
+        SessionConfig,
+        SyntheticMarketConfig,
+        generate_market,
+        generate_sessions,
+    )
+
     try:
         if file_format not in ("csv", "parquet"):
             raise MultiagentError(f"--format must be csv or parquet, not {file_format!r}")
@@ -241,6 +303,9 @@ def synth(
                 part.to_csv(target, index=False)
             else:
                 part.to_parquet(target, index=False)
+    except ValidationError as error:
+        fail(options_error(error, "data synth", {"n_sessions": "n_symbols"}))
+        return
     except (MultiagentError, ValueError) as error:
         fail(error)
         return
@@ -251,7 +316,9 @@ def synth(
 def run(
     config: Annotated[Path | None, typer.Option(help="Run config YAML.")] = None,
     preset: Annotated[str, typer.Option(help="Embedded preset when no --config.")] = "default",
-    no_cache: Annotated[bool, typer.Option(help="Recompute features, ignore the cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Recompute features, ignore the cache.")
+    ] = False,
     train: Annotated[
         bool,
         typer.Option(help="Run the training pipeline (pretrain, symbols, master, joint)."),
@@ -290,6 +357,7 @@ def run(
     the shared encoder, PPO symbol policy, MAPPO master, joint fine-tuning; single-agent
     presets: pretrain, then PPO on the agent) and the test-split reports."""
     from multiagent.cli.main_job import ConsoleView
+    from multiagent.config import with_curriculum_file
     from multiagent.training.main_job import run_main_job
 
     try:
@@ -306,8 +374,22 @@ def run(
             console=console,
             view=ConsoleView(),
         )
+        if config is None and preset in SMOKE_PRESETS:
+            console.print(SMOKE_NOTE, highlight=False)
     except (MultiagentError, ValueError) as error:
         fail(error)
+
+
+SMOKE_PRESETS = ("quick",)
+SMOKE_NOTE = (
+    "[bold]What this run shows.[/] The quick preset is a smoke test: 5 stocks and a few PPO "
+    "iterations per phase. It proves the pipeline runs end to end, not that anything learns: "
+    "trained systems ranking near the bottom, gates that FAIL and an encoder without skill are "
+    "expected at this size.\nFor a result that means something: `multiagent run` (the default "
+    "preset, 20 stocks), or the learning checks on markets with a known best policy: "
+    "`python scripts/learn_check_symbols.py --as-test` and "
+    "`python scripts/learn_check_hierarchy.py --as-test`."
+)
 
 
 def with_agent_options(
@@ -315,6 +397,8 @@ def with_agent_options(
 ) -> RunConfig:
     """``--policy`` / ``--episodes`` / ``--seq-len`` applied to a single-agent system's config
     (validated like the file)."""
+    from multiagent.config import RunConfig, validate_mapping
+
     if policy is None and episodes is None and seq_len is None:
         return config
     if config.system == "hierarchy":
@@ -338,7 +422,7 @@ def with_agent_options(
 
 def main(argv: list[str] | None = None) -> None:
     """The `multiagent` command (``argv`` instead of ``sys.argv[1:]`` for the job entrypoints)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.install()
     try:
         app(args=argv)
     except MultiagentError as error:  # anything a user caused and a command did not catch

@@ -4,16 +4,17 @@ training phases. Ray is imported inside the commands only, so `multiagent data .
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from multiagent.cli.common import console, fail, run_config_from
-from multiagent.cli.main_job import print_pipeline
-from multiagent.config import with_curriculum_file
-from multiagent.config.phases import PHASES
 from multiagent.errors import ConfigError, MultiagentError
+
+if TYPE_CHECKING:
+    from multiagent.config import RunConfig
+    from multiagent.runs.prepare import PreparedData
 
 train_app = typer.Typer(help="Train agents on Ray (RLlib PPO).", no_args_is_help=True)
 
@@ -97,8 +98,18 @@ def train_symbols_command(
         Path | None, typer.Option(help="Pretrained encoder (default: RUN/encoder/encoder.pt).")
     ] = None,
     iterations: Annotated[int | None, typer.Option(min=1, help="PPO iterations.")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(min=1)] = None,
-    eval_every: Annotated[int | None, typer.Option(min=1)] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(min=1, help="Save a checkpoint every K iterations (symbols.checkpoint_every)"),
+    ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Score the policy on the validation split every K iterations, besides every "
+            "checkpoint (symbols.eval_every).",
+        ),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Checkpoint folder (RUN/symbols/checkpoints/iter_N).")
     ] = None,
@@ -107,6 +118,7 @@ def train_symbols_command(
     ] = None,
 ) -> None:
     """Train the shared symbol policy with RLlib PPO on the training split."""
+    from multiagent.config import with_curriculum_file
     from multiagent.rllib.symbols import train_symbols
     from multiagent.runs.folders import new_run_dir
 
@@ -133,6 +145,36 @@ def train_symbols_command(
         fail(error)
         return
     _print_training(result)
+
+
+def _checked_new_run(
+    run_config: RunConfig, run_dir: Path | None, *, to_phase: str | None, overwrite: bool
+) -> PreparedData:
+    """A new run's checks, before its folder is made: the folder asked for is free, the phases
+    exist, the data loads and the envs fit it (`training.preflight`). A mistake costs neither
+    Ray's start nor a pretraining, and ``--overwrite`` deletes nothing for a run that fails."""
+    from multiagent.runs.folders import check_run_dir_free
+    from multiagent.training.pipeline import phase_range
+    from multiagent.training.preflight import check_run
+
+    if run_dir is not None:
+        check_run_dir_free(run_dir, overwrite=overwrite)
+    phases = phase_range(None, to_phase, run_config.phases)
+    with console.status("loading data, building features, checking the envs..."):
+        return check_run(run_config, phases)
+
+
+def _new_run_folder(
+    run_config: RunConfig, name: str, run_dir: Path | None, *, overwrite: bool
+) -> tuple[Path, bool]:
+    """The new run's folder, and whether this call created it (only such a folder is removed
+    when the run fails to start; a user's own folder never is)."""
+    from multiagent.runs.folders import claim_run_dir, new_run_dir
+
+    if run_dir is None:
+        return new_run_dir(run_config.runs_dir, name), True
+    existed = run_dir.exists()
+    return claim_run_dir(run_dir, overwrite=overwrite), not existed
 
 
 @train_app.command("pipeline")
@@ -174,9 +216,12 @@ def train_pipeline_command(
 ) -> None:
     """Pretrain the encoder, train the symbol policy (PPO), the master (MAPPO, symbol actors
     frozen), then fine-tune both; each phase checkpointed and resumable."""
-    from multiagent.runs.folders import claim_run_dir, new_run_dir
-    from multiagent.training.pipeline import run_pipeline
+    from multiagent.cli.main_job import print_pipeline
+    from multiagent.config import with_curriculum_file
+    from multiagent.config.phases import PHASES
+    from multiagent.training.pipeline import discard_unstarted, run_pipeline
 
+    prepared, created = None, False
     try:
         for name in (from_phase, to_phase):  # a bad name fails before any folder is made
             if name is not None and name not in (*PHASES, "agent"):
@@ -200,19 +245,24 @@ def train_pipeline_command(
                 run_config = with_curriculum_file(run_config, curriculum)
             if runs_dir is not None:
                 run_config = run_config.model_copy(update={"runs_dir": str(runs_dir)})
-            if run_dir is not None:
-                claim_run_dir(run_dir, overwrite=overwrite)
-            folder = run_dir or new_run_dir(run_config.runs_dir, name)
+            prepared = _checked_new_run(run_config, run_dir, to_phase=to_phase, overwrite=overwrite)
+            folder, created = _new_run_folder(run_config, name, run_dir, overwrite=overwrite)
         console.print(f"run folder: {folder}", highlight=False)
-        result = run_pipeline(
-            run_config,
-            folder,
-            from_phase=from_phase,
-            to_phase=to_phase,
-            resume=resume is not None,
-            console=console,
-            tracking_uri=tracking_uri,
-        )
+        try:
+            result = run_pipeline(
+                run_config,
+                folder,
+                from_phase=from_phase,
+                to_phase=to_phase,
+                resume=resume is not None,
+                prepared=prepared,
+                console=console,
+                tracking_uri=tracking_uri,
+            )
+        except BaseException:
+            if created:  # a start that failed leaves no folder to --overwrite next time
+                discard_unstarted(folder)
+            raise
     except (MultiagentError, ValueError) as error:
         fail(error)
         return

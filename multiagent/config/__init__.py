@@ -4,9 +4,30 @@
 the dotted key and what was expected.
 """
 
-from multiagent.config.loading import PRESETS, load_config, load_preset, with_curriculum_file
-from multiagent.config.run import DataConfig, EpisodeConfig, RunConfig, SelectionRecord
-from multiagent.schema import load_yaml, validate_mapping
+from typing import TYPE_CHECKING
+
+from multiagent.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from multiagent.config.loading import PRESETS, load_config, load_preset, with_curriculum_file
+    from multiagent.config.run import DataConfig, EpisodeConfig, RunConfig, SelectionRecord
+    from multiagent.schema import load_yaml, validate_mapping
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "PRESETS": "loading",
+        "load_config": "loading",
+        "load_preset": "loading",
+        "with_curriculum_file": "loading",
+        "DataConfig": "run",
+        "EpisodeConfig": "run",
+        "RunConfig": "run",
+        "SelectionRecord": "run",
+        "load_yaml": "multiagent.schema",
+        "validate_mapping": "multiagent.schema",
+    },
+)
 
 __all__ = [
     "PRESETS",

@@ -6,7 +6,8 @@ run, ...), so a file holding only ``seed: 1`` is a complete, runnable config. ``
 another base: a preset (``extends: quick``), another file relative to this one (``extends:
 ./base.yaml``, itself free to extend), or ``none`` for the models' bare defaults. Section keys
 override one by one; naming a data source (``bundled``, ``paths``, ``synthetic``, ``sessions``)
-replaces the base's source instead of adding a second one.
+replaces the base's data section (its source, symbols and dates; its validation options stay)
+instead of adding a second source.
 
 `config_layers` returns the chain from the bare defaults to the file, which `config show`
 prints as the provenance of every value.
@@ -25,7 +26,10 @@ from multiagent.schema import Model, load_yaml, load_yaml_text, merged, validate
 
 PRESETS = ("default", "quick", "cluster", "portfolio", "regimes", "sessions")
 SOURCES = ("bundled", "paths", "synthetic", "sessions")
-"""Keys of `data` that name the market's source: one wins, the base's others are dropped."""
+"""Keys of `data` that name the market's source."""
+KEPT_WITH_NEW_SOURCE = ("validation",)
+"""What of the base's `data` survives a layer naming another source: the symbols, dates,
+layout and frequency described the base's market, not the new one."""
 BARE = "none"
 """``extends: none``: start from the models' defaults, not a preset."""
 _MISSING: Any = object()
@@ -69,7 +73,7 @@ def _without_replaced_source(base: dict[str, Any], update: dict[str, Any]) -> di
     old = base.get("data")
     if not isinstance(old, dict):
         return base
-    return {**base, "data": {k: v for k, v in old.items() if k not in SOURCES}}
+    return {**base, "data": {k: v for k, v in old.items() if k in KEPT_WITH_NEW_SOURCE}}
 
 
 def _file_layers(path: Path, seen: tuple[Path, ...]) -> list[Layer]:

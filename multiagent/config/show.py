@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from multiagent.config.loading import SOURCES, Layer, resolve
+from multiagent.config.loading import KEPT_WITH_NEW_SOURCE, SOURCES, Layer, resolve
 from multiagent.config.run import RunConfig
 from multiagent.schema import validate_mapping
 
@@ -34,7 +34,7 @@ def _effective(layers: list[Layer]) -> list[Layer]:
         replaced = any(_names_source(later) for later in layers[i + 1 :])
         data = layer.data.get("data")
         if replaced and isinstance(data, dict):
-            kept = {k: v for k, v in data.items() if k not in SOURCES}
+            kept = {k: v for k, v in data.items() if k in KEPT_WITH_NEW_SOURCE}
             layer = Layer(layer.origin, {**layer.data, "data": kept})
         out.append(layer)
     return out

@@ -18,7 +18,7 @@ and ``"curriculum_source"`` (the file, for messages); the env runners ignore bot
 callback instance builds the `Curriculum` lazily from ``env_config["run"]`` (the `RunConfig`
 dump) and the views of ``env_config["part"]`` (train).
 
-Ray 2.60 details (see ../shared/RAY_NOTES.md): tasks go out through
+Ray 2.60 details (see docs/ray_notes.md): tasks go out through
 ``env_runner_group.foreach_env_runner`` (the local runner too: it holds the envs when there are
 no remote runners, and none otherwise); each runner's envs are ``env_runner.env.envs[i].unwrapped``
 (a gymnasium vector env of `TradingAgentsEnv`). A runner that RLlib restarts comes back with the

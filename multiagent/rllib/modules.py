@@ -7,7 +7,7 @@ separate actor and critic MLPs. Masked actions get a logit of -1e9 (probability 
 the entropy stays defined); the env's int8 mask is cast to float here.
 
 `SharedEncoderMultiRLModule` gives every sub-module that has an ``encoder`` the same encoder
-object (RAY_NOTES: a separate encoder module fails under PPO's GAE; one object referenced by
+object (docs/ray_notes.md: a separate encoder module fails under PPO's GAE; one object referenced by
 both modules works), and `learner.SharedEncoderPPOLearner` steps it once per update.
 """
 

@@ -1,6 +1,6 @@
 """The Ray Tune objects of a sweep: search space, PBT or Optuna + ASHA, the Tuner itself.
 
-Traps this module handles (see ``RAY_NOTES.md``): PBT must not prune checkpoints (a donor's
+Traps this module handles (see ``docs/ray_notes.md``): PBT must not prune checkpoints (a donor's
 checkpoint would vanish under it), ``synch`` PBT makes exploits happen at the same iteration
 for the whole population, and OptunaSearch takes an Optuna storage object, not a URL.
 """
