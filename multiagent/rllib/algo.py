@@ -14,13 +14,18 @@ from multiagent.config.phases import HierarchyPhase, PPOSettings
 from multiagent.curriculum.config import Phase
 from multiagent.envs.hierarchical_env import MASTER
 from multiagent.envs.master import neutral_master_action
+from multiagent.logs import adopt
 from multiagent.rllib.callbacks import TelemetryCallbacks
 from multiagent.rllib.checkpoints import MASTER_MODULE, SYMBOL_MODULE
 from multiagent.rllib.env import ENV_NAME, VECTOR_ENV_NAME, register
 from multiagent.rllib.learner import SharedEncoderPPOLearner
 from multiagent.rllib.module_config import MasterModuleSettings, SymbolModuleSettings
 from multiagent.rllib.modules import MasterRLModule, SharedEncoderMultiRLModule, SymbolRLModule
+from multiagent.rllib.ray_session import RAY_LOGGERS
 from multiagent.rllib.resources import apply_resources
+
+# RLlib gave its logger a handler of its own when imported: its output goes where ours says.
+adopt(*RAY_LOGGERS)
 
 
 def to_symbol_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:

@@ -27,6 +27,8 @@ from multiagent.reproducibility import warn_if_unpinned
 from multiagent.rllib.internals import loopback_node
 
 LOOPBACK = "127.0.0.1"
+RAY_LOGGERS = ("ray", "ray.rllib")
+"""Loggers Ray and RLlib give handlers of their own on import (`multiagent.logs.adopt`)."""
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
@@ -36,7 +38,7 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
     warn_if_unpinned()
     if ray.is_initialized():
         return
-    adopt("ray")  # the `multiagent` program's Ray output goes to the run's log (multiagent.logs)
+    adopt(*RAY_LOGGERS)  # the `multiagent` program's Ray output goes to the run's log
     address = os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=log_to_driver, configure_logging=not quiet())
