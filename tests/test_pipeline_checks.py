@@ -304,3 +304,25 @@ def test_a_good_config_passes_every_check(tmp_path: Path) -> None:
     config = RunConfig.model_validate(payload(tmp_path))
     prepared = check_run(config, list(config.phases))
     assert prepared.train_views and prepared.validation_views
+
+
+def test_the_run_records_its_data_with_the_repairs_row_by_row(tmp_path: Path) -> None:
+    """`--repair`'s bars made missing are in the run's records (RUN/data.json, logged to MLflow
+    with the config), not only on the console."""
+    from multiagent.data.errors import DataFixWarning
+    from multiagent.data.synthetic import SyntheticMarketConfig, generate_market
+    from multiagent.training.pipeline import DATA_FILE, Pipeline
+
+    frame = generate_market(SyntheticMarketConfig(n_symbols=3, n_bars=700, seed=3)).to_frame()
+    frame = frame.drop(columns=["signal"]).reset_index(drop=True)
+    frame.loc[10, "close"] = 0.0  # an exchange's zero-price placeholder
+    frame.to_csv(tmp_path / "prices.csv", index=False)
+    data = {"paths": [str(tmp_path / "prices.csv")], "validation": {"repair": True}}
+    config = RunConfig.model_validate({**payload(tmp_path), "data": data})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.warns(DataFixWarning, match="repaired 1 rows into missing bars"):
+        Pipeline(config, run_dir)._write_data_record()
+    record = json.loads((run_dir / DATA_FILE).read_text())
+    assert record["symbols"] == ["SYN000", "SYN001", "SYN002"]
+    assert any("row 11" in note and "made a missing bar" in note for note in record["notes"])

@@ -53,6 +53,8 @@ from multiagent.runs.prepare import PreparedData, prepare
 from multiagent.tracking import Tracker, end_status, resolve_tracking_uri, run_tags
 
 PIPELINE_FILE = "pipeline.json"
+DATA_FILE = "data.json"
+"""The run's record of its market: source, fingerprint, symbols and the loading's notes."""
 EXPERIMENT = "multiagent-training"
 PHASE_DIRS = {
     "pretrain": "encoder",
@@ -144,6 +146,7 @@ class Pipeline:
         on_phase: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> PipelineResult:
         save_run_config(self.config, self.run_dir)
+        self._write_data_record()
         self._check_inputs(phases[0])
         if not resume:
             self._archive(phases)
@@ -198,6 +201,22 @@ class Pipeline:
         self.tracker.finish()
         return PipelineResult(self.run_dir, dict(self.phases), comparison)
 
+    def _write_data_record(self) -> None:
+        """``RUN/data.json``: the market the run trained on, with every note its loading made
+        (auto-fixes, ``--repair``'s bars made missing, row by row), kept beside the config and
+        logged with it."""
+        panel = self.prepared.panel
+        write_json(
+            self.run_dir / DATA_FILE,
+            {
+                "source": panel.source,
+                "fingerprint": panel.fingerprint(),
+                "symbols": list(panel.symbols),
+                "bars": panel.n_bars,
+                "notes": list(panel.notes),
+            },
+        )
+
     # tracking ------------------------------------------------------------------------
     def _start_tracking(self) -> Tracker:
         """The pipeline's MLflow run (each phase a nested run); a continued pipeline goes on
@@ -216,7 +235,7 @@ class Pipeline:
             run_dir=self.run_dir,
             tags=self._tags,
             params=self.config.model_dump(mode="json"),
-            artifacts=[self.run_dir / "config.yaml"],
+            artifacts=[self.run_dir / "config.yaml", self.run_dir / DATA_FILE],
             console=self.console,
         )
 

@@ -235,6 +235,8 @@ def test_cli_runs_the_first_phases_and_rejects_unknown_phases(symbols_run: Any) 
     assert (run_dir / phases["symbols"]["best_checkpoint"]).is_dir()
     assert (run_dir / "symbols/policy.pt").is_file()
     assert not (run_dir / "master").exists()
+    data = json.loads((run_dir / "data.json").read_text())  # the market it trained on
+    assert data["symbols"] and len(data["fingerprint"]) == 64 and "notes" in data
 
     for option in ("--from-phase", "--to-phase"):
         bad = CliRunner().invoke(
