@@ -22,8 +22,8 @@ from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
 from multiagent.runs.folders import check_run_dir_free, save_run_config
 from multiagent.runs.prepare import prepare
-from multiagent.training.pipeline import PIPELINE_FILE, discard_unstarted, read_state
 from multiagent.training.preflight import check_envs, check_run, check_slots
+from multiagent.training.run_state import PIPELINE_FILE, discard_unstarted, read_state
 
 runner = CliRunner()
 
@@ -311,7 +311,8 @@ def test_the_run_records_its_data_with_the_repairs_row_by_row(tmp_path: Path) ->
     with the config), not only on the console."""
     from multiagent.data.errors import DataFixWarning
     from multiagent.data.synthetic import SyntheticMarketConfig, generate_market
-    from multiagent.training.pipeline import DATA_FILE, Pipeline
+    from multiagent.training.pipeline import Pipeline
+    from multiagent.training.run_state import DATA_FILE
 
     frame = generate_market(SyntheticMarketConfig(n_symbols=3, n_bars=700, seed=3)).to_frame()
     frame = frame.drop(columns=["signal"]).reset_index(drop=True)
@@ -326,3 +327,21 @@ def test_the_run_records_its_data_with_the_repairs_row_by_row(tmp_path: Path) ->
     record = json.loads((run_dir / DATA_FILE).read_text())
     assert record["symbols"] == ["SYN000", "SYN001", "SYN002"]
     assert any("row 11" in note and "made a missing bar" in note for note in record["notes"])
+
+
+def test_a_run_checked_once_is_not_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI checks a new run, then the pipeline it starts checks it: the envs are built
+    once for the same config, phases and data; another config is checked anew."""
+    import multiagent.training.preflight as preflight
+
+    built: list[str] = []
+    real = preflight.check_envs
+    monkeypatch.setattr(preflight, "check_envs", lambda c, p: (built.append("envs"), real(c, p)))
+    config = RunConfig.model_validate(payload(tmp_path))
+    prepared = check_run(config, ["pretrain", "symbols"])
+    check_run(config, ["pretrain", "symbols"], prepared)
+    assert built == ["envs"]
+    check_run(config.model_copy(update={"seed": 4}), ["pretrain", "symbols"], prepared)
+    assert built == ["envs", "envs"]

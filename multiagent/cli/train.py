@@ -154,8 +154,8 @@ def _checked_new_run(
     exist, the data loads and the envs fit it (`training.preflight`). A mistake costs neither
     Ray's start nor a pretraining, and ``--overwrite`` deletes nothing for a run that fails."""
     from multiagent.runs.folders import check_run_dir_free
-    from multiagent.training.pipeline import phase_range
     from multiagent.training.preflight import check_run
+    from multiagent.training.run_state import phase_range
 
     if run_dir is not None:
         check_run_dir_free(run_dir, overwrite=overwrite)
@@ -219,7 +219,8 @@ def train_pipeline_command(
     from multiagent.cli.main_job import print_pipeline
     from multiagent.config import with_curriculum_file
     from multiagent.config.phases import PHASES
-    from multiagent.training.pipeline import discard_unstarted, run_pipeline
+    from multiagent.training.pipeline import run_pipeline
+    from multiagent.training.run_state import discard_unstarted
 
     prepared, created = None, False
     try:

@@ -62,18 +62,24 @@ def resolve(layers: list[Layer]) -> dict[str, Any]:
     """The layers merged in order, a later data source replacing an earlier one."""
     out: dict[str, Any] = {}
     for layer in layers:
-        out = merged(_without_replaced_source(out, layer.data), layer.data)
+        if names_source(layer.data):
+            out = without_data_source(out)
+        out = merged(out, layer.data)
     return out
 
 
-def _without_replaced_source(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    data = update.get("data")
-    if not isinstance(data, dict) or not any(data.get(k) is not None for k in SOURCES):
-        return base
-    old = base.get("data")
-    if not isinstance(old, dict):
-        return base
-    return {**base, "data": {k: v for k, v in old.items() if k in KEPT_WITH_NEW_SOURCE}}
+def names_source(data: dict[str, Any]) -> bool:
+    """Whether a layer's keys name a market source (which replaces the base's data)."""
+    section = data.get("data")
+    return isinstance(section, dict) and any(section.get(k) is not None for k in SOURCES)
+
+
+def without_data_source(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` less what a later layer's data source replaces (`KEPT_WITH_NEW_SOURCE` stays)."""
+    section = data.get("data")
+    if not isinstance(section, dict):
+        return data
+    return {**data, "data": {k: v for k, v in section.items() if k in KEPT_WITH_NEW_SOURCE}}
 
 
 def _file_layers(path: Path, seen: tuple[Path, ...]) -> list[Layer]:

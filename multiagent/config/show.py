@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from multiagent.config.loading import KEPT_WITH_NEW_SOURCE, SOURCES, Layer, resolve
+from multiagent.config.loading import Layer, names_source, resolve, without_data_source
 from multiagent.config.run import RunConfig
 from multiagent.schema import validate_mapping
 
@@ -29,20 +29,12 @@ def show_config(layers: list[Layer]) -> str:
 
 def _effective(layers: list[Layer]) -> list[Layer]:
     """``layers`` without the data sources a later layer replaced (they set nothing)."""
-    out = []
-    for i, layer in enumerate(layers):
-        replaced = any(_names_source(later) for later in layers[i + 1 :])
-        data = layer.data.get("data")
-        if replaced and isinstance(data, dict):
-            kept = {k: v for k, v in data.items() if k in KEPT_WITH_NEW_SOURCE}
-            layer = Layer(layer.origin, {**layer.data, "data": kept})
-        out.append(layer)
-    return out
-
-
-def _names_source(layer: Layer) -> bool:
-    data = layer.data.get("data")
-    return isinstance(data, dict) and any(data.get(k) is not None for k in SOURCES)
+    return [
+        Layer(layer.origin, without_data_source(layer.data))
+        if any(names_source(later.data) for later in layers[i + 1 :])
+        else layer
+        for i, layer in enumerate(layers)
+    ]
 
 
 def origin_of(path: tuple[str, ...], layers: list[Layer]) -> str:

@@ -18,9 +18,10 @@ from multiagent.config import RunConfig
 from multiagent.runs.folders import new_run_dir
 from multiagent.runs.prepare import PreparedData, prepare
 from multiagent.tracking import OFF, resolve_tracking_uri
-from multiagent.training.pipeline import PipelineResult, discard_unstarted, run_pipeline
+from multiagent.training.pipeline import PipelineResult, run_pipeline
 from multiagent.training.preflight import check_run
 from multiagent.training.rollout import RolloutReport, random_rollout
+from multiagent.training.run_state import discard_unstarted
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -18,6 +18,7 @@ errors name the file, symbol and rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from weakref import WeakKeyDictionary
 
 from multiagent.config import RunConfig
 from multiagent.data.episodes import EpisodeView
@@ -31,15 +32,26 @@ def check_run(
     config: RunConfig, phases: Sequence[str], prepared: PreparedData | None = None
 ) -> PreparedData:
     """The run's data, prepared (loaded, validated, featurized, split), once every check above
-    passed; ``prepared`` when the caller has it already."""
+    passed; ``prepared`` when the caller has it already. The same config and phases on the
+    same data are checked once: the CLI checks a new run before making its folder, and the
+    pipeline it then starts would otherwise build the pretraining windows and envs again."""
     prepared = prepared if prepared is not None else prepare(config)
+    key = (config.model_dump_json(), tuple(phases))
+    passed = _PASSED.setdefault(prepared, set())
+    if key in passed:
+        return prepared
     if "pretrain" in phases and config.first_policy.encoder != "scratch":
         from multiagent.training.pretrain_phase import pretrain_data
 
         pretrain_data(config, prepared)
     check_slots(config, prepared)
     check_envs(config, prepared)
+    passed.add(key)
     return prepared
+
+
+_PASSED: WeakKeyDictionary[PreparedData, set[tuple[str, tuple[str, ...]]]] = WeakKeyDictionary()
+"""The (config, phases) each prepared data has passed, forgotten with the data."""
 
 
 def check_slots(config: RunConfig, prepared: PreparedData) -> None:

@@ -19,7 +19,7 @@ from support.tiny import TINY, tiny_config
 
 from multiagent.errors import ConfigError
 from multiagent.rllib.symbols import SymbolTrainer
-from multiagent.training.pipeline import latest_checkpoint
+from multiagent.training.run_state import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,8 @@ from multiagent.envs import build_market
 from multiagent.rllib.agent_env import AgentEnv
 from multiagent.runs.prepare import prepare
 from multiagent.training import run_main_job
-from multiagent.training.pipeline import PIPELINE_FILE, run_pipeline
+from multiagent.training.pipeline import run_pipeline
+from multiagent.training.run_state import PIPELINE_FILE
 
 
 @pytest.mark.parametrize("system", SYSTEMS)

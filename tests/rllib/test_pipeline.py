@@ -24,13 +24,8 @@ from rich.console import Console
 from multiagent.config import RunConfig
 from multiagent.errors import ConfigError
 from multiagent.runs.folders import save_run_config, write_json
-from multiagent.training.pipeline import (
-    PIPELINE_FILE,
-    Pipeline,
-    latest_checkpoint,
-    phase_range,
-    run_pipeline,
-)
+from multiagent.training.pipeline import Pipeline, run_pipeline
+from multiagent.training.run_state import PIPELINE_FILE, latest_checkpoint, phase_range
 
 TINY_PPO = {"train_batch_size": 200, "minibatch_size": 50, "num_epochs": 2}
 PHASE = {"checkpoint_every": 1, "eval_every": 1, "ppo": TINY_PPO}
